@@ -1,0 +1,2 @@
+//! wk-ops: operator tool (work in progress).
+fn main() {}

@@ -1,0 +1,259 @@
+//! IM write endpoints: tokens, messages, channels and subscribers. Each turns its request into
+//! one [`Command`] and waits for it to be durably applied before answering.
+
+use super::error::{ok, ok_data, required, ApiError, Body};
+use crate::app::App;
+use crate::store::{Command, Header, Outcome, SendCmd};
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Proposes `cmd`; a rejection becomes a 400 with its message.
+async fn apply(app: &App, cmd: Command) -> Result<Outcome, ApiError> {
+    match app.core.propose(cmd).await? {
+        Outcome::Rejected { message, .. } => Err(ApiError::BadRequest(message)),
+        o => Ok(o),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TokenReq {
+    uid: String,
+    token: String,
+    #[serde(default)]
+    device_flag: u8,
+    #[serde(default)]
+    device_level: u8,
+}
+
+pub async fn user_token(State(app): State<Arc<App>>, Body(r): Body<TokenReq>) -> Result<Response, ApiError> {
+    required("uid", &r.uid)?;
+    required("token", &r.token)?;
+    if r.device_level > 1 {
+        return Err(ApiError::BadRequest("device_level must be 0 (slave) or 1 (master)".into()));
+    }
+    let cmd = Command::UpdateToken {
+        uid: r.uid,
+        device_flag: r.device_flag,
+        device_level: r.device_level,
+        token: r.token,
+    };
+    apply(&app, cmd).await?;
+    Ok(ok())
+}
+
+#[derive(Deserialize)]
+pub struct DeviceQuitReq {
+    uid: String,
+    /// -1 or absent = every device.
+    #[serde(default = "all_devices")]
+    device_flag: i16,
+}
+
+fn all_devices() -> i16 {
+    -1
+}
+
+pub async fn device_quit(State(app): State<Arc<App>>, Body(r): Body<DeviceQuitReq>) -> Result<Response, ApiError> {
+    required("uid", &r.uid)?;
+    let flag = u8::try_from(r.device_flag).ok();
+    app.core.hub.kick_user(&r.uid, flag, 12, "device quit");
+    Ok(ok())
+}
+
+pub async fn online_status(State(app): State<Arc<App>>, Body(uids): Body<Vec<String>>) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    for uid in uids {
+        for c in app.core.hub.online(&uid) {
+            out.push(serde_json::json!({
+                "uid": c.uid, "device_flag": c.device_flag, "online": 1,
+            }));
+        }
+    }
+    Ok(axum::response::IntoResponse::into_response(axum::Json(out)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct HeaderReq {
+    no_persist: u8,
+    red_dot: u8,
+    sync_once: u8,
+}
+
+#[derive(Deserialize)]
+pub struct SendReq {
+    #[serde(default)]
+    header: HeaderReq,
+    #[serde(default)]
+    setting: u8,
+    #[serde(default)]
+    client_msg_no: String,
+    #[serde(default)]
+    stream_no: String,
+    #[serde(default)]
+    from_uid: String,
+    #[serde(default)]
+    channel_id: String,
+    #[serde(default)]
+    channel_type: u8,
+    #[serde(default)]
+    expire: u32,
+    #[serde(default)]
+    subscribers: Vec<String>,
+    payload: String,
+}
+
+pub async fn message_send(State(app): State<Arc<App>>, Body(r): Body<SendReq>) -> Result<Response, ApiError> {
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(r.payload.trim())
+        .map_err(|e| ApiError::BadRequest(format!("payload is not base64: {e}")))?;
+    if payload.is_empty() {
+        return Err(ApiError::BadRequest("payload must not be empty".into()));
+    }
+    let max = app.config.conn.max_packet_size.0 as usize;
+    if payload.len() > max {
+        return Err(ApiError::BadRequest(format!("payload is larger than {max} bytes")));
+    }
+    // Without channel_id, `subscribers` lists the users to message one by one.
+    let targets: Vec<(String, u8)> = if r.channel_id.is_empty() {
+        if r.subscribers.is_empty() {
+            return Err(ApiError::BadRequest("channel_id must not be empty (or give subscribers)".into()));
+        }
+        r.subscribers.iter().map(|s| (s.clone(), crate::store::CHANNEL_PERSON)).collect()
+    } else {
+        if r.channel_type == 0 {
+            return Err(ApiError::BadRequest("channel_type must not be 0".into()));
+        }
+        vec![(r.channel_id.clone(), r.channel_type)]
+    };
+    let client_msg_no = if r.client_msg_no.is_empty() { random_msg_no() } else { r.client_msg_no.clone() };
+    let header = Header {
+        no_persist: r.header.no_persist != 0,
+        red_dot: r.header.red_dot != 0,
+        sync_once: r.header.sync_once != 0,
+    };
+    let mut last = (0, 0);
+    for (i, (channel_id, channel_type)) in targets.into_iter().enumerate() {
+        let no = if i == 0 { client_msg_no.clone() } else { format!("{client_msg_no}-{i}") };
+        let cmd = Command::Send(SendCmd {
+            from_uid: r.from_uid.clone(),
+            from_device: String::new(),
+            channel_id,
+            channel_type,
+            client_msg_no: no,
+            setting: r.setting,
+            header,
+            expire: r.expire,
+            topic: None,
+            stream_no: r.stream_no.clone(),
+            payload: payload.clone(),
+            timestamp: crate::core::now_secs(),
+            trusted: true,
+        });
+        if let Outcome::Sent { message_id, message_seq, .. } = apply(&app, cmd).await? {
+            last = (message_id, message_seq);
+        }
+    }
+    app.traffic.in_msgs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(ok_data(serde_json::json!({
+        "message_id": last.0,
+        "message_idstr": last.0.to_string(),
+        "message_seq": last.1,
+        "client_msg_no": client_msg_no,
+    })))
+}
+
+fn random_msg_no() -> String {
+    use rand::Rng;
+    let n: u128 = rand::thread_rng().gen();
+    format!("{n:032x}")
+}
+
+#[derive(Deserialize)]
+pub struct ChannelReq {
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    large: u8,
+    #[serde(default)]
+    ban: u8,
+    #[serde(default)]
+    disband: u8,
+    #[serde(default)]
+    subscribers: Vec<String>,
+    #[serde(default)]
+    reset: u8,
+}
+
+fn check_channel(id: &str, ty: u8) -> Result<(), ApiError> {
+    required("channel_id", id)?;
+    if ty == 0 {
+        return Err(ApiError::BadRequest("channel_type must not be 0".into()));
+    }
+    Ok(())
+}
+
+pub async fn channel_upsert(State(app): State<Arc<App>>, Body(r): Body<ChannelReq>) -> Result<Response, ApiError> {
+    check_channel(&r.channel_id, r.channel_type)?;
+    let cmd = Command::UpsertChannel {
+        channel_id: r.channel_id,
+        channel_type: r.channel_type,
+        large: r.large != 0,
+        ban: r.ban != 0,
+        disband: r.disband != 0,
+        subscribers: r.subscribers,
+        reset: r.reset != 0,
+    };
+    apply(&app, cmd).await?;
+    Ok(ok())
+}
+
+#[derive(Deserialize)]
+pub struct ChannelRef {
+    channel_id: String,
+    channel_type: u8,
+}
+
+pub async fn channel_delete(State(app): State<Arc<App>>, Body(r): Body<ChannelRef>) -> Result<Response, ApiError> {
+    check_channel(&r.channel_id, r.channel_type)?;
+    apply(&app, Command::DeleteChannel { channel_id: r.channel_id, channel_type: r.channel_type }).await?;
+    Ok(ok())
+}
+
+#[derive(Deserialize)]
+pub struct SubscribersReq {
+    channel_id: String,
+    channel_type: u8,
+    #[serde(default)]
+    reset: u8,
+    #[serde(default)]
+    temp_subscriber: u8,
+    subscribers: Vec<String>,
+}
+
+pub async fn subscriber_add(State(app): State<Arc<App>>, Body(r): Body<SubscribersReq>) -> Result<Response, ApiError> {
+    check_channel(&r.channel_id, r.channel_type)?;
+    let _ = r.temp_subscriber; // temporary subscribers are stored like permanent ones
+    let cmd = Command::AddSubscribers {
+        channel_id: r.channel_id,
+        channel_type: r.channel_type,
+        subscribers: r.subscribers,
+        reset: r.reset != 0,
+    };
+    apply(&app, cmd).await?;
+    Ok(ok())
+}
+
+pub async fn subscriber_remove(State(app): State<Arc<App>>, Body(r): Body<SubscribersReq>) -> Result<Response, ApiError> {
+    check_channel(&r.channel_id, r.channel_type)?;
+    let cmd = Command::RemoveSubscribers {
+        channel_id: r.channel_id,
+        channel_type: r.channel_type,
+        subscribers: r.subscribers,
+    };
+    apply(&app, cmd).await?;
+    Ok(ok())
+}

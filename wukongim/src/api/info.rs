@@ -1,0 +1,67 @@
+//! Node information endpoints: client routing (/route), liveness (/health) and counters (/varz).
+
+use crate::app::App;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// The addresses clients should dial, from `external.*` (else the external ip or 127.0.0.1 with
+/// the listen ports).
+pub fn route_addrs(app: &App) -> (String, String, String) {
+    let c = &app.config;
+    let ip = c.external.ip.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let port = |listen: String| listen.rsplit_once(':').map(|x| x.1.to_string()).unwrap_or_default();
+    let tcp = c.external.tcp_addr.clone().unwrap_or_else(|| format!("{ip}:{}", port(c.tcp_listen())));
+    let ws = c.external.ws_addr.clone().unwrap_or_else(|| format!("ws://{ip}:{}", port(c.ws_listen())));
+    let wss = c.external.wss_addr.clone().unwrap_or_default();
+    (tcp, ws, wss)
+}
+
+pub async fn route(State(app): State<Arc<App>>) -> Response {
+    let (tcp, ws, wss) = route_addrs(&app);
+    axum::Json(json!({ "tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss })).into_response()
+}
+
+pub async fn health(State(app): State<Arc<App>>) -> Response {
+    if app.shutdown.is_cancelled() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "status": "error", "message": "node is shutting down" })),
+        )
+            .into_response();
+    }
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+pub async fn varz(State(app): State<Arc<App>>) -> Response {
+    let (tcp, ws, wss) = route_addrs(&app);
+    let conns = app.core.hub.connection_counts();
+    let t = &app.traffic;
+    axum::Json(json!({
+        "server_id": app.node_id.to_string(),
+        "server_name": "wukongim-rs",
+        "version": env!("CARGO_PKG_VERSION"),
+        "connections": conns.values().sum::<usize>(),
+        "tcp_connections": conns.get("tcp").copied().unwrap_or(0),
+        "ws_connections": conns.get("ws").copied().unwrap_or(0),
+        "uptime": crate::config::format_duration(std::time::Duration::from_secs(app.started.elapsed().as_secs())),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "in_msgs": t.in_msgs.load(Relaxed),
+        "out_msgs": t.out_msgs.load(Relaxed),
+        "in_bytes": t.in_bytes.load(Relaxed),
+        "out_bytes": t.out_bytes.load(Relaxed),
+        "delivered_msgs": app.core.hub.delivered.load(Relaxed),
+        "proposals": app.core.stats.proposals.load(Relaxed),
+        "batches": app.core.stats.batches.load(Relaxed),
+        "tcp_addr": tcp,
+        "ws_addr": ws,
+        "wss_addr": wss,
+        "api_url": app.config.external.api_url,
+        "manager_addr": app.config.manager.addr,
+        "mode": app.config.mode,
+    }))
+    .into_response()
+}

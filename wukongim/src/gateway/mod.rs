@@ -1,0 +1,61 @@
+//! Client connections: TCP (:5100) and WebSocket (:5200, binary frames, any path) feed one
+//! session implementation ([`session`]); the transports only move bytes.
+
+mod session;
+mod transport;
+
+use crate::app::App;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::response::Response;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Accepts TCP clients until shutdown.
+pub async fn serve_tcp(app: Arc<App>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = app.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let (r, w) = stream.into_split();
+                    let io = transport::Tcp::new(r, w);
+                    session::run(app, io, "tcp", peer.to_string()).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accepts WebSocket clients (on any request path) until shutdown.
+pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
+    let router = axum::Router::new().fallback(ws_upgrade).with_state(app.clone());
+    let stop = app.shutdown.clone();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "websocket listener failed");
+    }
+}
+
+async fn ws_upgrade(
+    State(app): State<Arc<App>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let max = app.config.conn.max_packet_size.0 as usize + 16;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        session::run(app, transport::Ws::new(socket), "ws", peer.to_string()).await;
+    })
+}

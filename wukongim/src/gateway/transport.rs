@@ -1,0 +1,116 @@
+//! Byte transports under a session: a TCP stream, or a WebSocket whose data frames (binary or
+//! text) are concatenated into one byte stream, as the Go server does. Outbound, one packet per
+//! binary frame.
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Reading half: appends the next chunk of bytes to `buf`; Ok(false) at end of stream.
+pub trait Inbound: Send + 'static {
+    fn read_into(&mut self, buf: &mut BytesMut) -> impl std::future::Future<Output = std::io::Result<bool>> + Send;
+}
+
+/// Writing half.
+pub trait Outbound: Send + 'static {
+    fn send(&mut self, packet: Bytes) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    fn close(&mut self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// A transport that splits into the two halves.
+pub trait Transport: Send + 'static {
+    type R: Inbound;
+    type W: Outbound;
+    fn split(self) -> (Self::R, Self::W);
+}
+
+pub struct Tcp {
+    r: OwnedReadHalf,
+    w: OwnedWriteHalf,
+}
+
+impl Tcp {
+    pub fn new(r: OwnedReadHalf, w: OwnedWriteHalf) -> Self {
+        Tcp { r, w }
+    }
+}
+
+impl Transport for Tcp {
+    type R = OwnedReadHalf;
+    type W = OwnedWriteHalf;
+    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (self.r, self.w)
+    }
+}
+
+impl Inbound for OwnedReadHalf {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<bool> {
+        buf.reserve(4096);
+        Ok(self.read_buf(buf).await? > 0)
+    }
+}
+
+impl Outbound for OwnedWriteHalf {
+    async fn send(&mut self, packet: Bytes) -> std::io::Result<()> {
+        self.write_all(&packet).await
+    }
+    async fn close(&mut self) {
+        let _ = self.shutdown().await;
+    }
+}
+
+pub struct Ws(WebSocket);
+
+impl Ws {
+    pub fn new(s: WebSocket) -> Self {
+        Ws(s)
+    }
+}
+
+pub struct WsRead(futures::stream::SplitStream<WebSocket>);
+pub struct WsWrite(futures::stream::SplitSink<WebSocket, Message>);
+
+impl Transport for Ws {
+    type R = WsRead;
+    type W = WsWrite;
+    fn split(self) -> (WsRead, WsWrite) {
+        let (w, r) = self.0.split();
+        (WsRead(r), WsWrite(w))
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Inbound for WsRead {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<bool> {
+        loop {
+            match self.0.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(false),
+                Some(Ok(Message::Binary(b))) => {
+                    buf.extend_from_slice(&b);
+                    return Ok(true);
+                }
+                Some(Ok(Message::Text(t))) => {
+                    buf.extend_from_slice(t.as_bytes());
+                    return Ok(true);
+                }
+                Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
+                Some(Err(e)) => return Err(io_err(e)),
+            }
+        }
+    }
+}
+
+impl Outbound for WsWrite {
+    async fn send(&mut self, packet: Bytes) -> std::io::Result<()> {
+        self.0.send(Message::Binary(packet)).await.map_err(io_err)
+    }
+    async fn close(&mut self) {
+        let _ = self.0.send(Message::Close(None)).await;
+        let _ = self.0.close().await;
+    }
+}

@@ -1,0 +1,17 @@
+//! wukongim: a WuKongIM-compatible IM server. The binary in `main.rs` only hands over to
+//! [`cli::main`]; everything else lives here so tests can drive it.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod fsutil;
+pub mod gateway;
+pub mod lifecycle;
+pub mod logging;
+pub mod metrics;
+pub mod proto;
+pub mod server;
+pub mod store;

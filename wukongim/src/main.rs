@@ -1,0 +1,4 @@
+//! The `wukongim` server binary; everything lives in the library (`wukongim::cli`).
+fn main() -> std::process::ExitCode {
+    wukongim::cli::main()
+}

@@ -1,0 +1,137 @@
+//! Starting and stopping a node: logging, storage, write path, the four listeners (TCP, WS,
+//! HTTP API, manager), systemd notification and signal-driven graceful shutdown.
+
+use crate::app::{App, Traffic};
+use crate::cli::Args;
+use crate::config::Loaded;
+use crate::core::{BatchConfig, Core};
+use crate::store::Store;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Runs a node until SIGTERM/SIGINT (blocking).
+pub fn main(args: Args, loaded: Loaded) -> Result<()> {
+    if args.daemon {
+        return crate::daemon::spawn_background(&args, &loaded.config);
+    }
+    crate::logging::init(&loaded.config, &args.log_format)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wukongim")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let node = Node::start(loaded).await?;
+        node.wait_for_signal().await;
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Handles of a started node.
+pub struct Node {
+    pub app: Arc<App>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens storage, binds every listener and starts serving.
+    pub async fn start(loaded: Loaded) -> Result<Node> {
+        let config = loaded.config;
+        let manager_token = config.resolve_manager_token().context("reading the manager token")?;
+        let root = config.root_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&root))
+            .await?
+            .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
+        let core = Core::start(
+            store.clone(),
+            BatchConfig {
+                batch_size: config.cluster.batch_size as usize,
+                batch_timeout: config.cluster.batch_timeout.0,
+                queue_size: config.cluster.queue_size as usize,
+            },
+        );
+        let bind = |key: &'static str, addr: String| async move {
+            TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (config key `{key}`)"))
+        };
+        let tcp = bind("addr", config.tcp_listen()).await?;
+        let ws = bind("wsAddr", config.ws_listen()).await?;
+        let http = bind("httpAddr", config.http_listen()).await?;
+        let manager = if config.manager.on { Some(bind("manager.addr", config.manager.addr.clone()).await?) } else { None };
+        let app = Arc::new(App {
+            node_id: config.cluster.node_id,
+            config,
+            store,
+            core,
+            manager_token,
+            traffic: Traffic::default(),
+            started: Instant::now(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        });
+        let mut tasks = Vec::new();
+        tracing::info!(
+            node_id = app.node_id,
+            tcp = %tcp.local_addr()?, ws = %ws.local_addr()?, http = %http.local_addr()?,
+            "wukongim listening"
+        );
+        tasks.push(tokio::spawn(crate::gateway::serve_tcp(app.clone(), tcp)));
+        tasks.push(tokio::spawn(crate::gateway::serve_ws(app.clone(), ws)));
+        tasks.push(tokio::spawn(serve_http(app.clone(), http, crate::api::router(app.clone()))));
+        if let Some(m) = manager {
+            tasks.push(tokio::spawn(serve_http(app.clone(), m, crate::metrics::router(app.clone()))));
+        }
+        crate::lifecycle::notify_ready(&app);
+        tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));
+        Ok(Node { app, tasks })
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    pub async fn wait_for_signal(&self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        tokio::select! {
+            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                tracing::info!("SIGTERM received, draining");
+            }
+            _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                tracing::info!("SIGINT received, draining");
+            }
+            _ = self.app.shutdown.cancelled() => {}
+        }
+    }
+
+    /// Graceful drain: stop accepting, DISCONNECT clients, let in-flight writes finish.
+    pub async fn shutdown(self) {
+        crate::lifecycle::notify_stopping();
+        self.app.shutdown.cancel();
+        self.app.core.hub.kick_all(0, "server shutting down");
+        // Writes already queued finish: wait until the writer has caught up (bounded).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && self.app.core.log.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for t in self.tasks {
+            t.abort();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+async fn serve_http(app: Arc<App>, listener: TcpListener, router: axum::Router) {
+    let stop = app.shutdown.clone();
+    let res = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "http listener failed");
+    }
+}

@@ -1,0 +1,239 @@
+//! The state machine's write side: applies a batch of commands in one transaction. Deterministic:
+//! ids, sequence numbers and versions come only from the stored state and the commands.
+
+use super::*;
+use redb::{ReadableTable, WriteTransaction};
+
+/// What applying a batch produced: one outcome per command, plus the messages to deliver.
+pub struct Applied {
+    pub outcomes: Vec<Outcome>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Store {
+    /// Applies `cmds` in order in one durable transaction (one fsync for the whole batch).
+    pub fn apply_batch(&self, cmds: &[Command]) -> Result<Applied> {
+        let txn = self.db().begin_write()?;
+        let applied = apply_in(&txn, cmds)?;
+        txn.commit()?;
+        Ok(applied)
+    }
+}
+
+/// Applies `cmds` inside `txn` (used by the local log and by the Raft state machine).
+pub fn apply_in(txn: &WriteTransaction, cmds: &[Command]) -> Result<Applied> {
+    let mut out = Applied { outcomes: Vec::with_capacity(cmds.len()), deliveries: Vec::new() };
+    for cmd in cmds {
+        let outcome = apply_one(txn, cmd, &mut out.deliveries)?;
+        out.outcomes.push(outcome);
+    }
+    Ok(out)
+}
+
+fn rejected(reason: u8, message: impl Into<String>) -> Outcome {
+    Outcome::Rejected { reason, message: message.into() }
+}
+
+fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64> {
+    let mut meta = txn.open_table(META)?;
+    let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+fn load_channel(txn: &WriteTransaction, ty: u8, id: &str) -> Result<Option<ChannelInfo>> {
+    let t = txn.open_table(CHANNELS)?;
+    let v = t.get((ty, id))?;
+    v.map(|g| decode("channels", g.value())).transpose()
+}
+
+fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
+    txn.open_table(CHANNELS)?.insert((ty, id), encode(info).as_slice())?;
+    Ok(())
+}
+
+fn apply_one(txn: &WriteTransaction, cmd: &Command, deliveries: &mut Vec<Delivery>) -> Result<Outcome> {
+    Ok(match cmd {
+        Command::UpdateToken { uid, device_flag, device_level, token } => {
+            let rec = UserToken { token: token.clone(), device_level: *device_level };
+            txn.open_table(TOKENS)?.insert((uid.as_str(), *device_flag), encode(&rec).as_slice())?;
+            Outcome::Done
+        }
+        Command::UpsertChannel { channel_id, channel_type, large, ban, disband, subscribers, reset } => {
+            let mut info = load_channel(txn, *channel_type, channel_id)?.unwrap_or_default();
+            info.large = *large;
+            info.ban = *ban;
+            info.disband = *disband;
+            if *reset {
+                info.subscribers.clear();
+            }
+            merge_subscribers(&mut info.subscribers, subscribers);
+            save_channel(txn, *channel_type, channel_id, &info)?;
+            Outcome::Done
+        }
+        Command::DeleteChannel { channel_id, channel_type } => {
+            txn.open_table(CHANNELS)?.remove((*channel_type, channel_id.as_str()))?;
+            Outcome::Done
+        }
+        Command::AddSubscribers { channel_id, channel_type, subscribers, reset } => {
+            let mut info = load_channel(txn, *channel_type, channel_id)?.unwrap_or_default();
+            if *reset {
+                info.subscribers.clear();
+            }
+            merge_subscribers(&mut info.subscribers, subscribers);
+            save_channel(txn, *channel_type, channel_id, &info)?;
+            Outcome::Done
+        }
+        Command::RemoveSubscribers { channel_id, channel_type, subscribers } => {
+            match load_channel(txn, *channel_type, channel_id)? {
+                Some(mut info) => {
+                    info.subscribers.retain(|s| !subscribers.contains(s));
+                    save_channel(txn, *channel_type, channel_id, &info)?;
+                    Outcome::Done
+                }
+                None => rejected(5, format!("channel {channel_id} ({channel_type}) does not exist")),
+            }
+        }
+        Command::SetUnread { uid, channel_id, channel_type, unread } => {
+            let t = txn.open_table(CONVS)?;
+            let key = conv_key(channel_id, *channel_type);
+            let existing = t.get((uid.as_str(), key.as_str()))?.map(|g| g.value().to_vec());
+            match existing {
+                Some(raw) => {
+                    let mut c: Conversation = decode("conversations", &raw)?;
+                    c.unread = *unread;
+                    if *unread == 0 {
+                        c.readed_to_msg_seq = c.last_msg_seq;
+                    }
+                    drop(t);
+                    c.version = next_counter(txn, "conv_version")? as i64;
+                    txn.open_table(CONVS)?.insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+                    Outcome::Done
+                }
+                None => rejected(5, format!("user {uid} has no conversation with {channel_id}")),
+            }
+        }
+        Command::DeleteConversation { uid, channel_id, channel_type } => {
+            let key = conv_key(channel_id, *channel_type);
+            txn.open_table(CONVS)?.remove((uid.as_str(), key.as_str()))?;
+            Outcome::Done
+        }
+        Command::Send(s) => apply_send(txn, s, deliveries)?,
+    })
+}
+
+fn merge_subscribers(list: &mut Vec<String>, add: &[String]) {
+    for s in add {
+        if !s.is_empty() && !list.contains(s) {
+            list.push(s.clone());
+        }
+    }
+}
+
+fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery>) -> Result<Outcome> {
+    if s.channel_id.is_empty() {
+        return Ok(rejected(16, "channel_id is empty"));
+    }
+    // Idempotency: the same clientMsgNo from the same sender is stored once.
+    if !s.client_msg_no.is_empty() {
+        let t = txn.open_table(DEDUP)?;
+        let hit = t.get((s.from_uid.as_str(), s.client_msg_no.as_str()))?.map(|g| g.value().to_vec());
+        if let Some(raw) = hit {
+            let (message_id, message_seq): (i64, u64) = decode("dedup", &raw)?;
+            return Ok(Outcome::Sent { message_id, message_seq, duplicate: true });
+        }
+    }
+    let recipients: Vec<String> = match s.channel_type {
+        CHANNEL_PERSON => {
+            let mut r = vec![s.channel_id.clone()];
+            if s.from_uid != s.channel_id {
+                r.push(s.from_uid.clone());
+            }
+            r
+        }
+        ty => {
+            let Some(info) = load_channel(txn, ty, &s.channel_id)? else {
+                return Ok(rejected(5, format!("channel {} ({ty}) does not exist", s.channel_id)));
+            };
+            if info.disband {
+                return Ok(rejected(11, "channel is disbanded"));
+            }
+            if info.ban && !s.trusted {
+                return Ok(rejected(19, "channel is banned"));
+            }
+            if !s.trusted && !info.subscribers.contains(&s.from_uid) {
+                return Ok(rejected(3, format!("{} is not a subscriber of {}", s.from_uid, s.channel_id)));
+            }
+            info.subscribers
+        }
+    };
+    if !matches!(s.channel_type, 1..=10) {
+        return Ok(rejected(23, format!("channel type {} is not supported", s.channel_type)));
+    }
+    let message_id = next_counter(txn, "message_id")? as i64;
+    let persist = !s.header.no_persist;
+    let message_seq = if persist {
+        let key = log_key(&s.from_uid, &s.channel_id, s.channel_type);
+        let mut seqs = txn.open_table(SEQS)?;
+        let seq = seqs.get(key.as_str())?.map(|v| v.value()).unwrap_or(0) + 1;
+        seqs.insert(key.as_str(), seq)?;
+        seq
+    } else {
+        0
+    };
+    let msg = Message {
+        message_id,
+        message_seq,
+        client_msg_no: s.client_msg_no.clone(),
+        from_uid: s.from_uid.clone(),
+        channel_id: s.channel_id.clone(),
+        channel_type: s.channel_type,
+        setting: s.setting,
+        header: s.header,
+        expire: s.expire,
+        timestamp: s.timestamp,
+        topic: s.topic.clone(),
+        stream_no: s.stream_no.clone(),
+        payload: s.payload.clone(),
+    };
+    if persist {
+        let key = log_key(&s.from_uid, &s.channel_id, s.channel_type);
+        txn.open_table(MESSAGES)?.insert((key.as_str(), message_seq), encode(&msg).as_slice())?;
+        if !s.client_msg_no.is_empty() {
+            txn.open_table(DEDUP)?.insert(
+                (s.from_uid.as_str(), s.client_msg_no.as_str()),
+                encode(&(message_id, message_seq)).as_slice(),
+            )?;
+        }
+        update_conversations(txn, &msg, &recipients)?;
+    }
+    deliveries.push(Delivery { message: msg, from_device: s.from_device.clone(), recipients });
+    Ok(Outcome::Sent { message_id, message_seq, duplicate: false })
+}
+
+fn update_conversations(txn: &WriteTransaction, msg: &Message, recipients: &[String]) -> Result<()> {
+    for uid in recipients {
+        let channel_id = msg.channel_for(uid);
+        let key = conv_key(&channel_id, msg.channel_type);
+        let existing = {
+            let t = txn.open_table(CONVS)?;
+            let v = t.get((uid.as_str(), key.as_str()))?.map(|g| g.value().to_vec());
+            v
+        };
+        let mut c: Conversation = match existing {
+            Some(raw) => decode("conversations", &raw)?,
+            None => Conversation { channel_id, channel_type: msg.channel_type, ..Default::default() },
+        };
+        c.last_msg_seq = msg.message_seq;
+        c.last_client_msg_no = msg.client_msg_no.clone();
+        c.timestamp = msg.timestamp as i64;
+        if *uid == msg.from_uid {
+            c.readed_to_msg_seq = msg.message_seq;
+        } else if msg.header.red_dot {
+            c.unread += 1;
+        }
+        c.version = next_counter(txn, "conv_version")? as i64;
+        txn.open_table(CONVS)?.insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Durable storage under `rootDir`: one redb database holding the IM state machine (users,
+//! channels, messages, conversations). Writes come only through [`Store::apply_batch`], one
+//! fsynced transaction per batch (group commit); reads are served from snapshots of the same file.
+
+mod apply;
+mod model;
+mod query;
+
+pub use model::*;
+pub use query::{ConversationView, SyncRange};
+
+use redb::{Database, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const TOKENS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("tokens");
+pub(crate) const CHANNELS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("channels");
+pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+pub(crate) const SEQS: TableDefinition<&str, u64> = TableDefinition::new("channel_seqs");
+pub(crate) const CONVS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("conversations");
+pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dedup");
+
+/// Storage failures. The server maps them to SystemError (reason 15) / HTTP 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Db(String),
+    #[error("corrupt record in {table}: {source}")]
+    Corrupt { table: &'static str, source: postcard::Error },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Handle to the node's database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/state.redb`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::create(dir.join("state.redb"))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(META)?;
+            txn.open_table(TOKENS)?;
+            txn.open_table(CHANNELS)?;
+            txn.open_table(MESSAGES)?;
+            txn.open_table(SEQS)?;
+            txn.open_table(CONVS)?;
+            txn.open_table(DEDUP)?;
+        }
+        txn.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Storage key of a channel's message log: person channels are stored once per pair.
+pub fn log_key(from_uid: &str, channel_id: &str, channel_type: u8) -> String {
+    if channel_type == CHANNEL_PERSON {
+        let (a, b) = if from_uid <= channel_id { (from_uid, channel_id) } else { (channel_id, from_uid) };
+        format!("{channel_type}:{a}@{b}")
+    } else {
+        format!("{channel_type}:{channel_id}")
+    }
+}
+
+/// Key of a conversation as one user sees it.
+pub(crate) fn conv_key(channel_id: &str, channel_type: u8) -> String {
+    format!("{channel_type}:{channel_id}")
+}
+
+pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("in-memory serialization cannot fail")
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).map_err(|source| StoreError::Corrupt { table, source })
+}

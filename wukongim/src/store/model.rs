@@ -1,0 +1,128 @@
+//! Records kept by the state machine and the commands that change them. Commands carry every
+//! input that must be identical on all replicas (timestamps included), so applying the same
+//! command log gives the same state everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// Channel types the server understands (WuKongIM numbering).
+pub const CHANNEL_PERSON: u8 = 1;
+pub const CHANNEL_GROUP: u8 = 2;
+
+/// Message header flags (RECV fixed-header bits and the HTTP `header` object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub no_persist: bool,
+    pub red_dot: bool,
+    pub sync_once: bool,
+}
+
+/// A stored message. `channel_id` is as the sender addressed it (for a person channel: the
+/// receiver's uid); [`Message::channel_for`] gives the id as a given user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub message_id: i64,
+    pub message_seq: u64,
+    pub client_msg_no: String,
+    pub from_uid: String,
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub setting: u8,
+    pub header: Header,
+    pub expire: u32,
+    pub timestamp: i32,
+    pub topic: Option<String>,
+    pub stream_no: String,
+    /// Plain (decrypted) payload bytes.
+    pub payload: Vec<u8>,
+}
+
+impl Message {
+    /// The channel id as `uid` sees it: in a person channel, the other party's uid.
+    pub fn channel_for(&self, uid: &str) -> String {
+        if self.channel_type == CHANNEL_PERSON && self.from_uid != uid {
+            self.from_uid.clone()
+        } else {
+            self.channel_id.clone()
+        }
+    }
+}
+
+/// Channel settings created through POST /channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    pub large: bool,
+    pub ban: bool,
+    pub disband: bool,
+    pub subscribers: Vec<String>,
+}
+
+/// A registered client token (POST /user/token), per uid and device flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserToken {
+    pub token: String,
+    pub device_level: u8,
+}
+
+/// One user's view of one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub unread: u32,
+    pub timestamp: i64,
+    pub last_msg_seq: u64,
+    pub last_client_msg_no: String,
+    pub readed_to_msg_seq: u64,
+    pub version: i64,
+}
+
+/// A message send as proposed (from a client SEND or HTTP /message/send).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendCmd {
+    pub from_uid: String,
+    /// Device that sent it (its own RECV is not echoed back); empty for API sends.
+    pub from_device: String,
+    pub channel_id: String,
+    pub channel_type: u8,
+    pub client_msg_no: String,
+    pub setting: u8,
+    pub header: Header,
+    pub expire: u32,
+    pub topic: Option<String>,
+    pub stream_no: String,
+    pub payload: Vec<u8>,
+    /// Unix seconds, assigned once by the proposer.
+    pub timestamp: i32,
+    /// Trusted sender (app server via HTTP): skips the membership checks.
+    pub trusted: bool,
+}
+
+/// Every state change goes through one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    UpdateToken { uid: String, device_flag: u8, device_level: u8, token: String },
+    UpsertChannel { channel_id: String, channel_type: u8, large: bool, ban: bool, disband: bool, subscribers: Vec<String>, reset: bool },
+    DeleteChannel { channel_id: String, channel_type: u8 },
+    AddSubscribers { channel_id: String, channel_type: u8, subscribers: Vec<String>, reset: bool },
+    RemoveSubscribers { channel_id: String, channel_type: u8, subscribers: Vec<String> },
+    Send(SendCmd),
+    SetUnread { uid: String, channel_id: String, channel_type: u8, unread: u32 },
+    DeleteConversation { uid: String, channel_id: String, channel_type: u8 },
+}
+
+/// The result of applying one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    Sent { message_id: i64, message_seq: u64, duplicate: bool },
+    /// Refused with a WuKongIM reason code and a human message; state unchanged.
+    Rejected { reason: u8, message: String },
+}
+
+/// A message to push to the recipients' online devices once applied.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Message,
+    pub from_device: String,
+    pub recipients: Vec<String>,
+}

@@ -1,0 +1,154 @@
+//! The state machine's read side: everything the gateway and the HTTP API look up. Reads use
+//! redb read transactions, so they never wait for a writer.
+
+use super::*;
+use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
+
+/// A message page request (POST /channel/messagesync).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncRange {
+    /// Inclusive start (0 = newest when pulling down, 1 when pulling up).
+    pub start: u64,
+    /// Exclusive end (0 = open).
+    pub end: u64,
+    pub limit: usize,
+    /// false = down (older), true = up (newer).
+    pub pull_up: bool,
+}
+
+/// A conversation with its most recent messages.
+#[derive(Debug, Clone)]
+pub struct ConversationView {
+    pub conversation: Conversation,
+    pub recents: Vec<Message>,
+}
+
+impl Store {
+    fn read(&self) -> Result<ReadTransaction> {
+        Ok(self.db().begin_read()?)
+    }
+
+    /// The token registered for `uid` on `device_flag`.
+    pub fn token(&self, uid: &str, device_flag: u8) -> Result<Option<UserToken>> {
+        let t = self.read()?.open_table(TOKENS)?;
+        let v = t.get((uid, device_flag))?;
+        v.map(|g| decode("tokens", g.value())).transpose()
+    }
+
+    /// Channel settings and subscribers.
+    pub fn channel(&self, channel_type: u8, channel_id: &str) -> Result<Option<ChannelInfo>> {
+        let t = self.read()?.open_table(CHANNELS)?;
+        let v = t.get((channel_type, channel_id))?;
+        v.map(|g| decode("channels", g.value())).transpose()
+    }
+
+    /// Highest stored messageSeq of a channel log (0 = none).
+    pub fn last_seq(&self, log: &str) -> Result<u64> {
+        let t = self.read()?.open_table(SEQS)?;
+        let v = t.get(log)?.map(|g| g.value()).unwrap_or(0);
+        Ok(v)
+    }
+
+    /// A page of one channel's messages in ascending seq order, and whether more exist beyond it
+    /// in the pull direction.
+    pub fn messages(&self, log: &str, r: SyncRange) -> Result<(Vec<Message>, bool)> {
+        let txn = self.read()?;
+        let t = txn.open_table(MESSAGES)?;
+        let limit = r.limit.clamp(1, 10_000);
+        let mut out = Vec::new();
+        let mut more = false;
+        if r.pull_up {
+            let lo = r.start.max(1);
+            let hi = if r.end == 0 { u64::MAX } else { r.end };
+            if lo < hi {
+                for item in t.range((log, lo)..(log, hi))? {
+                    let (_, v) = item?;
+                    if out.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    out.push(decode("messages", v.value())?);
+                }
+            }
+        } else {
+            let top = if r.start == 0 { u64::MAX - 1 } else { r.start };
+            let lo = if r.end == 0 { 1 } else { r.end.saturating_add(1) };
+            if lo <= top {
+                for item in t.range((log, lo)..=(log, top))?.rev() {
+                    let (_, v) = item?;
+                    if out.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    out.push(decode("messages", v.value())?);
+                }
+            }
+            out.reverse();
+        }
+        Ok((out, more))
+    }
+
+    /// One message by channel log and seq.
+    pub fn message(&self, log: &str, seq: u64) -> Result<Option<Message>> {
+        let t = self.read()?.open_table(MESSAGES)?;
+        let v = t.get((log, seq))?;
+        v.map(|g| decode("messages", g.value())).transpose()
+    }
+
+    /// `uid`'s conversations changed after `version` (0 = all), newest first, each with up to
+    /// `msg_count` recent messages (ascending). `last_seqs` maps "type:channel" to the seq the
+    /// client already has: only newer messages are returned for those.
+    pub fn conversations(
+        &self,
+        uid: &str,
+        version: i64,
+        msg_count: usize,
+        last_seqs: &std::collections::HashMap<String, u64>,
+        only_unread: bool,
+        exclude_types: &[u8],
+    ) -> Result<Vec<ConversationView>> {
+        let txn = self.read()?;
+        let convs = txn.open_table(CONVS)?;
+        let msgs = txn.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        let upper = format!("{uid}\u{0}");
+        for item in convs.range((uid, "")..(upper.as_str(), ""))? {
+            let (k, v) = item?;
+            if k.value().0 != uid {
+                continue;
+            }
+            let c: Conversation = decode("conversations", v.value())?;
+            if c.version <= version
+                || (only_unread && c.unread == 0)
+                || exclude_types.contains(&c.channel_type)
+            {
+                continue;
+            }
+            let log = log_key(uid, &c.channel_id, c.channel_type);
+            let known = last_seqs.get(&conv_key(&c.channel_id, c.channel_type)).copied().unwrap_or(0);
+            let mut recents = Vec::new();
+            if msg_count > 0 && c.last_msg_seq > known {
+                let lo = known.saturating_add(1);
+                for item in msgs.range((log.as_str(), lo)..=(log.as_str(), c.last_msg_seq))?.rev() {
+                    if recents.len() == msg_count {
+                        break;
+                    }
+                    recents.push(decode("messages", item?.1.value())?);
+                }
+                recents.reverse();
+            }
+            out.push(ConversationView { conversation: c, recents });
+        }
+        out.sort_by(|a, b| b.conversation.timestamp.cmp(&a.conversation.timestamp));
+        Ok(out)
+    }
+
+    /// Counters for /varz: (messages stored, channels, users with tokens).
+    pub fn counts(&self) -> Result<(u64, u64, u64)> {
+        let txn = self.read()?;
+        let m = txn.open_table(META)?.get("message_id")?.map(|g| g.value()).unwrap_or(0);
+        let c = txn.open_table(CHANNELS)?.len()?;
+        let u = txn.open_table(TOKENS)?.len()?;
+        Ok((m, c, u))
+    }
+}

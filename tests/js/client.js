@@ -72,7 +72,8 @@ rl.on("line", async (line) => {
         im.connect();
         break;
       case "disconnect":
-        im.disconnect();
+        im.disconnect(); // the SDK notifies no listener for a local disconnect
+        emit({ ev: "status", status: 0, reason: 0, local: true });
         break;
       case "exit":
         im.disconnect();

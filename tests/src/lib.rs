@@ -1,1 +1,77 @@
-//! Helpers for end-to-end tests.
+//! Helpers for end-to-end tests: spawn real `wukongim` processes on loopback with free ports,
+//! talk to them over HTTP, over our own TCP client and through the real `wukongimjssdk` (Node),
+//! and poll with deadlines instead of sleeping.
+
+pub mod client;
+pub mod js;
+pub mod node;
+
+pub use client::WkClient;
+pub use js::JsClient;
+pub use node::{free_port, Node, NodeOptions};
+
+use std::time::{Duration, Instant};
+
+/// Polls `f` every 20 ms until it returns Some or `timeout` passes.
+pub async fn poll<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Path of a workspace binary (`wukongim`, `wk-ops`), building it if it is missing.
+pub fn bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let path = dir.join(name);
+    if !path.exists() {
+        let pkg = if name == "wk-bench" { "wukongim" } else { name };
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", pkg, "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {pkg} failed");
+    }
+    path
+}
+
+/// POSTs JSON and returns (status, body as JSON or {"raw": text}).
+pub async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    post_with(url, body, None).await
+}
+
+/// POSTs JSON with an optional `token` header.
+pub async fn post_with(url: &str, body: serde_json::Value, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().post(url).json(&body).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.header("token", t);
+    }
+    let resp = req.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+}
+
+/// GETs a URL and returns (status, body as JSON or {"raw": text}).
+pub async fn get(url: &str) -> (u16, serde_json::Value) {
+    match reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+        }
+        Err(e) => (0, serde_json::json!({ "error": e.to_string() })),
+    }
+}

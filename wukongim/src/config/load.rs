@@ -35,42 +35,88 @@ pub fn load(
         fig = fig.merge(Yaml::file_exact(path));
     }
     let (overrides, warnings) = env_overrides(env);
-    for (key, value) in overrides {
-        fig = fig.merge((key, value));
+    for var in overrides {
+        fig = fig.merge(var);
     }
-    let config: Config = fig.extract().map_err(|e| from_figment(&source, e))?;
-    let problems = validate(&config);
+    let (config, mut problems) = extract_all(&fig, &source)?;
+    problems.extend(validate(&config));
     if !problems.is_empty() {
         return Err(ConfigError { source, problems });
     }
     Ok(Loaded { config, file: file.map(Path::to_path_buf), warnings })
 }
 
-/// Turns figment's errors (one per problem; serde stops at the first of each value) into ours.
-fn from_figment(source: &str, err: figment::Error) -> ConfigError {
-    let problems = err
-        .into_iter()
-        .map(|e| {
-            let origin = e
-                .metadata
-                .as_ref()
-                .map(|m| match &m.source {
-                    Some(figment::Source::File(p)) => p.display().to_string(),
-                    _ => m.name.to_string(),
-                })
-                .unwrap_or_else(|| source.to_string());
-            let mut path = e.path.join(".");
-            let message = match &e.kind {
-                figment::error::Kind::UnknownField(field, expected) => {
-                    path = if path.is_empty() { field.clone() } else { format!("{path}.{field}") };
-                    format!("unknown key `{field}` (expected one of: {})", expected.join(", "))
+/// Deserializes the merged sources, collecting every type error and unknown key: a bad value is
+/// recorded and removed (so its default applies) and deserialization is retried, so one run
+/// reports all of them rather than the first.
+fn extract_all(fig: &Figment, source: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
+    let mut value: FValue = fig.extract().map_err(|e| {
+        let problems = e.into_iter().map(|e| to_problem(fig, source, &e).0).collect();
+        ConfigError { source: source.to_string(), problems }
+    })?;
+    let mut problems = Vec::new();
+    for _ in 0..256 {
+        match value.deserialize::<Config>() {
+            Ok(c) => return Ok((c, problems)),
+            Err(errs) => {
+                let mut removed_any = false;
+                for e in errs {
+                    let (problem, path) = to_problem(fig, source, &e);
+                    problems.push(problem);
+                    removed_any |= remove_path(&mut value, &path);
                 }
-                kind => kind.to_string(),
-            };
-            Problem { origin, path, message }
+                if !removed_any {
+                    break;
+                }
+            }
+        }
+    }
+    Err(ConfigError { source: source.to_string(), problems })
+}
+
+/// One figment error as a problem, plus the key path to remove to get past it.
+fn to_problem(fig: &Figment, source: &str, e: &figment::Error) -> (Problem, Vec<String>) {
+    let mut path: Vec<String> = e.path.clone();
+    let message = match &e.kind {
+        figment::error::Kind::UnknownField(field, expected) => {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+            format!("unknown key `{field}` (expected one of: {})", expected.join(", "))
+        }
+        kind => kind.to_string(),
+    };
+    let dotted = path.join(".");
+    let shown = path.iter().fold(String::new(), |acc, seg| match seg.parse::<usize>() {
+        Ok(i) => format!("{acc}[{i}]"),
+        Err(_) if acc.is_empty() => seg.clone(),
+        Err(_) => format!("{acc}.{seg}"),
+    });
+    let meta = e.metadata.clone().or_else(|| fig.find_metadata(&dotted).cloned());
+    let origin = meta
+        .map(|m| match &m.source {
+            Some(figment::Source::File(p)) => p.display().to_string(),
+            _ => m.name.to_string(),
         })
-        .collect();
-    ConfigError { source: source.to_string(), problems }
+        .unwrap_or_else(|| source.to_string());
+    (Problem { origin, path: shown, message }, path)
+}
+
+/// Removes the value at `path` from a nested dictionary; false if there was nothing to remove.
+fn remove_path(v: &mut FValue, path: &[String]) -> bool {
+    match (v, path) {
+        (FValue::Dict(_, map), [last]) => map.remove(last).is_some(),
+        (FValue::Dict(_, map), [first, rest @ ..]) => map.get_mut(first).is_some_and(|c| remove_path(c, rest)),
+        (FValue::Array(_, items), [idx, rest @ ..]) => match idx.parse::<usize>() {
+            Ok(i) if i < items.len() && rest.is_empty() => {
+                items.remove(i);
+                true
+            }
+            Ok(i) if i < items.len() => remove_path(&mut items[i], rest),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// Every settable leaf key path ("cluster.nodeId") with whether its value is text.
@@ -108,9 +154,7 @@ enum LeafKind {
 
 /// Picks the `WK_*` variables that name a key; others are reported as warnings, not errors
 /// (the environment is shared with other software).
-fn env_overrides(
-    env: impl IntoIterator<Item = (String, String)>,
-) -> (Vec<(String, FValue)>, Vec<String>) {
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> (Vec<EnvVar>, Vec<String>) {
     let keys = leaf_keys();
     let mut out = Vec::new();
     let mut warnings = Vec::new();
@@ -133,10 +177,27 @@ fn env_overrides(
                     ),
                     LeafKind::Scalar => raw.parse::<FValue>().unwrap_or_else(|e| match e {}),
                 };
-                out.push((path.clone(), value));
+                out.push(EnvVar { name, path: path.clone(), value });
             }
             None => warnings.push(format!("environment variable {name} names no config key; ignored")),
         }
     }
     (out, warnings)
+}
+
+/// One `WK_*` variable as a figment provider, so errors name the variable.
+struct EnvVar {
+    name: String,
+    path: String,
+    value: FValue,
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::global(&self.path, &self.value).data()
+    }
 }

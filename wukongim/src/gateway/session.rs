@@ -16,8 +16,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Highest protocol version we speak.
-pub const MAX_VERSION: u8 = 6;
 /// The uid that authenticates with the manager token.
 pub const MANAGER_UID: &str = "____manager";
 
@@ -60,7 +58,7 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         }
     };
     app.traffic.connects.fetch_add(1, Relaxed);
-    let version = connect.version.clamp(2, MAX_VERSION);
+    let version = crate::proto::negotiate_version(connect.version);
     let (reason, device_level) = authenticate(&app, &connect).await;
     if reason != ReasonCode::Success {
         tracing::info!(%peer, uid = %connect.uid, reason = ?reason, "CONNECT refused");
@@ -181,7 +179,7 @@ fn connack(app: &App, c: &ConnectPacket, version: u8, reason: ReasonCode, server
         node_id: app.node_id,
     });
     // The serverVersion byte goes only to clients announcing a version above 3.
-    encode(&p, c.version.clamp(2, MAX_VERSION)).unwrap_or_default()
+    encode(&p, crate::proto::negotiate_version(c.version)).unwrap_or_default()
 }
 
 fn disconnect(reason: ReasonCode, text: &str, version: u8) -> Bytes {
@@ -204,7 +202,6 @@ async fn read_loop<R: Inbound>(
         loop {
             match dec.decode(buf, s.version) {
                 Ok(Some(p)) => {
-                    s.app.traffic.in_bytes.fetch_add(1, Relaxed);
                     if !handle(s, p, out, acks).await {
                         return;
                     }
@@ -221,13 +218,16 @@ async fn read_loop<R: Inbound>(
                 }
             }
         }
+        let before = buf.len();
         let read = tokio::select! {
             r = tokio::time::timeout(idle, r.read_into(buf)) => r,
             _ = closed.cancelled() => return,
             _ = s.app.shutdown.cancelled() => return,
         };
         match read {
-            Ok(Ok(true)) => {}
+            Ok(Ok(true)) => {
+                s.app.traffic.in_bytes.fetch_add((buf.len() - before) as u64, Relaxed);
+            }
             Ok(Ok(false)) | Ok(Err(_)) => return,
             Err(_) => {
                 tracing::debug!(uid = %s.uid, "idle timeout");

@@ -208,7 +208,11 @@ pub(crate) fn decode_body(
             client_key: r.string("clientKey")?,
         }),
         PacketType::Connack => {
-            let server_version = if header & 0x01 != 0 { r.u8("serverVersion")? } else { 0 };
+            let server_version = if header & 0x01 != 0 {
+                r.u8("serverVersion")?
+            } else {
+                0
+            };
             Packet::Connack(ConnackPacket {
                 server_version,
                 time_diff: r.i64("timeDiff")?,
@@ -231,7 +235,11 @@ pub(crate) fn decode_body(
             let channel_type = r.u8("channelType")?;
             let expire = if version >= 3 { r.u32("expire")? } else { 0 };
             let msg_key = r.string("msgKey")?;
-            let topic = if setting.topic() { r.string("topic")? } else { String::new() };
+            let topic = if setting.topic() {
+                r.string("topic")?
+            } else {
+                String::new()
+            };
             Packet::Send(SendPacket {
                 flags,
                 setting,
@@ -261,14 +269,22 @@ pub(crate) fn decode_body(
             let expire = if version >= 3 { r.u32("expire")? } else { 0 };
             let client_msg_no = r.string("clientMsgNo")?;
             let (stream_no, stream_seq, stream_flag) = if has_stream_fields(version, setting) {
-                (r.string("streamNo")?, r.u32("streamSeq")?, r.u8("streamFlag")?)
+                (
+                    r.string("streamNo")?,
+                    r.u32("streamSeq")?,
+                    r.u8("streamFlag")?,
+                )
             } else {
                 (String::new(), 0, 0)
             };
             let message_id = r.i64("messageID")?;
             let message_seq = read_seq(&mut r, version)?;
             let timestamp = r.i32("timestamp")?;
-            let topic = if setting.topic() { r.string("topic")? } else { String::new() };
+            let topic = if setting.topic() {
+                r.string("topic")?
+            } else {
+                String::new()
+            };
             Packet::Recv(RecvPacket {
                 flags,
                 setting,
@@ -345,7 +361,10 @@ mod tests {
     fn version_dependent_packets_need_a_version() {
         let p = Packet::Recvack(RecvackPacket::default());
         for v in [0, 1, 7, 255] {
-            assert!(matches!(encode(&p, v), Err(ProtoError::UnsupportedVersion { .. })));
+            assert!(matches!(
+                encode(&p, v),
+                Err(ProtoError::UnsupportedVersion { .. })
+            ));
         }
         assert!(encode(&Packet::Connect(ConnectPacket::default()), 0).is_ok());
         assert!(encode(&Packet::Disconnect(DisconnectPacket::default()), 0).is_ok());
@@ -353,8 +372,14 @@ mod tests {
 
     #[test]
     fn seq_overflow_below_v6() {
-        let p = Packet::Sendack(SendackPacket { message_seq: 1 << 32, ..Default::default() });
-        assert!(matches!(encode(&p, 5), Err(ProtoError::MessageSeqOverflow { .. })));
+        let p = Packet::Sendack(SendackPacket {
+            message_seq: 1 << 32,
+            ..Default::default()
+        });
+        assert!(matches!(
+            encode(&p, 5),
+            Err(ProtoError::MessageSeqOverflow { .. })
+        ));
         assert!(encode(&p, 6).is_ok());
     }
 
@@ -364,13 +389,22 @@ mod tests {
             reason: "x".repeat(70_000),
             ..Default::default()
         });
-        assert!(matches!(encode(&p, 2), Err(ProtoError::StringTooLong { field: "reason", .. })));
+        assert!(matches!(
+            encode(&p, 2),
+            Err(ProtoError::StringTooLong {
+                field: "reason",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn send_v2_layout_by_hand() {
         let p = Packet::Send(SendPacket {
-            flags: HeaderFlags { red_dot: true, ..Default::default() },
+            flags: HeaderFlags {
+                red_dot: true,
+                ..Default::default()
+            },
             setting: Setting(Setting::STREAM),
             client_seq: 1,
             client_msg_no: "m".into(),

@@ -66,8 +66,13 @@ fn md5_hex(data: &[u8]) -> String {
 }
 
 fn decode_public_key(b64: &str) -> Result<PublicKey, CryptoError> {
-    let raw = B64.decode(b64.as_bytes()).map_err(|_| CryptoError::KeyBase64)?;
-    let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::KeyLength(raw.len()))?;
+    let raw = B64
+        .decode(b64.as_bytes())
+        .map_err(|_| CryptoError::KeyBase64)?;
+    let arr: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| CryptoError::KeyLength(raw.len()))?;
     Ok(PublicKey::from(arr))
 }
 
@@ -174,7 +179,8 @@ impl SessionCipher {
 
 /// `clientSeq ‖ clientMsgNo ‖ channelID ‖ channelType ‖ payload` (SDK `SendPacket.veritifyString`).
 pub fn send_verify_bytes(p: &SendPacket) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + p.client_msg_no.len() + p.channel_id.len() + p.payload.len());
+    let mut v =
+        Vec::with_capacity(32 + p.client_msg_no.len() + p.channel_id.len() + p.payload.len());
     v.extend_from_slice(p.client_seq.to_string().as_bytes());
     v.extend_from_slice(p.client_msg_no.as_bytes());
     v.extend_from_slice(p.channel_id.as_bytes());
@@ -247,7 +253,9 @@ pub struct ClientKeys {
 
 impl std::fmt::Debug for ClientKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientKeys").field("public_key", &self.public_key()).finish()
+        f.debug_struct("ClientKeys")
+            .field("public_key", &self.public_key())
+            .finish()
     }
 }
 
@@ -262,7 +270,9 @@ impl ClientKeys {
     /// A key pair from fixed secret bytes. Same public key as the SDK's
     /// `curve25519-js` `generateKeyPair(seed)` for the same 32 bytes.
     pub fn from_secret(secret: [u8; 32]) -> Self {
-        ClientKeys { secret: StaticSecret::from(secret) }
+        ClientKeys {
+            secret: StaticSecret::from(secret),
+        }
     }
 
     /// CONNECT.clientKey: base64 of the public key.
@@ -288,16 +298,31 @@ mod tests {
         assert!(hs.salt.bytes().all(|b| b.is_ascii_alphanumeric()));
         let c = client.derive(&hs.server_key, &hs.salt).unwrap();
         assert_eq!(c, hs.cipher);
-        assert!(c.aes_key.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(c
+            .aes_key
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let text = c.encrypt(b"{\"type\":1,\"content\":\"hi\"}");
-        assert_eq!(hs.cipher.decrypt(&text).unwrap(), b"{\"type\":1,\"content\":\"hi\"}");
+        assert_eq!(
+            hs.cipher.decrypt(&text).unwrap(),
+            b"{\"type\":1,\"content\":\"hi\"}"
+        );
     }
 
     #[test]
     fn bad_keys_are_rejected() {
-        assert_eq!(server_handshake("not base64!").unwrap_err(), CryptoError::KeyBase64);
-        assert_eq!(server_handshake(&B64.encode([1u8; 31])).unwrap_err(), CryptoError::KeyLength(31));
-        assert_eq!(server_handshake(&B64.encode([0u8; 32])).unwrap_err(), CryptoError::WeakKey);
+        assert_eq!(
+            server_handshake("not base64!").unwrap_err(),
+            CryptoError::KeyBase64
+        );
+        assert_eq!(
+            server_handshake(&B64.encode([1u8; 31])).unwrap_err(),
+            CryptoError::KeyLength(31)
+        );
+        assert_eq!(
+            server_handshake(&B64.encode([0u8; 32])).unwrap_err(),
+            CryptoError::WeakKey
+        );
         let client = ClientKeys::generate();
         assert_eq!(
             server_handshake_with(&client.public_key(), [7; 32], "short").unwrap_err(),

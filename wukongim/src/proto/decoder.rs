@@ -41,7 +41,9 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { max_frame: DEFAULT_MAX_FRAME }
+        Decoder {
+            max_frame: DEFAULT_MAX_FRAME,
+        }
     }
 }
 
@@ -51,7 +53,11 @@ impl Decoder {
     }
 
     /// Decodes the next packet from the front of `buf`; see the type docs.
-    pub fn decode(&mut self, buf: &mut BytesMut, version: u8) -> Result<Option<Packet>, ProtoError> {
+    pub fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        version: u8,
+    ) -> Result<Option<Packet>, ProtoError> {
         let Some(&header) = buf.first() else {
             return Ok(None);
         };
@@ -59,23 +65,37 @@ impl Decoder {
         let ptype = PacketType::from_u8(nibble).ok_or(ProtoError::UnknownPacketType(nibble))?;
         if matches!(ptype, PacketType::Ping | PacketType::Pong) {
             let _ = buf.split_to(1);
-            return Ok(Some(if ptype == PacketType::Ping { Packet::Ping } else { Packet::Pong }));
+            return Ok(Some(if ptype == PacketType::Ping {
+                Packet::Ping
+            } else {
+                Packet::Pong
+            }));
         }
-        if ptype.is_version_dependent() && !(super::MIN_VERSION..=super::MAX_VERSION).contains(&version)
+        if ptype.is_version_dependent()
+            && !(super::MIN_VERSION..=super::MAX_VERSION).contains(&version)
         {
-            return Err(ProtoError::UnsupportedVersion { packet: ptype, version });
+            return Err(ProtoError::UnsupportedVersion {
+                packet: ptype,
+                version,
+            });
         }
         let (len, len_bytes) = match read_varint(&buf[1..])? {
             Varint::Partial { at_least } => {
                 if at_least > self.max_frame {
-                    return Err(ProtoError::FrameTooLarge { len: at_least, max: self.max_frame });
+                    return Err(ProtoError::FrameTooLarge {
+                        len: at_least,
+                        max: self.max_frame,
+                    });
                 }
                 return Ok(None);
             }
             Varint::Done { value, len } => (value, len),
         };
         if len > self.max_frame {
-            return Err(ProtoError::FrameTooLarge { len, max: self.max_frame });
+            return Err(ProtoError::FrameTooLarge {
+                len,
+                max: self.max_frame,
+            });
         }
         let total = 1 + len_bytes + len;
         if buf.len() < total {
@@ -90,7 +110,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{encode, DisconnectPacket, RecvackPacket, ReasonCode};
+    use crate::proto::{encode, DisconnectPacket, ReasonCode, RecvackPacket};
 
     fn disconnect() -> Packet {
         Packet::Disconnect(DisconnectPacket {
@@ -133,11 +153,17 @@ mod tests {
         let mut d = Decoder::new(100);
         // 0x90 = DISCONNECT, remaining length 200 = [0xC8, 0x01]; no body yet.
         let mut buf = BytesMut::from(&[0x90u8, 0xC8, 0x01][..]);
-        assert_eq!(d.decode(&mut buf, 2), Err(ProtoError::FrameTooLarge { len: 200, max: 100 }));
+        assert_eq!(
+            d.decode(&mut buf, 2),
+            Err(ProtoError::FrameTooLarge { len: 200, max: 100 })
+        );
         assert_eq!(buf.len(), 3);
         // Even a partial varint already above the limit is refused.
         let mut buf = BytesMut::from(&[0x90u8, 0xFF][..]);
-        assert_eq!(d.decode(&mut buf, 2), Err(ProtoError::FrameTooLarge { len: 127, max: 100 }));
+        assert_eq!(
+            d.decode(&mut buf, 2),
+            Err(ProtoError::FrameTooLarge { len: 127, max: 100 })
+        );
         // 1 MiB default: 0x10_0001 = [0x81, 0x80, 0x40]
         let mut buf = BytesMut::from(&[0x30u8, 0x81, 0x80, 0x40][..]);
         assert!(matches!(
@@ -162,7 +188,10 @@ mod tests {
         // RECVACK at v2 needs 12 bytes; announce and send 5.
         let mut buf = BytesMut::from(&[0x60u8, 5, 1, 2, 3, 4, 5, 0x70][..]);
         let mut d = Decoder::default();
-        assert_eq!(d.decode(&mut buf, 2), Err(ProtoError::Truncated { field: "messageID" }));
+        assert_eq!(
+            d.decode(&mut buf, 2),
+            Err(ProtoError::Truncated { field: "messageID" })
+        );
         assert_eq!(d.decode(&mut buf, 2), Ok(Some(Packet::Ping)));
     }
 
@@ -171,7 +200,10 @@ mod tests {
         let mut d = Decoder::default();
         let ack = encode(&Packet::Recvack(RecvackPacket::default()), 2).unwrap();
         let mut buf = BytesMut::from(&ack[..]);
-        assert!(matches!(d.decode(&mut buf, 0), Err(ProtoError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            d.decode(&mut buf, 0),
+            Err(ProtoError::UnsupportedVersion { .. })
+        ));
         let mut buf = BytesMut::from(&encode(&disconnect(), 2).unwrap()[..]);
         assert_eq!(d.decode(&mut buf, 0), Ok(Some(disconnect())));
     }

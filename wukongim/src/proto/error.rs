@@ -6,11 +6,11 @@ use super::packet::PacketType;
 
 /// Everything that can go wrong while encoding or decoding WuKongIM packets.
 ///
-/// Framing errors ([`ProtoError::UnknownPacketType`], [`ProtoError::VarintTooLong`],
-/// [`ProtoError::FrameTooLarge`]) are reported by [`super::Decoder`] without consuming any input:
-/// the stream cannot be resynchronised and the connection should be closed. Body errors
-/// (`Truncated`, `InvalidUtf8`, `UnsupportedVersion` on decode) are reported after the offending
-/// frame has been removed from the buffer.
+/// Header-level errors ([`ProtoError::UnknownPacketType`], [`ProtoError::VarintTooLong`],
+/// [`ProtoError::FrameTooLarge`], and [`ProtoError::UnsupportedVersion`] from the decoder) are
+/// reported by [`super::Decoder`] without consuming any input: the stream cannot be resynchronised
+/// and the connection should be closed. Body errors (`Truncated`, `InvalidUtf8`) are reported
+/// after the offending frame has been removed from the buffer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoError {
     /// The high nibble of byte 0 is not a packet type this codec knows (0, 12..=15).

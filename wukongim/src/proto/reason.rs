@@ -72,13 +72,19 @@ impl ReasonCode {
     pub fn to_u8(self) -> u8 {
         match self {
             ReasonCode::Other(v) => v,
-            named => NAMED.iter().position(|c| *c == named).map_or(0, |i| i as u8),
+            named => NAMED
+                .iter()
+                .position(|c| *c == named)
+                .map_or(0, |i| i as u8),
         }
     }
 
     /// The code for a wire byte (never fails, see the type docs).
     pub fn from_u8(v: u8) -> Self {
-        NAMED.get(v as usize).copied().unwrap_or(ReasonCode::Other(v))
+        NAMED
+            .get(v as usize)
+            .copied()
+            .unwrap_or(ReasonCode::Other(v))
     }
 }
 

@@ -83,7 +83,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new() -> Self {
-        Writer { buf: BytesMut::with_capacity(64) }
+        Writer {
+            buf: BytesMut::with_capacity(64),
+        }
     }
 
     pub(crate) fn u8(&mut self, v: u8) {
@@ -107,8 +109,10 @@ impl Writer {
     }
 
     pub(crate) fn string(&mut self, s: &str, field: &'static str) -> Result<(), ProtoError> {
-        let len = u16::try_from(s.len())
-            .map_err(|_| ProtoError::StringTooLong { field, len: s.len() })?;
+        let len = u16::try_from(s.len()).map_err(|_| ProtoError::StringTooLong {
+            field,
+            len: s.len(),
+        })?;
         self.buf.put_u16(len);
         self.buf.put_slice(s.as_bytes());
         Ok(())
@@ -124,7 +128,10 @@ impl Writer {
 /// exchange has an empty body, and both decoders read a `0x00` correctly).
 pub(crate) fn put_varint(dst: &mut BytesMut, len: usize) -> Result<(), ProtoError> {
     if len > MAX_REMAINING_LENGTH {
-        return Err(ProtoError::FrameTooLarge { len, max: MAX_REMAINING_LENGTH });
+        return Err(ProtoError::FrameTooLarge {
+            len,
+            max: MAX_REMAINING_LENGTH,
+        });
     }
     let mut rest = len;
     loop {
@@ -187,18 +194,44 @@ mod tests {
             put_varint(&mut BytesMut::new(), MAX_REMAINING_LENGTH + 1),
             Err(ProtoError::FrameTooLarge { .. })
         ));
-        for v in [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, MAX_REMAINING_LENGTH] {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            MAX_REMAINING_LENGTH,
+        ] {
             let e = enc(v);
-            assert_eq!(read_varint(&e).unwrap(), Varint::Done { value: v, len: e.len() });
+            assert_eq!(
+                read_varint(&e).unwrap(),
+                Varint::Done {
+                    value: v,
+                    len: e.len()
+                }
+            );
         }
     }
 
     #[test]
     fn varint_partial_and_too_long() {
         assert_eq!(read_varint(&[]).unwrap(), Varint::Partial { at_least: 0 });
-        assert_eq!(read_varint(&[0x85]).unwrap(), Varint::Partial { at_least: 5 });
-        assert_eq!(read_varint(&[0x80, 0x80, 0x80, 0x80]), Err(ProtoError::VarintTooLong));
-        assert_eq!(read_varint(&[0xFF, 0xFF, 0xFF, 0x80, 0x01]), Err(ProtoError::VarintTooLong));
+        assert_eq!(
+            read_varint(&[0x85]).unwrap(),
+            Varint::Partial { at_least: 5 }
+        );
+        assert_eq!(
+            read_varint(&[0x80, 0x80, 0x80, 0x80]),
+            Err(ProtoError::VarintTooLong)
+        );
+        assert_eq!(
+            read_varint(&[0xFF, 0xFF, 0xFF, 0x80, 0x01]),
+            Err(ProtoError::VarintTooLong)
+        );
     }
 
     #[test]

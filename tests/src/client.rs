@@ -1,0 +1,147 @@
+//! A minimal WuKongIM TCP client built on our own codec (`wukongim::proto`), for tests that need
+//! exact control over packets (versions, bad msgKeys, floods).
+
+use bytes::BytesMut;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wukongim::proto::{
+    encode, ClientKeys, ConnackPacket, ConnectPacket, Decoder, HeaderFlags, Packet, ReasonCode, RecvPacket,
+    RecvackPacket, SendPacket, SessionCipher, Setting,
+};
+
+pub struct WkClient {
+    pub stream: TcpStream,
+    pub version: u8,
+    pub cipher: Option<SessionCipher>,
+    pub connack: Option<ConnackPacket>,
+    buf: BytesMut,
+    dec: Decoder,
+    next_seq: u32,
+}
+
+impl WkClient {
+    /// Opens a TCP connection (no CONNECT yet).
+    pub async fn open(addr: &str, version: u8) -> WkClient {
+        let stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        WkClient { stream, version, cipher: None, connack: None, buf: BytesMut::new(), dec: Decoder::default(), next_seq: 1 }
+    }
+
+    /// Opens and CONNECTs; returns the CONNACK's reason code.
+    pub async fn connect(addr: &str, uid: &str, token: &str, version: u8) -> (WkClient, ReasonCode) {
+        Self::connect_device(addr, uid, token, version, 0, &format!("{uid}-dev")).await
+    }
+
+    pub async fn connect_device(addr: &str, uid: &str, token: &str, version: u8, device_flag: u8, device_id: &str) -> (WkClient, ReasonCode) {
+        let mut c = Self::open(addr, version).await;
+        let keys = ClientKeys::generate();
+        let p = Packet::Connect(ConnectPacket {
+            version,
+            device_flag,
+            device_id: device_id.into(),
+            uid: uid.into(),
+            token: token.into(),
+            client_timestamp: 0,
+            client_key: keys.public_key(),
+        });
+        c.write(&p).await;
+        let reason = match c.next(Duration::from_secs(10)).await {
+            Some(Packet::Connack(ack)) => {
+                if ack.reason_code == ReasonCode::Success {
+                    c.cipher = Some(keys.derive(&ack.server_key, &ack.salt).expect("derive cipher"));
+                }
+                let r = ack.reason_code;
+                c.connack = Some(ack);
+                r
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        };
+        (c, reason)
+    }
+
+    pub async fn write(&mut self, p: &Packet) {
+        let b = encode(p, self.version).expect("encode");
+        self.stream.write_all(&b).await.expect("write");
+    }
+
+    pub async fn write_raw(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(b).await
+    }
+
+    /// Next packet within `timeout`; None on timeout or close.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Packet> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.dec.decode(&mut self.buf, self.version) {
+                Ok(Some(p)) => return Some(p),
+                Ok(None) => {}
+                Err(e) => panic!("client failed to decode server packet: {e}"),
+            }
+            self.buf.reserve(4096);
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Is the connection closed by the server within `timeout` (skipping other packets)?
+    pub async fn closed_within(&mut self, timeout: Duration) -> Vec<Packet> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                panic!("connection still open after {timeout:?}; got {seen:?}");
+            }
+            match self.next(left).await {
+                Some(p) => seen.push(p),
+                None => return seen,
+            }
+        }
+    }
+
+    /// Builds an encrypted SEND of a text message.
+    pub fn text_packet(&mut self, channel: &str, channel_type: u8, text: &str, client_msg_no: &str) -> SendPacket {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let payload = serde_json::json!({ "type": 1, "content": text }).to_string();
+        let mut p = SendPacket {
+            flags: HeaderFlags { red_dot: true, ..Default::default() },
+            setting: Setting(0),
+            client_seq: seq,
+            client_msg_no: client_msg_no.into(),
+            stream_no: String::new(),
+            channel_id: channel.into(),
+            channel_type,
+            expire: 0,
+            msg_key: String::new(),
+            topic: String::new(),
+            payload: payload.into_bytes().into(),
+        };
+        self.cipher.as_ref().expect("connected").seal_send(&mut p);
+        p
+    }
+
+    /// Sends a text message; returns its clientSeq.
+    pub async fn send_text(&mut self, channel: &str, channel_type: u8, text: &str) -> u32 {
+        let no = format!("{:032x}", rand::random::<u128>());
+        let p = self.text_packet(channel, channel_type, text, &no);
+        let seq = p.client_seq;
+        self.write(&Packet::Send(p)).await;
+        seq
+    }
+
+    /// Decrypts a RECV's payload and returns its "content" text (checks msgKey).
+    pub fn recv_text(&self, r: &RecvPacket) -> String {
+        let plain = self.cipher.as_ref().expect("connected").open_recv(r).expect("RECV msgKey/payload valid");
+        let v: serde_json::Value = serde_json::from_slice(&plain).expect("payload is JSON");
+        v["content"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Acknowledges a RECV.
+    pub async fn ack(&mut self, r: &RecvPacket) {
+        let p = Packet::Recvack(RecvackPacket { flags: r.flags, message_id: r.message_id, message_seq: r.message_seq });
+        self.write(&p).await;
+    }
+}

@@ -1,0 +1,188 @@
+//! A `wukongim` server process under test: its own data dir, free loopback ports, a config file
+//! written from options, start / kill -9 / SIGTERM / restart, and its log for failure messages.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A free TCP port on `ip` (bound and released; good enough on a quiet loopback).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).expect("bind for a free port").local_addr().unwrap().port()
+}
+
+/// How to configure a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub ip: String,
+    pub node_id: u64,
+    /// Extra top-level YAML appended to the generated config.
+    pub extra_yaml: String,
+    /// Extra lines inside `cluster:` (indented by the caller with two spaces).
+    pub cluster_yaml: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions { ip: "127.0.0.1".into(), node_id: 1, extra_yaml: String::new(), cluster_yaml: String::new(), env: Vec::new() }
+    }
+}
+
+/// Ports of one node.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub api: u16,
+    pub tcp: u16,
+    pub ws: u16,
+    pub manager: u16,
+    pub cluster: u16,
+}
+
+pub struct Node {
+    pub opts: NodeOptions,
+    pub ports: Ports,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Writes the config and starts the process; returns once /health answers.
+    pub async fn start(opts: NodeOptions) -> Node {
+        let mut n = Node::prepare(opts);
+        n.spawn();
+        n.wait_healthy(Duration::from_secs(30)).await;
+        n
+    }
+
+    /// Writes the config without starting.
+    pub fn prepare(opts: NodeOptions) -> Node {
+        let ip = opts.ip.clone();
+        let ports = Ports {
+            api: free_port(&ip),
+            tcp: free_port(&ip),
+            ws: free_port(&ip),
+            manager: free_port(&ip),
+            cluster: free_port(&ip),
+        };
+        let dir = tempfile::Builder::new().prefix("wk-node").tempdir().expect("tempdir");
+        let config_path = dir.path().join("wk.yaml");
+        let mut n = Node { opts, ports, dir, config_path, child: None };
+        n.write_config();
+        n
+    }
+
+    pub fn write_config(&mut self) {
+        let (o, p) = (&self.opts, &self.ports);
+        let ip = &o.ip;
+        let yaml = format!(
+            "mode: test\nrootDir: {root}\naddr: tcp://{ip}:{tcp}\nwsAddr: ws://{ip}:{ws}\nhttpAddr: {ip}:{api}\n\
+             manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info\nlogFile: {root}/wukongim.log\n\
+             external:\n  ip: {ip}\n\
+             cluster:\n  nodeId: {id}\n  serverAddr: {ip}:{cl}\n  heartbeatTick: 100ms\n  electionTick: 10\n{cluster}\n{extra}\n",
+            root = self.dir.path().join("data").display(),
+            tcp = p.tcp,
+            ws = p.ws,
+            api = p.api,
+            mgr = p.manager,
+            cl = p.cluster,
+            id = o.node_id,
+            cluster = o.cluster_yaml,
+            extra = o.extra_yaml,
+        );
+        std::fs::write(&self.config_path, yaml).expect("write config");
+    }
+
+    /// Starts the process (config must exist).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node already running");
+        let mut cmd = Command::new(crate::bin("wukongim"));
+        cmd.arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn wukongim"));
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit (bounded); returns the exit status code.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("node did not exit within {timeout:?} after SIGTERM\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Is the process still running?
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub async fn wait_healthy(&mut self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (st, _) = crate::get(&self.url("/health")).await;
+            if st == 200 {
+                return;
+            }
+            if !self.running() {
+                panic!("wukongim exited during start-up\n{}", self.log_tail());
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("wukongim not healthy within {timeout:?}\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}:{}{path}", self.opts.ip, self.ports.api)
+    }
+
+    pub fn ws_addr(&self) -> String {
+        format!("ws://{}:{}", self.opts.ip, self.ports.ws)
+    }
+
+    pub fn tcp_addr(&self) -> String {
+        format!("{}:{}", self.opts.ip, self.ports.tcp)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}:{}/metrics", self.opts.ip, self.ports.manager)
+    }
+
+    /// Last lines of the node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("data").join("wukongim.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let start = lines.len().saturating_sub(40);
+        format!("--- node {} log ---\n{}", self.opts.node_id, lines[start..].join("\n"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

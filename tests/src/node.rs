@@ -77,7 +77,7 @@ impl Node {
         let ip = &o.ip;
         let yaml = format!(
             "mode: test\nrootDir: {root}\naddr: tcp://{ip}:{tcp}\nwsAddr: ws://{ip}:{ws}\nhttpAddr: {ip}:{api}\n\
-             manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info\nlogFile: {root}/wukongim.log\n\
+             manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info,openraft=warn\nlogFile: {root}/wukongim.log\n\
              external:\n  ip: {ip}\n\
              cluster:\n  nodeId: {id}\n  serverAddr: {ip}:{cl}\n  heartbeatTick: 100ms\n  electionTick: 10\n{cluster}\n{extra}\n",
             root = self.dir.path().join("data").display(),

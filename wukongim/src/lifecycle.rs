@@ -30,7 +30,7 @@ pub async fn watchdog(app: Arc<App>) {
         }
         // A probe that goes through the event loop and the writer queue: if the writer is wedged
         // the queue stays full and we stop pinging, so systemd restarts us.
-        let healthy = app.core.log.pending() < app.config.cluster.queue_size as usize
+        let healthy = app.core.proposer.pending() < app.config.cluster.queue_size as usize
             && tokio::time::timeout(Duration::from_millis(100), tokio::task::yield_now()).await.is_ok();
         if healthy {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);

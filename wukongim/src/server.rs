@@ -4,7 +4,7 @@
 use crate::app::{App, Traffic};
 use crate::cli::Args;
 use crate::config::Loaded;
-use crate::core::{BatchConfig, Core};
+use crate::core::{Core, Hub};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -48,14 +48,11 @@ impl Node {
         let store = tokio::task::spawn_blocking(move || Store::open(&root))
             .await?
             .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
-        let core = Core::start(
-            store.clone(),
-            BatchConfig {
-                batch_size: config.cluster.batch_size as usize,
-                batch_timeout: config.cluster.batch_timeout.0,
-                queue_size: config.cluster.queue_size as usize,
-            },
-        );
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let hub = Hub::new();
+        let cluster = crate::cluster::Cluster::start(config.clone(), store.clone(), hub.clone(), shutdown.clone()).await?;
+        let proposer = crate::cluster::Proposer::start(cluster.clone());
+        let core = Core { hub, cluster, proposer };
         let bind = |key: &'static str, addr: String| async move {
             TcpListener::bind(&addr)
                 .await
@@ -73,7 +70,7 @@ impl Node {
             manager_token,
             traffic: Traffic::default(),
             started: Instant::now(),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            shutdown,
         });
         let mut tasks = Vec::new();
         tracing::info!(
@@ -115,7 +112,7 @@ impl Node {
         self.app.core.hub.kick_all(0, "server shutting down");
         // Writes already queued finish: wait until the writer has caught up (bounded).
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && self.app.core.log.pending() > 0 {
+        while Instant::now() < deadline && self.app.core.proposer.pending() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -143,7 +143,7 @@ impl Default for Config {
             manager_token: String::new(),
             manager_token_file: None,
             token_auth_on: false,
-            log_level: "info".into(),
+            log_level: "info,openraft=warn".into(),
             log_file: None,
             conn: Conn::default(),
             external: External::default(),

@@ -1,36 +1,33 @@
-//! IM logic over the replicated state: the write path (propose → durable apply → deliver) and
-//! the per-node connection hub.
+//! IM logic over the replicated state: the write path (propose → Raft commit → apply →
+//! deliver) and the per-node connection hub.
 
 pub mod hub;
-pub mod log;
 
+pub use crate::cluster::ProposeError;
 pub use hub::{ConnInfo, Hub, Outbound};
-pub use log::{BatchConfig, LocalLog, LogStats, ProposeError};
 
+use crate::cluster::{Cluster, Proposer};
 use crate::store::{Command, Outcome};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// The node's write path and delivery hub.
 #[derive(Clone)]
 pub struct Core {
-    pub log: LocalLog,
     pub hub: Arc<Hub>,
-    pub stats: Arc<LogStats>,
+    pub cluster: Arc<Cluster>,
+    pub proposer: Proposer,
 }
 
 impl Core {
-    /// Starts the writer over `store`; applied messages are delivered through the hub.
-    pub fn start(store: crate::store::Store, cfg: BatchConfig) -> Core {
-        let hub = Hub::new();
-        let stats = Arc::new(LogStats::default());
-        let h = hub.clone();
-        let log = LocalLog::start(store, cfg, stats.clone(), move |d| h.deliver(d));
-        Core { log, hub, stats }
+    /// Proposes `cmd` and waits until it is committed and applied on this node.
+    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+        self.proposer.propose(cmd).await
     }
 
-    /// Proposes `cmd` and waits for its durable outcome.
-    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
-        self.log.propose(cmd).await
+    /// Queues `cmd` in order; the receiver yields its outcome.
+    pub async fn submit(&self, cmd: Command) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
+        self.proposer.submit(cmd).await
     }
 }
 

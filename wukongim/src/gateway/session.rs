@@ -305,7 +305,7 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
         timestamp: crate::core::now_secs(),
         trusted: false,
     });
-    match s.app.core.log.submit(cmd).await {
+    match s.app.core.submit(cmd).await {
         Ok(rx) => PendingAck::Waiting { client_seq, rx },
         Err(_) => PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::SystemError)),
     }

@@ -10,16 +10,6 @@ pub struct Applied {
     pub deliveries: Vec<Delivery>,
 }
 
-impl Store {
-    /// Applies `cmds` in order in one durable transaction (one fsync for the whole batch).
-    pub fn apply_batch(&self, cmds: &[Command]) -> Result<Applied> {
-        let txn = self.db().begin_write()?;
-        let applied = apply_in(&txn, cmds)?;
-        txn.commit()?;
-        Ok(applied)
-    }
-}
-
 /// Applies `cmds` inside `txn` (used by the local log and by the Raft state machine).
 pub fn apply_in(txn: &WriteTransaction, cmds: &[Command]) -> Result<Applied> {
     let mut out = Applied { outcomes: Vec::with_capacity(cmds.len()), deliveries: Vec::new() };

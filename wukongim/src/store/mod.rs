@@ -5,9 +5,13 @@
 mod apply;
 mod model;
 mod query;
+mod raft;
+mod snapshot;
 
 pub use model::*;
+pub use apply::Applied;
 pub use query::{ConversationView, SyncRange};
+pub use snapshot::StateImage;
 
 use redb::{Database, TableDefinition};
 use std::path::Path;
@@ -69,6 +73,9 @@ impl Store {
             txn.open_table(SEQS)?;
             txn.open_table(CONVS)?;
             txn.open_table(DEDUP)?;
+            txn.open_table(raft::RAFT_LOG)?;
+            txn.open_table(raft::RAFT_META)?;
+            txn.open_table(raft::SM_META)?;
         }
         txn.commit()?;
         Ok(Store { db: Arc::new(db) })

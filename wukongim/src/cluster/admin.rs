@@ -1,0 +1,166 @@
+//! Cluster administration and views: membership changes, leadership transfer, and the JSON the
+//! /cluster/* endpoints show. Changes run on the leader; other nodes forward them.
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use super::messages::{kind, AdminRequest, AdminResult};
+use super::types::{from_bytes, to_bytes};
+use super::Cluster;
+use openraft::{BasicNode, ChangeMembers, Instant as _, ServerState};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+/// One member as GET /cluster/nodes shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub id: u64,
+    pub addr: String,
+    pub status: &'static str,
+    pub last_heartbeat: Option<String>,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn bad(msg: impl Into<String>) -> (u16, String) {
+    (400, msg.into())
+}
+
+impl Cluster {
+    /// Runs `req` on the leader: here, or forwarded.
+    pub async fn admin(&self, req: AdminRequest) -> AdminResult {
+        match self.leader() {
+            Some(l) if l == self.node_id => self.admin_as_leader(req).await,
+            Some(l) => {
+                let Some(addr) = self.addr_of(l) else { return Err((503, format!("no address for leader {l}"))) };
+                let timeout = self.config.cluster.request_timeout.0 * 3;
+                match self.rpc.call_timeout(&addr, kind::ADMIN, to_bytes(&req).into(), timeout).await {
+                    Ok(body) => from_bytes::<AdminResult>(&body).unwrap_or_else(|e| Err((502, e.to_string()))),
+                    Err(e) => Err((503, format!("leader {l} unreachable: {e}"))),
+                }
+            }
+            None => Err((503, "no leader".into())),
+        }
+    }
+
+    /// Runs `req` on this node, which must be the leader.
+    pub async fn admin_as_leader(&self, req: AdminRequest) -> AdminResult {
+        if !self.raft.is_leader() {
+            return Err((503, "not the leader".into()));
+        }
+        let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+        let m = membership.membership();
+        let voters: BTreeSet<u64> = m.voter_ids().collect();
+        let learners: BTreeSet<u64> = m.learner_ids().collect();
+        match req {
+            AdminRequest::AddNode { id, addr } => {
+                if id == 0 {
+                    return Err(bad("id must be a positive integer"));
+                }
+                crate::config::NodeSpec::parse(&format!("{id}@{addr}")).map_err(bad)?;
+                if voters.contains(&id) {
+                    return Err((409, format!("node {id} is already a voter")));
+                }
+                if let Some((other, _)) = m.nodes().find(|(nid, n)| n.addr == addr && **nid != id) {
+                    return Err((409, format!("address {addr} already belongs to node {other}")));
+                }
+                tracing::info!(id, %addr, "raft adding learner");
+                self.raft
+                    .add_learner(id, BasicNode { addr: addr.clone() }, true)
+                    .await
+                    .map_err(|e| (503, format!("adding learner {id}: {e}")))?;
+                tracing::info!(id, "raft promoting learner to voter");
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(|e| (503, format!("promoting {id}: {e}")))?;
+                Ok(json!({"id": id, "addr": addr, "status": "follower"}).to_string())
+            }
+            AdminRequest::RemoveNode { id } => {
+                if voters.contains(&id) {
+                    if voters.len() == 1 {
+                        return Err(bad(format!("node {id} is the last voter; refusing to remove it")));
+                    }
+                    tracing::info!(id, "raft removing voter");
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                        .await
+                        .map_err(|e| (503, format!("removing {id}: {e}")))?;
+                } else if learners.contains(&id) {
+                    tracing::info!(id, "raft removing learner");
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                        .await
+                        .map_err(|e| (503, format!("removing {id}: {e}")))?;
+                } else {
+                    return Err((404, format!("node {id} is not a member")));
+                }
+                if let Some(addr) = m.get_node(&id).map(|n: &BasicNode| n.addr.clone()) {
+                    self.rpc.forget(&addr);
+                }
+                Ok(json!({"id": id, "removed": true}).to_string())
+            }
+            AdminRequest::TransferLeader { target } => {
+                if !voters.contains(&target) {
+                    return Err(bad(format!("node {target} is not a voter")));
+                }
+                if target == self.node_id {
+                    return Ok(json!({"leader": target}).to_string());
+                }
+                tracing::info!(from = self.node_id, to = target, "raft transferring leadership");
+                self.raft.trigger().transfer_leader(target).await.map_err(|e| (503, e.to_string()))?;
+                let deadline = self.config.election_timeout() * 4;
+                let until = tokio::time::Instant::now() + deadline;
+                while tokio::time::Instant::now() < until {
+                    if self.leader() == Some(target) {
+                        return Ok(json!({"leader": target}).to_string());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((503, format!("node {target} did not take over within {deadline:?}")))
+            }
+            AdminRequest::Nodes => Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default()),
+        }
+    }
+
+    /// Members with their status, as this node sees them (authoritative on the leader).
+    pub fn nodes_view(&self) -> Value {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let m = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = m.voter_ids().collect();
+        let online_within = self.config.election_timeout() * 2;
+        let now = SystemTime::now();
+        let heartbeats: BTreeMap<u64, Option<Duration>> = metrics
+            .heartbeat
+            .as_ref()
+            .map(|h| h.iter().map(|(id, t)| (*id, t.as_ref().map(|t| t.elapsed()))).collect())
+            .unwrap_or_default();
+        let mut nodes = Vec::new();
+        for (id, node) in m.nodes() {
+            let role_ok = if voters.contains(id) { "follower" } else { "learner" };
+            let (status, last) = if *id == self.node_id {
+                let s = match metrics.state {
+                    ServerState::Leader => "leader",
+                    ServerState::Learner => "learner",
+                    ServerState::Follower => "follower",
+                    ServerState::Candidate => "candidate",
+                    ServerState::Shutdown => "offline",
+                };
+                (s, Some(now))
+            } else if metrics.current_leader == Some(*id) {
+                ("leader", None)
+            } else {
+                match heartbeats.get(id) {
+                    Some(Some(age)) if *age <= online_within => (role_ok, now.checked_sub(*age)),
+                    Some(Some(age)) => ("offline", now.checked_sub(*age)),
+                    Some(None) => ("offline", None),
+                    None => (role_ok, None),
+                }
+            };
+            nodes.push(NodeView { id: *id, addr: node.addr.clone(), status, last_heartbeat: last.map(rfc3339) });
+        }
+        json!({ "leader": metrics.current_leader, "nodes": nodes })
+    }
+}

@@ -1,0 +1,120 @@
+//! openraft log storage over the node's redb database. `append` reports the entries flushed only
+//! after the transaction committed (fsync); the vote is durable before `save_vote` returns.
+
+use super::types::{from_bytes, to_bytes, Entry, LogId, TypeConfig, Vote};
+use crate::store::Store;
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader};
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+const VOTE: &str = "vote";
+const PURGED: &str = "last_purged";
+
+/// Handle to the log tables; cheap to clone.
+#[derive(Clone)]
+pub struct LogStore {
+    store: Store,
+}
+
+impl LogStore {
+    pub fn new(store: Store) -> Self {
+        LogStore { store }
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Runs blocking storage work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, io::Error> + Send + 'static) -> Result<T, io::Error> {
+    tokio::task::spawn_blocking(f).await.map_err(io_err)?
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let lo = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let hi = match range.end_bound() {
+            Bound::Included(x) => x.saturating_add(1),
+            Bound::Excluded(x) => *x,
+            Bound::Unbounded => u64::MAX,
+        };
+        let store = self.store.clone();
+        blocking(move || {
+            let rows = store.log_range(lo, hi).map_err(io_err)?;
+            rows.into_iter().map(|(_, b)| from_bytes::<Entry>(&b)).collect()
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        let store = self.store.clone();
+        blocking(move || store.raft_meta_get(VOTE).map_err(io_err)?.map(|b| from_bytes(&b)).transpose()).await
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let store = self.store.clone();
+        blocking(move || {
+            let last = store.log_last().map_err(io_err)?.map(|(_, b)| from_bytes::<Entry>(&b)).transpose()?;
+            let purged: Option<LogId> =
+                store.raft_meta_get(PURGED).map_err(io_err)?.map(|b| from_bytes(&b)).transpose()?;
+            let last_log_id = last.map(|e| e.log_id()).or_else(|| purged.clone());
+            Ok(LogState { last_purged_log_id: purged, last_log_id })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let (store, bytes) = (self.store.clone(), to_bytes(vote));
+        blocking(move || store.raft_meta_put(VOTE, &bytes).map_err(io_err)).await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+    {
+        let rows: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.index(), to_bytes(&e))).collect();
+        let store = self.store.clone();
+        // The commit is the fsync: entries are readable and durable once it returns.
+        let res = blocking(move || store.log_append(&rows).map_err(io_err)).await;
+        match res {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.io_completed(Err(io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        let store = self.store.clone();
+        blocking(move || store.log_truncate_from(from).map_err(io_err)).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let (store, bytes, upto) = (self.store.clone(), to_bytes(&log_id), log_id.index());
+        blocking(move || store.log_purge(upto, PURGED, &bytes).map_err(io_err)).await
+    }
+}

@@ -1,0 +1,65 @@
+//! Messages of the cluster RPC, one request kind each: Raft traffic (append, vote, pre-vote,
+//! snapshot, leader transfer), forwarded client writes and forwarded admin operations. Bodies
+//! are encoded with [`super::types::to_bytes`].
+
+use super::types::{Batch, BatchResult, SnapshotMeta, Vote};
+use serde::{Deserialize, Serialize};
+
+/// Request kinds (the tag the RPC layer carries).
+pub mod kind {
+    pub const PING: u8 = 0;
+    pub const APPEND: u8 = 1;
+    pub const VOTE: u8 = 2;
+    pub const PRE_VOTE: u8 = 3;
+    pub const SNAPSHOT: u8 = 4;
+    pub const TRANSFER_LEADER: u8 = 5;
+    pub const FORWARD_WRITE: u8 = 6;
+    pub const ADMIN: u8 = 7;
+}
+
+/// Answer to PING: what a peer knows (used by bootstrap and status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingResponse {
+    pub node_id: u64,
+    pub initialized: bool,
+    pub leader: Option<u64>,
+    pub term: u64,
+}
+
+/// A full snapshot pushed to a follower.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    pub vote: Vote,
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+/// A client write forwarded by a follower to the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardWrite {
+    pub batch: Batch,
+}
+
+/// The leader's answer to a forwarded write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardResult {
+    /// Applied on the leader at this log index.
+    Applied { index: u64, result: BatchResult },
+    /// The receiver is not the leader; it knows this one (if any).
+    NotLeader { leader: Option<u64> },
+    /// The write failed (message for logs).
+    Failed(String),
+}
+
+/// Membership and leadership operations forwarded to the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminRequest {
+    AddNode { id: u64, addr: String },
+    RemoveNode { id: u64 },
+    TransferLeader { target: u64 },
+    /// The leader's view of the members (for GET /cluster/nodes on followers).
+    Nodes,
+}
+
+/// Result of an admin operation: Ok(JSON text) or a client error (status, message).
+pub type AdminResult = Result<String, (u16, String)>;

@@ -1,0 +1,141 @@
+//! The Raft cluster: one openraft group holding all data. Writes from any node are batched,
+//! proposed to the leader (forwarded over the cluster RPC when this node follows), committed,
+//! and applied on every node, which delivers them to its own connected clients.
+
+mod admin;
+mod bootstrap;
+pub mod log_store;
+pub mod messages;
+mod network;
+mod raft_config;
+#[path = "rpc_stub.rs"]
+pub mod rpc;
+mod service;
+pub mod state_machine;
+pub mod types;
+mod writer;
+
+pub use admin::NodeView;
+pub use writer::{Proposer, ProposeError};
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use crate::config::Config;
+use crate::core::Hub;
+use crate::store::Store;
+use anyhow::{Context, Result};
+use rpc::{RpcClient, RpcSettings};
+use state_machine::{SnapshotStats, StateMachine};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use types::Raft;
+
+/// This node's membership in the Raft group.
+pub struct Cluster {
+    pub node_id: u64,
+    pub raft: Raft,
+    pub rpc: RpcClient,
+    pub store: Store,
+    pub config: Config,
+    /// Highest log index applied to the local state machine.
+    pub applied: watch::Receiver<u64>,
+    pub snapshots: Arc<SnapshotStats>,
+    /// Addresses of the initial members (for bootstrap and before membership is known).
+    pub init_members: BTreeMap<u64, String>,
+}
+
+impl Cluster {
+    /// Creates the Raft instance over `store`, binds the cluster RPC on `serverAddr`, and starts
+    /// bootstrap. Applied messages go to `hub`.
+    pub async fn start(
+        config: Config,
+        store: Store,
+        hub: Arc<Hub>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Arc<Cluster>> {
+        let settings = Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
+        let rpc = RpcClient::new(settings.clone());
+        let listen = cluster_listen(&config);
+        let listener = TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (config key `cluster.serverAddr`)"))?;
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let sm = StateMachine::new(store.clone(), hub, Arc::new(applied_tx), config.root_dir.join("snapshots"))
+            .context("creating the snapshot directory")?;
+        let snapshots = sm.stats.clone();
+        let raft_cfg = Arc::new(raft_config::raft_config(&config).validate().context("raft configuration")?);
+        let raft = Raft::new(
+            config.cluster.node_id,
+            raft_cfg,
+            network::Network { rpc: rpc.clone() },
+            log_store::LogStore::new(store.clone()),
+            sm,
+        )
+        .await
+        .context("starting raft")?;
+        let init_members = config.init_members().into_iter().map(|n| (n.id, n.addr)).collect();
+        let cluster = Arc::new(Cluster {
+            node_id: config.cluster.node_id,
+            raft,
+            rpc,
+            store,
+            config,
+            applied: applied_rx,
+            snapshots,
+            init_members,
+        });
+        let handler = Arc::new(service::Service { cluster: cluster.clone() });
+        tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
+        tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
+        tokio::spawn(log_size_guard(cluster.clone(), shutdown));
+        tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");
+        Ok(cluster)
+    }
+
+    /// Address of a member: from the current membership, else from `initNodes`.
+    pub fn addr_of(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        m.membership().get_node(&id).map(|n| n.addr.clone()).or_else(|| self.init_members.get(&id).cloned())
+    }
+
+    /// The current leader, if known.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Waits until the local state machine applied `index` (bounded).
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut rx = self.applied.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops Raft (used on shutdown).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Where the cluster RPC listens: `serverAddr` (binding all interfaces when it names a host that
+/// is not local is left to the operator's `serverAddr`).
+fn cluster_listen(c: &Config) -> String {
+    c.cluster.server_addr.clone()
+}
+
+/// Takes a snapshot (and so purges the log) when the log outgrows `maxLogSize`.
+async fn log_size_guard(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
+    let limit = cluster.config.cluster.max_log_size.0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = cluster.store.clone();
+        let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await else { continue };
+        if bytes > limit {
+            tracing::info!(bytes, limit, "raft log larger than maxLogSize, taking a snapshot");
+            let _ = cluster.raft.trigger().snapshot().await;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The server side of the cluster RPC: dispatches each request kind to the local Raft instance,
+//! or to the leader-side handling of forwarded writes and admin operations.
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use super::messages::{kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest};
+use super::rpc::RpcHandler;
+use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig};
+use super::Cluster;
+use bytes::Bytes;
+use openraft::errors::RaftError;
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use std::io::Cursor;
+use std::sync::Arc;
+
+/// Handles requests from peers.
+pub struct Service {
+    pub cluster: Arc<Cluster>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    from_bytes(body).map_err(|e| format!("bad request body: {e}"))
+}
+
+impl RpcHandler for Service {
+    async fn handle(&self, k: u8, body: Bytes) -> Result<Bytes, String> {
+        let raft = &self.cluster.raft;
+        let out = match k {
+            kind::PING => to_bytes(&PingResponse {
+                node_id: self.cluster.node_id,
+                initialized: raft.is_initialized().await.unwrap_or(false),
+                leader: raft.current_leader().await,
+                term: raft.metrics().borrow_watched().current_term,
+            }),
+            kind::APPEND => {
+                let req: AppendEntriesRequest<TypeConfig> = decode(&body)?;
+                to_bytes(&raft.append_entries(req).await)
+            }
+            kind::VOTE => {
+                let req: VoteRequest<TypeConfig> = decode(&body)?;
+                to_bytes(&raft.vote(req).await)
+            }
+            kind::PRE_VOTE => {
+                let req: VoteRequest<TypeConfig> = decode(&body)?;
+                to_bytes(&raft.pre_vote(req).await)
+            }
+            kind::SNAPSHOT => {
+                let req: SnapshotRequest = decode(&body)?;
+                let snap = Snapshot { meta: req.meta, snapshot: Cursor::new(req.data) };
+                let res = raft.install_full_snapshot(req.vote, snap).await.map_err(RaftError::<TypeConfig>::Fatal);
+                to_bytes(&res)
+            }
+            kind::TRANSFER_LEADER => {
+                let req: TransferLeaderRequest<TypeConfig> = decode(&body)?;
+                let res = raft.handle_transfer_leader(req).await.map_err(RaftError::<TypeConfig>::Fatal);
+                to_bytes(&res)
+            }
+            kind::FORWARD_WRITE => {
+                let req: ForwardWrite = decode(&body)?;
+                let res: ForwardResult = self.cluster.write_as_leader(req.batch).await;
+                to_bytes(&res)
+            }
+            kind::ADMIN => {
+                let req: AdminRequest = decode(&body)?;
+                to_bytes(&self.cluster.admin_as_leader(req).await)
+            }
+            other => return Err(format!("unknown request kind {other}")),
+        };
+        Ok(out.into())
+    }
+}

@@ -1,0 +1,208 @@
+//! The replicated state machine: applies committed batches to the IM store in one durable
+//! transaction per apply call, answers the proposers, and hands applied messages to this node's
+//! hub for delivery (apply is the delivery trigger, on every node alike). Snapshots are the
+//! store's state image, kept as one file under `rootDir/snapshots`.
+
+use super::types::{from_bytes, to_bytes, Batch, BatchResult, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::core::Hub;
+use crate::store::{Command, Store};
+use futures::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use std::io::{self, Cursor};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+const LAST_APPLIED: &str = "last_applied";
+const MEMBERSHIP: &str = "last_membership";
+
+/// Snapshot counters shared with /metrics and /cluster/raft/status.
+#[derive(Debug, Default)]
+pub struct SnapshotStats {
+    pub built: AtomicU64,
+    pub installed: AtomicU64,
+    pub failures: AtomicU64,
+    pub last_duration_ms: AtomicU64,
+    pub last_size_bytes: AtomicU64,
+    pub last_index: AtomicU64,
+}
+
+/// The state machine handle given to openraft.
+#[derive(Clone)]
+pub struct StateMachine {
+    store: Store,
+    hub: Arc<Hub>,
+    applied: Arc<watch::Sender<u64>>,
+    dir: PathBuf,
+    pub stats: Arc<SnapshotStats>,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl StateMachine {
+    pub fn new(store: Store, hub: Arc<Hub>, applied: Arc<watch::Sender<u64>>, dir: PathBuf) -> io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(StateMachine { store, hub, applied, dir, stats: Arc::new(SnapshotStats::default()) })
+    }
+
+    fn snapshot_path(&self) -> PathBuf {
+        self.dir.join("current.snap")
+    }
+
+    fn read_meta(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let last = self.store.sm_meta_get(LAST_APPLIED).map_err(io_err)?.map(|b| from_bytes::<LogId>(&b)).transpose()?;
+        let mem = self
+            .store
+            .sm_meta_get(MEMBERSHIP)
+            .map_err(io_err)?
+            .map(|b| from_bytes::<StoredMembership>(&b))
+            .transpose()?
+            .unwrap_or_default();
+        Ok((last, mem))
+    }
+
+    /// Writes the snapshot file atomically: meta + state image.
+    fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
+        let bytes = to_bytes(&(meta, data));
+        crate::fsutil::write_atomic(&self.snapshot_path(), &bytes, 0o600)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let started = Instant::now();
+        let me = self.clone();
+        let res = tokio::task::spawn_blocking(move || -> io::Result<Snapshot> {
+            // Image and metadata come from one read transaction: the same applied state.
+            let (data, meta) = me.store.snapshot_with_meta(&[LAST_APPLIED, MEMBERSHIP]).map_err(io_err)?;
+            let last = meta[0].as_deref().map(from_bytes::<LogId>).transpose()?;
+            let membership = meta[1].as_deref().map(from_bytes::<StoredMembership>).transpose()?.unwrap_or_default();
+            let meta = SnapshotMeta { last_log_id: last, last_membership: membership };
+            me.save_snapshot(&meta, &data)?;
+            Ok(Snapshot { meta, snapshot: Cursor::new(data) })
+        })
+        .await
+        .map_err(io_err)?;
+        match &res {
+            Ok(s) => {
+                self.stats.built.fetch_add(1, Relaxed);
+                self.stats.last_duration_ms.store(started.elapsed().as_millis() as u64, Relaxed);
+                self.stats.last_size_bytes.store(s.snapshot.get_ref().len() as u64, Relaxed);
+                self.stats.last_index.store(s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0), Relaxed);
+                tracing::info!(
+                    index = s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
+                    bytes = s.snapshot.get_ref().len(),
+                    "raft snapshot built"
+                );
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, "raft snapshot failed");
+            }
+        }
+        res
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let me = self.clone();
+        let (last, mem) = tokio::task::spawn_blocking(move || me.read_meta()).await.map_err(io_err)??;
+        let _ = self.applied.send(last.as_ref().map(|l| l.index()).unwrap_or(0));
+        Ok((last, mem))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batches: Vec<Option<Vec<Command>>> = Vec::new();
+        let mut responders = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            match entry.payload {
+                EntryPayload::Blank => batches.push(None),
+                EntryPayload::Normal(Batch(cmds)) => batches.push(Some(cmds)),
+                EntryPayload::Membership(m) => {
+                    tracing::info!(index = log_id.index(), membership = %m, "raft membership applied");
+                    membership = Some(StoredMembership::new(Some(log_id.clone()), m));
+                    batches.push(None);
+                }
+            }
+            last_applied = Some(log_id);
+            responders.push(responder);
+        }
+        let Some(last) = last_applied else { return Ok(()) };
+        let mut meta = vec![(LAST_APPLIED, to_bytes(&last))];
+        if let Some(m) = &membership {
+            meta.push((MEMBERSHIP, to_bytes(m)));
+        }
+        let store = self.store.clone();
+        let applied = tokio::task::spawn_blocking(move || store.apply_entries(&batches, &meta))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        for (a, responder) in applied.into_iter().zip(responders) {
+            self.hub.deliver(a.deliveries);
+            if let Some(r) = responder {
+                r.send(BatchResult(a.outcomes));
+            }
+        }
+        let _ = self.applied.send(last.index());
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
+        tracing::info!(index, bytes = data.len(), "raft snapshot installing");
+        let me = self.clone();
+        let m = meta.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut sm_meta = vec![(MEMBERSHIP, to_bytes(&m.last_membership))];
+            if let Some(l) = &m.last_log_id {
+                sm_meta.push((LAST_APPLIED, to_bytes(l)));
+            }
+            me.store.restore(&data, &sm_meta).map_err(io_err)?;
+            me.save_snapshot(&m, &data)
+        })
+        .await
+        .map_err(io_err)??;
+        self.stats.installed.fetch_add(1, Relaxed);
+        let _ = self.applied.send(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let path = self.snapshot_path();
+        tokio::task::spawn_blocking(move || -> io::Result<Option<Snapshot>> {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let (meta, data): (SnapshotMeta, Vec<u8>) = from_bytes(&bytes)?;
+                    Ok(Some(Snapshot { meta, snapshot: Cursor::new(data) }))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(io_err)?
+    }
+}

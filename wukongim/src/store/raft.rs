@@ -1,0 +1,122 @@
+//! Raw storage for the Raft layer in the same database file: the log (index → encoded entry),
+//! Raft metadata (vote, last purged id, committed id) and the state machine's own metadata
+//! (last applied id, membership). Encoding of openraft types is the caller's business.
+
+use super::apply::{apply_in, Applied};
+use super::*;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+pub(crate) const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+pub(crate) const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+
+impl Store {
+    /// Appends (or overwrites) log entries in one durable transaction.
+    pub fn log_append(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        {
+            let mut t = txn.open_table(RAFT_LOG)?;
+            for (idx, bytes) in entries {
+                t.insert(*idx, bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Entries with index in `lo..hi`.
+    pub fn log_range(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(RAFT_LOG)?;
+        let mut out = Vec::new();
+        if lo < hi {
+            for item in t.range(lo..hi)? {
+                let (k, v) = item?;
+                out.push((k.value(), v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last log entry, if any.
+    pub fn log_last(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(RAFT_LOG)?;
+        let last = t.last()?.map(|(k, v)| (k.value(), v.value().to_vec()));
+        Ok(last)
+    }
+
+    /// Deletes every entry with index ≥ `from`.
+    pub fn log_truncate_from(&self, from: u64) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        txn.open_table(RAFT_LOG)?.retain_in(from.., |_, _| false)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records `meta` under `key`, then deletes every entry with index ≤ `upto`.
+    pub fn log_purge(&self, upto: u64, key: &str, meta: &[u8]) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        txn.open_table(RAFT_META)?.insert(key, meta)?;
+        txn.open_table(RAFT_LOG)?.retain_in(..=upto, |_, _| false)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Number of log entries kept and their total encoded size.
+    pub fn log_stats(&self) -> Result<(u64, u64)> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(RAFT_LOG)?;
+        let mut n = 0;
+        let mut bytes = 0;
+        for item in t.iter()? {
+            let (_, v) = item?;
+            n += 1;
+            bytes += v.value().len() as u64;
+        }
+        Ok((n, bytes))
+    }
+
+    pub fn raft_meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(RAFT_META)?;
+        let v = t.get(key)?.map(|g| g.value().to_vec());
+        Ok(v)
+    }
+
+    /// Durably records Raft metadata (the vote must survive a crash).
+    pub fn raft_meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        let txn = self.db().begin_write()?;
+        txn.open_table(RAFT_META)?.insert(key, value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn sm_meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(SM_META)?;
+        let v = t.get(key)?.map(|g| g.value().to_vec());
+        Ok(v)
+    }
+
+    /// Applies several log entries' commands and the new state-machine metadata in one durable
+    /// transaction. `None` marks an entry without commands (blank or membership).
+    pub fn apply_entries(&self, entries: &[Option<Vec<Command>>], meta: &[(&str, Vec<u8>)]) -> Result<Vec<Applied>> {
+        let txn = self.db().begin_write()?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(match e {
+                Some(cmds) => apply_in(&txn, cmds)?,
+                None => Applied { outcomes: Vec::new(), deliveries: Vec::new() },
+            });
+        }
+        {
+            let mut t = txn.open_table(SM_META)?;
+            for (k, v) in meta {
+                t.insert(*k, v.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+}

@@ -3,12 +3,16 @@
 //! and poll with deadlines instead of sleeping.
 
 pub mod client;
+pub mod cluster;
 pub mod js;
 pub mod node;
+pub mod writer;
 
 pub use client::WkClient;
+pub use cluster::TestCluster;
 pub use js::JsClient;
 pub use node::{free_port, Node, NodeOptions};
+pub use writer::{Writer, WriterLog};
 
 use std::time::{Duration, Instant};
 

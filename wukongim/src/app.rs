@@ -10,6 +10,11 @@ use std::time::Instant;
 /// Traffic counters shared by the gateways, /varz and /metrics.
 #[derive(Debug, Default)]
 pub struct Traffic {
+    /// Packets received / sent, indexed by packet type.
+    pub packets_in: [AtomicU64; 16],
+    pub packets_out: [AtomicU64; 16],
+    /// SEND received → SENDACK written.
+    pub send_ack: crate::metrics::Histogram,
     pub in_msgs: AtomicU64,
     pub out_msgs: AtomicU64,
     pub in_bytes: AtomicU64,

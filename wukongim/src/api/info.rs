@@ -33,6 +33,13 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         )
             .into_response();
     }
+    if app.core.cluster.leader().is_none() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "status": "error", "message": "no raft leader known" })),
+        )
+            .into_response();
+    }
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 

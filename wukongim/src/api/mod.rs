@@ -2,11 +2,13 @@
 //! Every request needs the `token` header when `managerToken` is set (GET /health excepted, so
 //! load balancers can probe it).
 
+mod cluster;
 mod error;
 mod im;
 mod info;
 mod sync;
 
+pub use cluster::raft_status_json;
 pub use error::ApiError;
 
 use crate::app::App;
@@ -32,6 +34,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/conversation/sync", post(sync::conversation_sync))
         .route("/conversations/setUnread", post(sync::set_unread))
         .route("/conversations/delete", post(sync::delete_conversation))
+        .route("/cluster/nodes", get(cluster::nodes).post(cluster::add_node))
+        .route("/cluster/nodes/{id}", axum::routing::delete(cluster::remove_node))
+        .route("/cluster/transfer-leadership", post(cluster::transfer_leadership))
+        .route("/cluster/status", get(cluster::status))
+        .route("/cluster/raft/status", get(cluster::raft_status))
+        .route("/cluster/election", post(cluster::election))
+        .route("/cluster/data/version", get(cluster::data_version))
+        .route("/cluster/sync/force", post(cluster::sync_force))
+        .route("/cluster/snapshot", post(cluster::snapshot))
         .route("/route", get(info::route))
         .route("/health", get(info::health))
         .route("/varz", get(info::varz))

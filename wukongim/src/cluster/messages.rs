@@ -24,6 +24,7 @@ pub struct PingResponse {
     pub initialized: bool,
     pub leader: Option<u64>,
     pub term: u64,
+    pub committed: u64,
 }
 
 /// A full snapshot pushed to a follower.

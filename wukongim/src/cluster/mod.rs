@@ -13,6 +13,7 @@ pub mod rpc;
 mod service;
 pub mod state_machine;
 pub mod types;
+mod health;
 mod writer;
 
 pub use admin::NodeView;
@@ -44,6 +45,8 @@ pub struct Cluster {
     pub snapshots: Arc<SnapshotStats>,
     /// Addresses of the initial members (for bootstrap and before membership is known).
     pub init_members: BTreeMap<u64, String>,
+    /// Raft RPC latency per peer.
+    pub peer_latency: network::PeerLatency,
 }
 
 impl Cluster {
@@ -66,10 +69,11 @@ impl Cluster {
             .context("creating the snapshot directory")?;
         let snapshots = sm.stats.clone();
         let raft_cfg = Arc::new(raft_config::raft_config(&config).validate().context("raft configuration")?);
+        let peer_latency = network::PeerLatency::default();
         let raft = Raft::new(
             config.cluster.node_id,
             raft_cfg,
-            network::Network { rpc: rpc.clone() },
+            network::Network { rpc: rpc.clone(), latency: peer_latency.clone() },
             log_store::LogStore::new(store.clone()),
             sm,
         )
@@ -85,10 +89,12 @@ impl Cluster {
             applied: applied_rx,
             snapshots,
             init_members,
+            peer_latency,
         });
         let handler = Arc::new(service::Service { cluster: cluster.clone() });
         tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
+        tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
         tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");
         Ok(cluster)
@@ -109,6 +115,17 @@ impl Cluster {
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         let mut rx = self.applied.clone();
         tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The leader's commit index (asked over RPC when this node follows).
+    pub async fn leader_commit_index(&self) -> Option<u64> {
+        let leader = self.leader()?;
+        if leader == self.node_id {
+            return self.raft.metrics().borrow_watched().cluster_committed.as_ref().map(|l| l.index);
+        }
+        let addr = self.addr_of(leader)?;
+        let body = self.rpc.call_timeout(&addr, messages::kind::PING, Vec::new().into(), self.config.cluster.request_timeout.0).await.ok()?;
+        types::from_bytes::<messages::PingResponse>(&body).ok().map(|p| p.committed)
     }
 
     /// Stops Raft (used on shutdown).

@@ -13,21 +13,29 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use crate::metrics::Histogram;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::io::Cursor;
 use std::time::Duration;
+
+/// Raft RPC latency histograms by peer id.
+pub type PeerLatency = Arc<Mutex<BTreeMap<u64, Arc<Histogram>>>>;
 
 /// Creates per-peer clients sharing one connection pool.
 #[derive(Clone)]
 pub struct Network {
     pub rpc: RpcClient,
+    pub latency: PeerLatency,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
-        Peer { rpc: self.rpc.clone(), addr: node.addr.clone(), target }
+        let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner()).entry(target).or_default().clone();
+        Peer { rpc: self.rpc.clone(), addr: node.addr.clone(), target, latency }
     }
 }
 
@@ -36,6 +44,7 @@ pub struct Peer {
     rpc: RpcClient,
     addr: String,
     target: u64,
+    latency: Arc<Histogram>,
 }
 
 fn to_rpc_error(e: RpcError) -> RPCError<TypeConfig> {
@@ -52,7 +61,9 @@ impl Peer {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
+        let started = std::time::Instant::now();
         let body = self.rpc.call_timeout(&self.addr, k, to_bytes(req).into(), timeout).await.map_err(to_rpc_error)?;
+        self.latency.observe(started.elapsed().as_secs_f64());
         let res: Result<Resp, RaftError<TypeConfig>> =
             from_bytes(&body).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| {

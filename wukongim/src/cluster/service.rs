@@ -30,6 +30,7 @@ impl RpcHandler for Service {
                 initialized: raft.is_initialized().await.unwrap_or(false),
                 leader: raft.current_leader().await,
                 term: raft.metrics().borrow_watched().current_term,
+                committed: raft.metrics().borrow_watched().cluster_committed.as_ref().map(|l| l.index).unwrap_or(0),
             }),
             kind::APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&body)?;

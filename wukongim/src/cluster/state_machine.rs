@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-const LAST_APPLIED: &str = "last_applied";
+/// State-machine metadata key of the last applied log id.
+pub const LAST_APPLIED: &str = "last_applied";
 const MEMBERSHIP: &str = "last_membership";
 
 /// Snapshot counters shared with /metrics and /cluster/raft/status.

@@ -31,8 +31,8 @@ struct Session {
 
 /// A SENDACK waiting for its outcome, in the order the SENDs arrived.
 enum PendingAck {
-    Ready(SendackPacket),
-    Waiting { client_seq: u32, rx: oneshot::Receiver<Result<Outcome, ProposeError>> },
+    Ready(SendackPacket, std::time::Instant),
+    Waiting { client_seq: u32, rx: oneshot::Receiver<Result<Outcome, ProposeError>>, since: std::time::Instant },
 }
 
 /// Runs a connection to completion.
@@ -202,6 +202,7 @@ async fn read_loop<R: Inbound>(
         loop {
             match dec.decode(buf, s.version) {
                 Ok(Some(p)) => {
+                    s.app.traffic.packets_in[p.packet_type() as usize & 15].fetch_add(1, Relaxed);
                     if !handle(s, p, out, acks).await {
                         return;
                     }
@@ -275,6 +276,7 @@ fn sendack(client_seq: u32, message_id: i64, message_seq: u64, reason: ReasonCod
 
 /// Verifies and decrypts a SEND and queues it on the write path (keeping arrival order).
 async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
+    let since = std::time::Instant::now();
     let client_seq = p.client_seq;
     let payload = if p.setting.no_encrypt() {
         p.payload.to_vec()
@@ -283,12 +285,12 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
             Ok(plain) => plain,
             Err(e) => {
                 tracing::info!(uid = %s.uid, error = %e, "SEND refused: payload decode");
-                return PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::PayloadDecodeError));
+                return PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::PayloadDecodeError), since);
             }
         }
     };
     if p.channel_id.is_empty() {
-        return PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::ChannelIDError));
+        return PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::ChannelIDError), since);
     }
     let cmd = Command::Send(SendCmd {
         from_uid: s.uid.clone(),
@@ -306,25 +308,26 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
         trusted: false,
     });
     match s.app.core.submit(cmd).await {
-        Ok(rx) => PendingAck::Waiting { client_seq, rx },
-        Err(_) => PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::SystemError)),
+        Ok(rx) => PendingAck::Waiting { client_seq, rx, since },
+        Err(_) => PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::SystemError), since),
     }
 }
 
 /// Writes SENDACKs in SEND order as their outcomes arrive.
 async fn ack_loop(s: Arc<Session>, mut rx: mpsc::Receiver<PendingAck>, out: mpsc::Sender<Bytes>) {
     while let Some(p) = rx.recv().await {
-        let ack = match p {
-            PendingAck::Ready(a) => a,
-            PendingAck::Waiting { client_seq, rx } => match rx.await {
+        let (ack, since) = match p {
+            PendingAck::Ready(a, since) => (a, since),
+            PendingAck::Waiting { client_seq, rx, since } => (match rx.await {
                 Ok(Ok(Outcome::Sent { message_id, message_seq, .. })) => {
                     sendack(client_seq, message_id, message_seq, ReasonCode::Success)
                 }
                 Ok(Ok(Outcome::Rejected { reason, .. })) => sendack(client_seq, 0, 0, ReasonCode::from_u8(reason)),
                 Ok(Ok(Outcome::Done)) => sendack(client_seq, 0, 0, ReasonCode::Success),
                 Ok(Err(_)) | Err(_) => sendack(client_seq, 0, 0, ReasonCode::SystemError),
-            },
+            }, since),
         };
+        s.app.traffic.send_ack.observe(since.elapsed().as_secs_f64());
         if out.send(encode(&Packet::Sendack(ack), s.version).unwrap_or_default()).await.is_err() {
             return;
         }
@@ -361,6 +364,9 @@ async fn write_loop<W: Out>(
             }
         };
         s.app.traffic.out_bytes.fetch_add(frame.len() as u64, Relaxed);
+        if let Some(b) = frame.first() {
+            s.app.traffic.packets_out[(b >> 4) as usize].fetch_add(1, Relaxed);
+        }
         if w.send(frame).await.is_err() {
             break;
         }

@@ -56,6 +56,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    dir: std::path::PathBuf,
+    /// Durable commits (each one fsync), for /metrics.
+    pub fsyncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -78,11 +81,33 @@ impl Store {
             txn.open_table(raft::SM_META)?;
         }
         txn.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store { db: Arc::new(db), dir: dir.to_path_buf(), fsyncs: Default::default() })
     }
 
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// Commits a write transaction durably (one fsync) and counts it.
+    pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<()> {
+        txn.commit()?;
+        self.fsyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes used by the data directory (database and snapshots).
+    pub fn disk_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir)
     }
 }
 

@@ -20,7 +20,7 @@ impl Store {
                 t.insert(*idx, bytes.as_slice())?;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -50,7 +50,7 @@ impl Store {
     pub fn log_truncate_from(&self, from: u64) -> Result<()> {
         let txn = self.db().begin_write()?;
         txn.open_table(RAFT_LOG)?.retain_in(from.., |_, _| false)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -59,7 +59,7 @@ impl Store {
         let txn = self.db().begin_write()?;
         txn.open_table(RAFT_META)?.insert(key, meta)?;
         txn.open_table(RAFT_LOG)?.retain_in(..=upto, |_, _| false)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -88,7 +88,7 @@ impl Store {
     pub fn raft_meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
         let txn = self.db().begin_write()?;
         txn.open_table(RAFT_META)?.insert(key, value)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl Store {
                 t.insert(*k, v.as_slice())?;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(out)
     }
 }

@@ -47,6 +47,14 @@ impl Store {
         Ok(encode(&self.image()?))
     }
 
+    /// SHA-256 (hex) of the IM state image and the raw value of a state-machine metadata key
+    /// (the applied log id), from one read transaction.
+    pub fn version(&self, meta_key: &str) -> Result<(String, Option<Vec<u8>>)> {
+        let (bytes, mut meta) = self.snapshot_with_meta(&[meta_key])?;
+        let hash = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        Ok((hash, meta.pop().flatten()))
+    }
+
     /// SHA-256 (hex) of the IM state image.
     pub fn content_hash(&self) -> Result<String> {
         let bytes = self.snapshot_bytes()?;
@@ -96,7 +104,7 @@ impl Store {
                 t.insert(*k, v.as_slice())?;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 }

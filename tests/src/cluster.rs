@@ -52,6 +52,7 @@ impl TestCluster {
                     format!("  initNodes:\n{}\n", init.join("\n"))
                 },
                 env: Vec::new(),
+                args: Vec::new(),
             });
             node.ports.cluster = cluster_ports[i];
             node.write_config();

@@ -20,11 +20,20 @@ pub struct NodeOptions {
     /// Extra lines inside `cluster:` (indented by the caller with two spaces).
     pub cluster_yaml: String,
     pub env: Vec<(String, String)>,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
-        NodeOptions { ip: "127.0.0.1".into(), node_id: 1, extra_yaml: String::new(), cluster_yaml: String::new(), env: Vec::new() }
+        NodeOptions {
+            ip: "127.0.0.1".into(),
+            node_id: 1,
+            extra_yaml: String::new(),
+            cluster_yaml: String::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
     }
 }
 
@@ -101,6 +110,7 @@ impl Node {
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
+        cmd.args(&self.opts.args);
         self.child = Some(cmd.spawn().expect("spawn wukongim"));
     }
 
@@ -170,6 +180,11 @@ impl Node {
 
     pub fn metrics_url(&self) -> String {
         format!("http://{}:{}/metrics", self.opts.ip, self.ports.manager)
+    }
+
+    /// Path of the node's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("wukongim.log")
     }
 
     /// Last lines of the node's log, for failure messages.

@@ -84,8 +84,9 @@ impl Node {
         if let Some(m) = manager {
             tasks.push(tokio::spawn(serve_http(app.clone(), m, crate::metrics::router(app.clone()))));
         }
-        crate::lifecycle::notify_ready(&app);
+        tasks.push(tokio::spawn(crate::lifecycle::notify_ready(app.clone())));
         tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));
+        tasks.push(tokio::spawn(crate::logging::reopen_on_sighup()));
         Ok(Node { app, tasks })
     }
 
@@ -105,21 +106,26 @@ impl Node {
         }
     }
 
-    /// Graceful drain: stop accepting, DISCONNECT clients, let in-flight writes finish.
+    /// Graceful drain: hand leadership away, stop accepting, DISCONNECT clients, let queued
+    /// writes finish, stop Raft (storage is flushed at every commit). Bounded in time.
     pub async fn shutdown(self) {
         crate::lifecycle::notify_stopping();
-        self.app.shutdown.cancel();
-        self.app.core.hub.kick_all(0, "server shutting down");
-        // Writes already queued finish: wait until the writer has caught up (bounded).
+        let app = &self.app;
+        let cluster = &app.core.cluster;
+        cluster.hand_over_leadership().await;
+        // Writes already queued finish before clients are told to go.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && self.app.core.proposer.pending() > 0 {
+        while Instant::now() < deadline && app.core.proposer.pending() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        app.core.hub.kick_all(0, "server shutting down");
         tokio::time::sleep(Duration::from_millis(100)).await;
+        app.shutdown.cancel();
+        cluster.shutdown().await;
         for t in self.tasks {
             t.abort();
         }
-        tracing::info!("stopped");
+        tracing::info!(node_id = app.node_id, "stopped");
     }
 }
 

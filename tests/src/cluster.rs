@@ -104,25 +104,25 @@ impl TestCluster {
     pub async fn wait_converged(&mut self, timeout: Duration) -> Value {
         let urls: Vec<String> =
             self.nodes.iter_mut().filter_map(|n| if n.running() { Some(n.url("/cluster/data/version")) } else { None }).collect();
-        poll(timeout, "all nodes to hold the same data", || {
-            let urls = urls.clone();
-            async move {
-                let mut first: Option<Value> = None;
-                for url in &urls {
-                    let (st, v) = get(url).await;
-                    if st != 200 {
-                        return None;
-                    }
-                    match &first {
-                        None => first = Some(v),
-                        Some(f) if f["hash"] == v["hash"] && f["applied_index"] == v["applied_index"] => {}
-                        Some(_) => return None,
-                    }
-                }
-                first
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for url in &urls {
+                seen.push(get(url).await.1);
             }
-        })
-        .await
+            let same = seen.windows(2).all(|w| w[0]["hash"] == w[1]["hash"] && w[0]["applied_index"] == w[1]["applied_index"]);
+            if same && seen.iter().all(|v| v["hash"].is_string()) {
+                return seen.remove(0);
+            }
+            if std::time::Instant::now() > deadline {
+                let mut raft = Vec::new();
+                for n in &self.nodes {
+                    raft.push(get(&n.url("/cluster/raft/status")).await.1);
+                }
+                panic!("nodes did not converge within {timeout:?}: {seen:#?}\nraft: {raft:#?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Log tails of all nodes, for failure messages.

@@ -106,7 +106,12 @@ impl Node {
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "node already running");
         let mut cmd = Command::new(crate::bin("wukongim"));
-        cmd.arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("stderr.log"))
+            .expect("stderr log");
+        cmd.arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
@@ -192,7 +197,16 @@ impl Node {
         let log = std::fs::read_to_string(self.dir.path().join("data").join("wukongim.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!("--- node {} log ---\n{}", self.opts.node_id, lines[start..].join("\n"))
+        let stderr = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+        let stderr: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("at ") && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).collect();
+        let from = stderr.len().saturating_sub(20);
+        format!(
+            "--- node {} log ---\n{}\n--- node {} stderr ---\n{}",
+            self.opts.node_id,
+            lines[start..].join("\n"),
+            self.opts.node_id,
+            stderr[from..].join("\n")
+        )
     }
 }
 

@@ -6,7 +6,6 @@ use super::types::{TypeConfig, Vote};
 use super::Cluster;
 use openraft::raft::VoteRequest;
 use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::vote::RaftLeaderId as _;
 use openraft::{Instant as _, ServerState};
 use std::sync::Arc;
 
@@ -53,9 +52,16 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
 /// Makes this leader give up: it grants a vote in the next term to node 0 (which does not
 /// exist), so it stops leading without disturbing anyone; the majority elects as usual.
 async fn step_down(cluster: &Cluster, term: u64) {
-    // The request must not look behind our log or it is refused: claim the highest log id.
-    let leader = openraft::type_config::alias::CommittedLeaderIdOf::<TypeConfig>::new(term + 1, 0);
-    let log_id = Some(super::types::LogId::new(leader, u64::MAX));
+    // The request must not look behind our log or it is refused: claim our own last log id.
+    let store = cluster.store.clone();
+    let last = tokio::task::spawn_blocking(move || store.log_last()).await;
+    let log_id = match last {
+        Ok(Ok(Some((_, bytes)))) => match super::types::from_bytes::<super::types::Entry>(&bytes) {
+            Ok(e) => Some(openraft::entry::RaftEntry::log_id(&e)),
+            Err(_) => return,
+        },
+        _ => return,
+    };
     let mut req = VoteRequest::<TypeConfig>::new(Vote::new(term + 1, 0), log_id);
     req.leadership_transfer = true;
     if let Err(e) = cluster.raft.vote(req).await {

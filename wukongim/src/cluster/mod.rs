@@ -8,8 +8,9 @@ pub mod log_store;
 pub mod messages;
 mod network;
 mod raft_config;
-#[path = "rpc_stub.rs"]
-pub mod rpc;
+pub mod transport;
+/// The cluster RPC under its architectural name.
+pub use transport as rpc;
 mod service;
 pub mod state_machine;
 pub mod types;

@@ -11,9 +11,11 @@ pub fn raft_config(c: &Config) -> openraft::Config {
     openraft::Config {
         cluster_name: "wukongim".into(),
         heartbeat_interval: heartbeat,
-        election_timeout_min: election,
-        // Randomised in [min, 1.5 × min) so split votes resolve quickly.
-        election_timeout_max: election + (election / 2).max(1),
+        // Followers' timers are randomised in [E/2, E); openraft's leader lease equals the
+        // maximum, so a leader's loss is detected after at most E and a new leader is elected
+        // within two election timeouts even when the first campaign meets an unexpired lease.
+        election_timeout_min: (election / 2).max(1),
+        election_timeout_max: election,
         install_snapshot_timeout: (election * 4).max(5_000),
         // Entries per AppendEntries RPC (each entry is a whole batch of commands).
         max_payload_entries: cl.max_inflight_msgs.max(1) as u64,
@@ -22,6 +24,9 @@ pub fn raft_config(c: &Config) -> openraft::Config {
         max_in_snapshot_log_to_keep: cl.compaction_overhead,
         purge_batch_size: 256,
         enable_pre_vote: Some(cl.pre_vote),
+        // A follower whose data directory was wiped comes back with an empty log; it must be
+        // caught up (by snapshot) instead of crashing the leader.
+        allow_log_reversion: Some(true),
         ..Default::default()
     }
 }

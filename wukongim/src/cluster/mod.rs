@@ -9,8 +9,6 @@ pub mod messages;
 mod network;
 mod raft_config;
 pub mod transport;
-/// The cluster RPC under its architectural name.
-pub use transport as rpc;
 mod service;
 pub mod state_machine;
 pub mod types;
@@ -25,7 +23,7 @@ use crate::config::Config;
 use crate::core::Hub;
 use crate::store::Store;
 use anyhow::{Context, Result};
-use rpc::{RpcClient, RpcSettings};
+use transport::{RpcClient, RpcSettings};
 use state_machine::{SnapshotStats, StateMachine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -93,7 +91,7 @@ impl Cluster {
             peer_latency,
         });
         let handler = Arc::new(service::Service { cluster: cluster.clone() });
-        tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
+        tokio::spawn(transport::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));

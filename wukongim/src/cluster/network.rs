@@ -1,7 +1,7 @@
 //! The client side of Raft traffic: openraft's network factory over the pooled cluster RPC.
 
 use super::messages::{kind, SnapshotRequest};
-use super::rpc::{RpcClient, RpcError};
+use super::transport::{RpcClient, RpcError};
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig, Vote};
 use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;

@@ -3,7 +3,7 @@
 
 use openraft::type_config::async_runtime::WatchReceiver;
 use super::messages::{kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest};
-use super::rpc::RpcHandler;
+use super::transport::RpcHandler;
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig};
 use super::Cluster;
 use bytes::Bytes;

@@ -57,3 +57,17 @@ async fn conversation_unread_and_set_unread() {
     let recents = convs[0]["recents"].as_array().unwrap();
     assert_eq!(recents.len(), 1, "only messages after the client's seq 2: {convs}");
 }
+
+#[tokio::test]
+async fn a_single_node_refuses_to_remove_its_last_voter() {
+    let node = Node::start(NodeOptions::default()).await;
+    let resp = reqwest::Client::new().delete(node.url("/cluster/nodes/1")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["msg"].as_str().unwrap().contains("last voter"), "{body}");
+    let (st, v) = get(&node.url("/cluster/nodes")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1, "cluster unchanged: {v}");
+    let (st, v) = get(&node.url("/cluster/status")).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("healthy")), "{v}");
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Side-by-side write benchmark: a 3-node wukongim cluster vs a 3-node etcd cluster (the anchor,
+# from Debian's etcd-server), on this machine, in the same run. Both are driven by wk-bench with
+# the same HTTP client, concurrency and payload size; each is run RUNS times and the medians and
+# their ratio are appended to bench/RESULTS.md.
+#
+# Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3} TOTAL=${2:-20000} CONC=${3:-64} SIZE=${4:-256}
+command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }
+cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
+WK=target/release/wukongim BENCH=target/release/wk-bench
+work=$(mktemp -d) ; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+results="$work/results.jsonl"
+
+wait_http() { for _ in $(seq 1 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timeout: $1" >&2; return 1; }
+
+run_etcd() {
+  local cluster="" pids=()
+  for i in 1 2 3; do cluster+="e$i=http://127.0.0.2$i:2380,"; done
+  for i in 1 2 3; do
+    etcd --name "e$i" --data-dir "$work/etcd$i" --listen-client-urls "http://127.0.0.2$i:2379" \
+      --advertise-client-urls "http://127.0.0.2$i:2379" --listen-peer-urls "http://127.0.0.2$i:2380" \
+      --initial-advertise-peer-urls "http://127.0.0.2$i:2380" --initial-cluster "${cluster%,}" \
+      --initial-cluster-state new --log-level error >"$work/etcd$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_http "http://127.0.0.2$i:2379/health"; done
+  $BENCH --target etcd --endpoints 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  rm -rf "$work"/etcd?
+}
+
+run_wukongim() {
+  local pids=()
+  for i in 1 2 3; do
+    cat >"$work/wk$i.yaml" <<YAML
+rootDir: $work/wk$i
+addr: tcp://127.0.0.3$i:5100
+wsAddr: ws://127.0.0.3$i:5200
+httpAddr: 127.0.0.3$i:5001
+manager: { on: true, addr: "127.0.0.3$i:5300" }
+logLevel: warn
+cluster:
+  nodeId: 100$i
+  serverAddr: 127.0.0.3$i:11110
+  initNodes: ["1001@127.0.0.31:11110", "1002@127.0.0.32:11110", "1003@127.0.0.33:11110"]
+YAML
+    $WK --config "$work/wk$i.yaml" >"$work/wk$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_http "http://127.0.0.3$i:5001/health"; done
+  $BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  rm -rf "$work"/wk?
+}
+
+for r in $(seq 1 "$RUNS"); do
+  echo "run $r/$RUNS: etcd" >&2; run_etcd
+  echo "run $r/$RUNS: wukongim" >&2; run_wukongim
+done
+
+python3 - "$results" "$RUNS" "$TOTAL" "$CONC" "$SIZE" <<'PY' | tee -a bench/RESULTS.md
+import json, statistics, sys, datetime, platform, os
+path, runs, total, conc, size = sys.argv[1:]
+rows = [json.loads(l) for l in open(path)]
+def med(t, k): return statistics.median(r[k] for r in rows if r["target"] == t)
+def errs(t): return sum(r["errors"] for r in rows if r["target"] == t)
+wk_rps, et_rps = med("wukongim", "rps"), med("etcd", "rps")
+print(f"\n## {datetime.date.today()} — 3-node write throughput, wukongim vs etcd {os.popen('etcd --version 2>/dev/null').read().split()[2] if True else ''}\n")
+print(f"`bench/run.sh {runs} {total} {conc} {size}` on {os.cpu_count()} cores ({platform.machine()}); {runs} runs each, medians.\n")
+print("| target | req/s | p50 ms | p99 ms | errors |")
+print("|---|---|---|---|---|")
+for t in ("wukongim", "etcd"):
+    print(f"| {t} | {med(t,'rps'):.0f} | {med(t,'p50_ms'):.2f} | {med(t,'p99_ms'):.2f} | {errs(t)} |")
+print(f"\nRatio wukongim/etcd: throughput **{wk_rps/et_rps:.2f}×**, p99 latency {med('wukongim','p99_ms')/med('etcd','p99_ms'):.2f}×.")
+print("Each wukongim request is a replicated IM message send (stored, sequenced, conversations updated);")
+print("each etcd request is a replicated key put. Raw runs: " + "; ".join(f"{r['target']} {r['rps']:.0f}" for r in rows) + ".")
+PY

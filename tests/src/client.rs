@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wukongim::proto::{
-    encode, ClientKeys, ConnackPacket, ConnectPacket, Decoder, HeaderFlags, Packet, ReasonCode, RecvPacket,
-    RecvackPacket, SendPacket, SessionCipher, Setting,
+    encode, ClientKeys, ConnackPacket, ConnectPacket, Decoder, HeaderFlags, Packet, ReasonCode,
+    RecvPacket, RecvackPacket, SendPacket, SessionCipher, Setting,
 };
 
 pub struct WkClient {
@@ -23,16 +23,38 @@ pub struct WkClient {
 impl WkClient {
     /// Opens a TCP connection (no CONNECT yet).
     pub async fn open(addr: &str, version: u8) -> WkClient {
-        let stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        WkClient { stream, version, cipher: None, connack: None, buf: BytesMut::new(), dec: Decoder::default(), next_seq: 1 }
+        let stream = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        WkClient {
+            stream,
+            version,
+            cipher: None,
+            connack: None,
+            buf: BytesMut::new(),
+            dec: Decoder::default(),
+            next_seq: 1,
+        }
     }
 
     /// Opens and CONNECTs; returns the CONNACK's reason code.
-    pub async fn connect(addr: &str, uid: &str, token: &str, version: u8) -> (WkClient, ReasonCode) {
+    pub async fn connect(
+        addr: &str,
+        uid: &str,
+        token: &str,
+        version: u8,
+    ) -> (WkClient, ReasonCode) {
         Self::connect_device(addr, uid, token, version, 0, &format!("{uid}-dev")).await
     }
 
-    pub async fn connect_device(addr: &str, uid: &str, token: &str, version: u8, device_flag: u8, device_id: &str) -> (WkClient, ReasonCode) {
+    pub async fn connect_device(
+        addr: &str,
+        uid: &str,
+        token: &str,
+        version: u8,
+        device_flag: u8,
+        device_id: &str,
+    ) -> (WkClient, ReasonCode) {
         let mut c = Self::open(addr, version).await;
         let keys = ClientKeys::generate();
         let p = Packet::Connect(ConnectPacket {
@@ -48,7 +70,10 @@ impl WkClient {
         let reason = match c.next(Duration::from_secs(10)).await {
             Some(Packet::Connack(ack)) => {
                 if ack.reason_code == ReasonCode::Success {
-                    c.cipher = Some(keys.derive(&ack.server_key, &ack.salt).expect("derive cipher"));
+                    c.cipher = Some(
+                        keys.derive(&ack.server_key, &ack.salt)
+                            .expect("derive cipher"),
+                    );
                 }
                 let r = ack.reason_code;
                 c.connack = Some(ack);
@@ -102,12 +127,21 @@ impl WkClient {
     }
 
     /// Builds an encrypted SEND of a text message.
-    pub fn text_packet(&mut self, channel: &str, channel_type: u8, text: &str, client_msg_no: &str) -> SendPacket {
+    pub fn text_packet(
+        &mut self,
+        channel: &str,
+        channel_type: u8,
+        text: &str,
+        client_msg_no: &str,
+    ) -> SendPacket {
         let seq = self.next_seq;
         self.next_seq += 1;
         let payload = serde_json::json!({ "type": 1, "content": text }).to_string();
         let mut p = SendPacket {
-            flags: HeaderFlags { red_dot: true, ..Default::default() },
+            flags: HeaderFlags {
+                red_dot: true,
+                ..Default::default()
+            },
             setting: Setting(0),
             client_seq: seq,
             client_msg_no: client_msg_no.into(),
@@ -134,14 +168,23 @@ impl WkClient {
 
     /// Decrypts a RECV's payload and returns its "content" text (checks msgKey).
     pub fn recv_text(&self, r: &RecvPacket) -> String {
-        let plain = self.cipher.as_ref().expect("connected").open_recv(r).expect("RECV msgKey/payload valid");
+        let plain = self
+            .cipher
+            .as_ref()
+            .expect("connected")
+            .open_recv(r)
+            .expect("RECV msgKey/payload valid");
         let v: serde_json::Value = serde_json::from_slice(&plain).expect("payload is JSON");
         v["content"].as_str().unwrap_or_default().to_string()
     }
 
     /// Acknowledges a RECV.
     pub async fn ack(&mut self, r: &RecvPacket) {
-        let p = Packet::Recvack(RecvackPacket { flags: r.flags, message_id: r.message_id, message_seq: r.message_seq });
+        let p = Packet::Recvack(RecvackPacket {
+            flags: r.flags,
+            message_id: r.message_id,
+            message_seq: r.message_seq,
+        });
         self.write(&p).await;
     }
 }

@@ -63,13 +63,25 @@ impl TestCluster {
 
     /// Index of the node with `id`.
     pub fn index_of(&self, id: u64) -> usize {
-        self.nodes.iter().position(|n| n.opts.node_id == id).expect("known node id")
+        self.nodes
+            .iter()
+            .position(|n| n.opts.node_id == id)
+            .expect("known node id")
     }
 
     /// The leader id that every running node reports, once they agree.
     pub async fn wait_leader(&mut self, timeout: Duration) -> u64 {
-        let urls: Vec<Option<String>> =
-            self.nodes.iter_mut().map(|n| if n.running() { Some(n.url("/cluster/raft/status")) } else { None }).collect();
+        let urls: Vec<Option<String>> = self
+            .nodes
+            .iter_mut()
+            .map(|n| {
+                if n.running() {
+                    Some(n.url("/cluster/raft/status"))
+                } else {
+                    None
+                }
+            })
+            .collect();
         poll(timeout, "all running nodes to agree on a leader", || {
             let urls = urls.clone();
             async move {
@@ -102,15 +114,26 @@ impl TestCluster {
 
     /// Waits until every running node reports the same applied index and content hash.
     pub async fn wait_converged(&mut self, timeout: Duration) -> Value {
-        let urls: Vec<String> =
-            self.nodes.iter_mut().filter_map(|n| if n.running() { Some(n.url("/cluster/data/version")) } else { None }).collect();
+        let urls: Vec<String> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| {
+                if n.running() {
+                    Some(n.url("/cluster/data/version"))
+                } else {
+                    None
+                }
+            })
+            .collect();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let mut seen = Vec::new();
             for url in &urls {
                 seen.push(get(url).await.1);
             }
-            let same = seen.windows(2).all(|w| w[0]["hash"] == w[1]["hash"] && w[0]["applied_index"] == w[1]["applied_index"]);
+            let same = seen.windows(2).all(|w| {
+                w[0]["hash"] == w[1]["hash"] && w[0]["applied_index"] == w[1]["applied_index"]
+            });
             if same && seen.iter().all(|v| v["hash"].is_string()) {
                 return seen.remove(0);
             }
@@ -119,7 +142,10 @@ impl TestCluster {
                 for n in &self.nodes {
                     raft.push(get(&n.url("/cluster/raft/status")).await.1);
                 }
-                panic!("nodes did not converge within {timeout:?}: {seen:#?}\nraft: {raft:#?}\n{}", self.logs());
+                panic!(
+                    "nodes did not converge within {timeout:?}: {seen:#?}\nraft: {raft:#?}\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -127,6 +153,10 @@ impl TestCluster {
 
     /// Log tails of all nodes, for failure messages.
     pub fn logs(&self) -> String {
-        self.nodes.iter().map(|n| n.log_tail()).collect::<Vec<_>>().join("\n")
+        self.nodes
+            .iter()
+            .map(|n| n.log_tail())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

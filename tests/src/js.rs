@@ -49,7 +49,13 @@ impl JsClient {
                 }
             }
         });
-        JsClient { uid: uid.into(), child, stdin, events: rx, seen: Vec::new() }
+        JsClient {
+            uid: uid.into(),
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        }
     }
 
     fn command(&mut self, cmd: Value) {
@@ -59,7 +65,9 @@ impl JsClient {
 
     /// Sends a text message through the SDK.
     pub fn send_text(&mut self, channel: &str, channel_type: u8, text: &str) {
-        self.command(json!({ "op": "send", "channel": channel, "type": channel_type, "text": text }));
+        self.command(
+            json!({ "op": "send", "channel": channel, "type": channel_type, "text": text }),
+        );
     }
 
     pub fn disconnect(&mut self) {
@@ -72,7 +80,12 @@ impl JsClient {
 
     /// Waits (blocking the thread; call from spawn_blocking or plain tests) for an event matching
     /// `pred`, checking already-seen events first.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
@@ -86,20 +99,28 @@ impl JsClient {
                         return v;
                     }
                 }
-                Err(_) => panic!("{}: timed out after {timeout:?} waiting for {what}; events: {:#?}", self.uid, self.seen),
+                Err(_) => panic!(
+                    "{}: timed out after {timeout:?} waiting for {what}; events: {:#?}",
+                    self.uid, self.seen
+                ),
             }
         }
     }
 
     /// Waits until connected (status 1).
     pub fn wait_connected(&mut self) {
-        self.wait_for("connected", Duration::from_secs(20), |v| v["ev"] == "status" && v["status"] == 1);
+        self.wait_for("connected", Duration::from_secs(20), |v| {
+            v["ev"] == "status" && v["status"] == 1
+        });
     }
 
     /// Texts received so far (draining pending events first, for `settle`).
     pub fn received_texts(&mut self, settle: Duration) -> Vec<String> {
         let deadline = Instant::now() + settle;
-        while let Ok(v) = self.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(v) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             self.seen.push(v);
         }
         self.seen

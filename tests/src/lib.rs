@@ -38,7 +38,11 @@ where
 pub fn bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
     let path = dir.join(name);
     if !path.exists() {
         let pkg = if name == "wk-bench" { "wukongim" } else { name };
@@ -57,24 +61,45 @@ pub async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value
 }
 
 /// POSTs JSON with an optional `token` header.
-pub async fn post_with(url: &str, body: serde_json::Value, token: Option<&str>) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new().post(url).json(&body).timeout(Duration::from_secs(30));
+pub async fn post_with(
+    url: &str,
+    body: serde_json::Value,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .timeout(Duration::from_secs(30));
     if let Some(t) = token {
         req = req.header("token", t);
     }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })),
+    )
 }
 
 /// GETs a URL and returns (status, body as JSON or {"raw": text}).
 pub async fn get(url: &str) -> (u16, serde_json::Value) {
-    match reqwest::Client::new().get(url).timeout(Duration::from_secs(10)).send().await {
+    match reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })))
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })),
+            )
         }
         Err(e) => (0, serde_json::json!({ "error": e.to_string() })),
     }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 /// A free TCP port on `ip` (bound and released; good enough on a quiet loopback).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).expect("bind for a free port").local_addr().unwrap().port()
+    std::net::TcpListener::bind((ip, 0))
+        .expect("bind for a free port")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// How to configure a node.
@@ -74,9 +78,18 @@ impl Node {
             manager: free_port(&ip),
             cluster: free_port(&ip),
         };
-        let dir = tempfile::Builder::new().prefix("wk-node").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("wk-node")
+            .tempdir()
+            .expect("tempdir");
         let config_path = dir.path().join("wk.yaml");
-        let mut n = Node { opts, ports, dir, config_path, child: None };
+        let mut n = Node {
+            opts,
+            ports,
+            dir,
+            config_path,
+            child: None,
+        };
         n.write_config();
         n
     }
@@ -111,7 +124,11 @@ impl Node {
             .append(true)
             .open(self.dir.path().join("stderr.log"))
             .expect("stderr log");
-        cmd.arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+        cmd.arg("--config")
+            .arg(&self.config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
@@ -134,7 +151,10 @@ impl Node {
     /// SIGTERM and wait for exit (bounded); returns the exit status code.
     pub async fn terminate(&mut self, timeout: Duration) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = c.try_wait() {
@@ -143,7 +163,10 @@ impl Node {
             if std::time::Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("node did not exit within {timeout:?} after SIGTERM\n{}", self.log_tail());
+                panic!(
+                    "node did not exit within {timeout:?} after SIGTERM\n{}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -151,7 +174,9 @@ impl Node {
 
     /// Is the process still running?
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub async fn wait_healthy(&mut self, timeout: Duration) {
@@ -165,7 +190,10 @@ impl Node {
                 panic!("wukongim exited during start-up\n{}", self.log_tail());
             }
             if std::time::Instant::now() > deadline {
-                panic!("wukongim not healthy within {timeout:?}\n{}", self.log_tail());
+                panic!(
+                    "wukongim not healthy within {timeout:?}\n{}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -194,11 +222,23 @@ impl Node {
 
     /// Last lines of the node's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("data").join("wukongim.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join("data").join("wukongim.log"))
+            .unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);
-        let stderr = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
-        let stderr: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("at ") && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).collect();
+        let stderr =
+            std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+        let stderr: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                !l.trim_start().starts_with("at ")
+                    && !l
+                        .trim_start()
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_digit())
+            })
+            .collect();
         let from = stderr.len().saturating_sub(20);
         format!(
             "--- node {} log ---\n{}\n--- node {} stderr ---\n{}",

@@ -32,13 +32,24 @@ impl Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acked_count = Arc::new(AtomicU64::new(0));
         let log = Arc::new(Mutex::new(WriterLog::default()));
-        let (u, t, s, a) = (uid.to_string(), to.to_string(), stop.clone(), acked_count.clone());
+        let (u, t, s, a) = (
+            uid.to_string(),
+            to.to_string(),
+            stop.clone(),
+            acked_count.clone(),
+        );
         let handle = tokio::spawn(async move {
             run(u, t, addrs, max, s, a, log.clone()).await;
             let l = log.lock().unwrap().clone();
             l
         });
-        Writer { uid: uid.into(), to: to.into(), stop, acked_count, handle }
+        Writer {
+            uid: uid.into(),
+            to: to.into(),
+            stop,
+            acked_count,
+            handle,
+        }
     }
 
     pub fn acked(&self) -> u64 {
@@ -48,9 +59,11 @@ impl Writer {
     /// Waits until at least `n` more messages were acknowledged (bounded).
     pub async fn wait_progress(&self, n: u64, timeout: Duration) {
         let target = self.acked() + n;
-        crate::poll(timeout, &format!("writer {} to reach {target} acks", self.uid), || async {
-            (self.acked() >= target).then_some(())
-        })
+        crate::poll(
+            timeout,
+            &format!("writer {} to reach {target} acks", self.uid),
+            || async { (self.acked() >= target).then_some(()) },
+        )
         .await;
     }
 
@@ -79,7 +92,8 @@ async fn run(
             which += 1;
             // WkClient::connect panics when the node is down: contain it in a task.
             let attempt = tokio::spawn(async move {
-                tokio::time::timeout(Duration::from_secs(3), WkClient::connect(&addr, &u, "", 5)).await
+                tokio::time::timeout(Duration::from_secs(3), WkClient::connect(&addr, &u, "", 5))
+                    .await
             });
             match attempt.await {
                 Ok(Ok((c, ReasonCode::Success))) => {
@@ -99,7 +113,10 @@ async fn run(
         let mut outcome = None;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while tokio::time::Instant::now() < deadline {
-            match c.next(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+            match c
+                .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await
+            {
                 Some(Packet::Sendack(a)) => {
                     outcome = Some(a);
                     break;

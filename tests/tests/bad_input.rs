@@ -64,7 +64,9 @@ async fn garbage_truncated_oversized_and_unknown_packets_close_only_that_connect
 
     // Varint longer than four bytes.
     let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(&[0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).await.unwrap();
+    s.write_all(&[0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
+        .await
+        .unwrap();
     read_until_closed(&mut s).await;
 
     // A truncated CONNECT followed by close: nothing breaks.
@@ -76,7 +78,10 @@ async fn garbage_truncated_oversized_and_unknown_packets_close_only_that_connect
     let (mut c, _) = WkClient::connect(&addr, "big", "", 5).await;
     c.write_raw(&[0x30, 0x80, 0x80, 0x80, 0x01]).await.unwrap(); // SEND of 2 MiB > 1 MiB limit
     let seen = c.closed_within(T).await;
-    assert!(seen.iter().any(|p| matches!(p, Packet::Disconnect(_))), "{seen:?}");
+    assert!(
+        seen.iter().any(|p| matches!(p, Packet::Disconnect(_))),
+        "{seen:?}"
+    );
 
     // A second CONNECT on an established session is a protocol error.
     let (mut c, _) = WkClient::connect(&addr, "twice", "", 5).await;
@@ -141,13 +146,29 @@ async fn http_bad_input_gets_400_with_the_field_named() {
     assert_eq!(st, 400);
     assert!(body["msg"].as_str().unwrap().contains("uid"), "{body}");
     assert_eq!(body["status"], 400);
-    let (st, body) = post(&node.url("/message/send"), json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "***"})).await;
+    let (st, body) = post(
+        &node.url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "***"}),
+    )
+    .await;
     assert_eq!(st, 400);
     assert!(body["msg"].as_str().unwrap().contains("payload"), "{body}");
-    let (st, body) = post(&node.url("/channel/messagesync"), json!({"channel_id": "b", "channel_type": "one"})).await;
+    let (st, body) = post(
+        &node.url("/channel/messagesync"),
+        json!({"channel_id": "b", "channel_type": "one"}),
+    )
+    .await;
     assert_eq!(st, 400);
-    assert!(body["msg"].as_str().unwrap().contains("channel_type"), "{body}");
-    let resp = reqwest::Client::new().post(node.url("/channel")).body("{not json").send().await.unwrap();
+    assert!(
+        body["msg"].as_str().unwrap().contains("channel_type"),
+        "{body}"
+    );
+    let resp = reqwest::Client::new()
+        .post(node.url("/channel"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let (st, _) = post(&node.url("/no/such/endpoint"), json!({})).await;
     assert_eq!(st, 404);

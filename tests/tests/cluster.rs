@@ -11,13 +11,28 @@ const T: Duration = Duration::from_secs(30);
 const ELECTION: Duration = Duration::from_secs(1);
 
 async fn delete(url: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new().delete(url).send().await.expect("DELETE");
+    let resp = reqwest::Client::new()
+        .delete(url)
+        .send()
+        .await
+        .expect("DELETE");
     let st = resp.status().as_u16();
     (st, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn recv_text<'a>(from: &'a str, channel: &'a str, ty: u8, text: &'a str) -> impl Fn(&Value) -> bool + 'a {
-    move |v| v["ev"] == "recv" && v["from"] == from && v["channel"] == channel && v["type"] == ty && v["text"] == text
+fn recv_text<'a>(
+    from: &'a str,
+    channel: &'a str,
+    ty: u8,
+    text: &'a str,
+) -> impl Fn(&Value) -> bool + 'a {
+    move |v| {
+        v["ev"] == "recv"
+            && v["from"] == from
+            && v["channel"] == channel
+            && v["type"] == ty
+            && v["text"] == text
+    }
 }
 
 /// Client message numbers and seqs of a person channel as `node` serves them.
@@ -32,7 +47,12 @@ async fn history(c: &TestCluster, node: usize, login: &str, peer: &str) -> Vec<(
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["client_msg_no"].as_str().unwrap().to_string(), m["message_seq"].as_u64().unwrap()))
+        .map(|m| {
+            (
+                m["client_msg_no"].as_str().unwrap().to_string(),
+                m["message_seq"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -40,19 +60,39 @@ async fn history(c: &TestCluster, node: usize, login: &str, peer: &str) -> Vec<(
 /// node serves the identical history.
 async fn check_no_loss(c: &mut TestCluster, logs: &[(String, String, WriterLog)]) {
     c.wait_converged(T).await;
-    let running: Vec<usize> = (0..c.nodes.len()).filter(|i| c.nodes[*i].running()).collect();
+    let running: Vec<usize> = (0..c.nodes.len())
+        .filter(|i| c.nodes[*i].running())
+        .collect();
     for (uid, to, log) in logs {
         let reference = history(c, running[0], uid, to).await;
         for &i in &running[1..] {
-            assert_eq!(history(c, i, uid, to).await, reference, "node {i} serves a different history for {uid}");
+            assert_eq!(
+                history(c, i, uid, to).await,
+                reference,
+                "node {i} serves a different history for {uid}"
+            );
         }
         let seqs: Vec<u64> = reference.iter().map(|(_, s)| *s).collect();
-        assert_eq!(seqs, (1..=reference.len() as u64).collect::<Vec<_>>(), "{uid}: seqs gapless from 1");
+        assert_eq!(
+            seqs,
+            (1..=reference.len() as u64).collect::<Vec<_>>(),
+            "{uid}: seqs gapless from 1"
+        );
         let stored: HashSet<&String> = reference.iter().map(|(n, _)| n).collect();
-        assert_eq!(stored.len(), reference.len(), "{uid}: a clientMsgNo stored twice");
+        assert_eq!(
+            stored.len(),
+            reference.len(),
+            "{uid}: a clientMsgNo stored twice"
+        );
         for (no, seq) in &log.acked {
-            assert!(stored.contains(no), "{uid}: acknowledged {no} (seq {seq}) lost");
-            assert!(reference.contains(&(no.clone(), *seq)), "{uid}: {no} acknowledged with seq {seq} but stored elsewhere");
+            assert!(
+                stored.contains(no),
+                "{uid}: acknowledged {no} (seq {seq}) lost"
+            );
+            assert!(
+                reference.contains(&(no.clone(), *seq)),
+                "{uid}: {no} acknowledged with seq {seq} but stored elsewhere"
+            );
         }
     }
 }
@@ -70,7 +110,12 @@ async fn three_nodes_form_one_cluster_and_sdk_clients_chat_across_nodes() {
         let leaders = nodes.iter().filter(|n| n["status"] == "leader").count();
         let followers = nodes.iter().filter(|n| n["status"] == "follower").count();
         assert_eq!((leaders, followers), (1, 2), "{v}");
-        assert!(nodes.iter().all(|n| n["last_heartbeat"].is_string() || n["status"] == "leader"), "{v}");
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n["last_heartbeat"].is_string() || n["status"] == "leader"),
+            "{v}"
+        );
     }
     let (_, st) = get(&c.nodes[0].url("/cluster/status")).await;
     assert_eq!(st["status"], "healthy", "{st}");
@@ -78,7 +123,11 @@ async fn three_nodes_form_one_cluster_and_sdk_clients_chat_across_nodes() {
 
     // The group is created through a follower's API (forwarded to the leader).
     let follower = (c.index_of(leader) + 1) % 3;
-    let (st, _) = post(&c.nodes[follower].url("/channel"), json!({"channel_id": "ops", "channel_type": 2, "subscribers": ["alice", "bob", "carol"]})).await;
+    let (st, _) = post(
+        &c.nodes[follower].url("/channel"),
+        json!({"channel_id": "ops", "channel_type": 2, "subscribers": ["alice", "bob", "carol"]}),
+    )
+    .await;
     assert_eq!(st, 200);
 
     let mut alice = JsClient::spawn(&c.nodes[0].ws_addr(), "alice", "");
@@ -88,14 +137,26 @@ async fn three_nodes_form_one_cluster_and_sdk_clients_chat_across_nodes() {
     bob.wait_connected();
     carol.wait_connected();
     alice.send_text("bob", 1, "hello from node 1");
-    bob.wait_for("cross-node person message", T, recv_text("alice", "alice", 1, "hello from node 1"));
+    bob.wait_for(
+        "cross-node person message",
+        T,
+        recv_text("alice", "alice", 1, "hello from node 1"),
+    );
     let ack = alice.wait_for("SENDACK", T, |v| v["ev"] == "ack");
     assert_eq!(ack["reason"], 1);
     bob.send_text("alice", 1, "hello from node 2");
     alice.wait_for("reply", T, recv_text("bob", "bob", 1, "hello from node 2"));
     carol.send_text("ops", 2, "group from node 3");
-    alice.wait_for("group message", T, recv_text("carol", "ops", 2, "group from node 3"));
-    bob.wait_for("group message", T, recv_text("carol", "ops", 2, "group from node 3"));
+    alice.wait_for(
+        "group message",
+        T,
+        recv_text("carol", "ops", 2, "group from node 3"),
+    );
+    bob.wait_for(
+        "group message",
+        T,
+        recv_text("carol", "ops", 2, "group from node 3"),
+    );
 
     // Follower reads: every node serves the same history.
     let v = c.wait_converged(T).await;
@@ -125,7 +186,10 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_message() {
     c.nodes[old].kill9();
     let killed = Instant::now();
     let new_leader = poll(T, "a new leader", || {
-        let urls: Vec<String> = (0..3).filter(|i| *i != old).map(|i| c.nodes[i].url("/cluster/raft/status")).collect();
+        let urls: Vec<String> = (0..3)
+            .filter(|i| *i != old)
+            .map(|i| c.nodes[i].url("/cluster/raft/status"))
+            .collect();
         async move {
             for u in urls {
                 let (_, v) = get(&u).await;
@@ -140,7 +204,10 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_message() {
     })
     .await;
     let failover = killed.elapsed();
-    assert!(failover <= ELECTION * 2 + Duration::from_millis(500), "new leader {new_leader} after {failover:?}");
+    assert!(
+        failover <= ELECTION * 2 + Duration::from_millis(500),
+        "new leader {new_leader} after {failover:?}"
+    );
     for w in &writers {
         w.wait_progress(20, T).await;
     }
@@ -152,7 +219,10 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_message() {
         logs.push((uid, to, w.finish().await));
     }
     check_no_loss(&mut c, &logs).await;
-    eprintln!("failover took {failover:?}; acked: {:?}", logs.iter().map(|l| l.2.acked.len()).collect::<Vec<_>>());
+    eprintln!(
+        "failover took {failover:?}; acked: {:?}",
+        logs.iter().map(|l| l.2.acked.len()).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +234,11 @@ async fn twenty_random_kill_9_cycles_with_a_concurrent_writer() {
     writer.wait_progress(10, T).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     for cycle in 0..20 {
-        let victim = if cycle % 3 == 0 { c.leader_index().await } else { rng.gen_range(0..3) };
+        let victim = if cycle % 3 == 0 {
+            c.leader_index().await
+        } else {
+            rng.gen_range(0..3)
+        };
         c.nodes[victim].kill9();
         writer.wait_progress(3, T).await;
         c.nodes[victim].spawn();
@@ -172,7 +246,11 @@ async fn twenty_random_kill_9_cycles_with_a_concurrent_writer() {
     }
     writer.wait_progress(5, T).await;
     let log = writer.finish().await;
-    assert!(log.acked.len() >= 70, "writer made progress: {}", log.acked.len());
+    assert!(
+        log.acked.len() >= 70,
+        "writer made progress: {}",
+        log.acked.len()
+    );
     check_no_loss(&mut c, &[("chaos".into(), "sink".into(), log)]).await;
 }
 
@@ -191,30 +269,51 @@ async fn online_scaling_leadership_transfer_and_forced_election() {
 
     let n4 = format!("{}:{}", c.nodes[3].opts.ip, c.nodes[3].ports.cluster);
     let follower = (c.index_of(leader) + 1) % 3;
-    let (st, v) = post(&c.nodes[follower].url("/cluster/nodes"), json!({"id": 1004, "addr": n4})).await;
+    let (st, v) = post(
+        &c.nodes[follower].url("/cluster/nodes"),
+        json!({"id": 1004, "addr": n4}),
+    )
+    .await;
     assert_eq!(st, 200, "add node: {v}");
     let (_, v) = get(&c.nodes[0].url("/cluster/nodes")).await;
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4, "{v}");
-    assert!(nodes.iter().any(|n| n["id"] == 1004 && n["status"] == "follower"), "{v}");
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["id"] == 1004 && n["status"] == "follower"),
+        "{v}"
+    );
     writer.wait_progress(20, T).await;
     c.wait_converged(T).await;
 
     // Wrong input leaves the cluster unchanged.
-    let (st, _) = post(&c.nodes[0].url("/cluster/nodes"), json!({"id": 1004, "addr": n4})).await;
+    let (st, _) = post(
+        &c.nodes[0].url("/cluster/nodes"),
+        json!({"id": 1004, "addr": n4}),
+    )
+    .await;
     assert_eq!(st, 400, "adding an existing voter");
     let (st, _) = delete(&c.nodes[0].url("/cluster/nodes/4242")).await;
     assert_eq!(st, 404);
     let (st, _) = delete(&c.nodes[0].url("/cluster/nodes/abc")).await;
     assert_eq!(st, 400);
-    let (st, _) = post(&c.nodes[0].url("/cluster/transfer-leadership"), json!({"target_node": 4242})).await;
+    let (st, _) = post(
+        &c.nodes[0].url("/cluster/transfer-leadership"),
+        json!({"target_node": 4242}),
+    )
+    .await;
     assert_eq!(st, 400);
     let (st, _) = post(&c.nodes[0].url("/cluster/nodes"), json!({"id": "x"})).await;
     assert_eq!(st, 400);
 
     // Transfer leadership to each voter in turn.
     for target in [1001u64, 1002, 1003, 1004] {
-        let (st, v) = post(&c.nodes[0].url("/cluster/transfer-leadership"), json!({"target_node": target})).await;
+        let (st, v) = post(
+            &c.nodes[0].url("/cluster/transfer-leadership"),
+            json!({"target_node": target}),
+        )
+        .await;
         assert_eq!(st, 200, "transfer to {target}: {v}");
         assert_eq!(c.wait_leader(T).await, target);
         writer.wait_progress(3, T).await;
@@ -274,7 +373,11 @@ async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
         let v = c.data_version(i).await;
         versions.insert(i, v["hash"].clone());
     }
-    assert_eq!(versions.values().collect::<HashSet<_>>().len(), 1, "{versions:?}");
+    assert_eq!(
+        versions.values().collect::<HashSet<_>>().len(),
+        1,
+        "{versions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,14 +386,21 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
     let old = c.leader_index().await;
     let old_id = c.nodes[old].opts.node_id;
     let sig = |pid: u32, s: &str| {
-        std::process::Command::new("kill").arg(format!("-{s}")).arg(pid.to_string()).status().unwrap();
+        std::process::Command::new("kill")
+            .arg(format!("-{s}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
     };
     // Freeze the leader: the others elect a new one; the old one, thawed, follows it.
     let pid = c.nodes[old].pid().unwrap();
     sig(pid, "STOP");
     let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     let new_leader = poll(T, "a leader among the others", || {
-        let urls: Vec<String> = others.iter().map(|i| c.nodes[*i].url("/cluster/raft/status")).collect();
+        let urls: Vec<String> = others
+            .iter()
+            .map(|i| c.nodes[*i].url("/cluster/raft/status"))
+            .collect();
         async move {
             let mut seen = None;
             for u in urls {
@@ -306,14 +416,26 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
     })
     .await;
     sig(pid, "CONT");
-    assert_eq!(c.wait_leader(T).await, new_leader, "the thawed old leader follows the new one");
+    assert_eq!(
+        c.wait_leader(T).await,
+        new_leader,
+        "the thawed old leader follows the new one"
+    );
     let (_, v) = get(&c.nodes[old].url("/cluster/nodes")).await;
-    let leaders = v["nodes"].as_array().unwrap().iter().filter(|n| n["status"] == "leader").count();
+    let leaders = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "leader")
+        .count();
     assert_eq!(leaders, 1, "no split brain: {v}");
 
     // Freeze both followers: the minority leader steps down (checkQuorum).
     let leader = c.index_of(new_leader);
-    let followers: Vec<u32> = (0..3).filter(|i| *i != leader).map(|i| c.nodes[i].pid().unwrap()).collect();
+    let followers: Vec<u32> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| c.nodes[i].pid().unwrap())
+        .collect();
     for p in &followers {
         sig(*p, "STOP");
     }
@@ -331,5 +453,8 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
     let (st, _) = get(&c.nodes[leader].url("/health")).await;
     let _ = st;
     c.wait_leader(T).await;
-    eprintln!("isolated leader state after check-quorum: {}", stepped["state"]);
+    eprintln!(
+        "isolated leader state after check-quorum: {}",
+        stepped["state"]
+    );
 }

@@ -51,7 +51,10 @@ async fn mutual_tls_and_token_auth_between_peers() {
     for (i, ip) in ips.iter().enumerate() {
         // Node 1003 holds the wrong token: it must not be able to take part.
         let token = if i == 2 { &bad } else { &good };
-        c.nodes[i].opts.cluster_yaml.push_str(&security_yaml(pki.path(), ip, token));
+        c.nodes[i]
+            .opts
+            .cluster_yaml
+            .push_str(&security_yaml(pki.path(), ip, token));
         c.nodes[i].write_config();
         c.nodes[i].spawn();
     }
@@ -62,7 +65,11 @@ async fn mutual_tls_and_token_auth_between_peers() {
     })
     .await;
     assert!(leader == 1001 || leader == 1002, "leader {leader}");
-    let (st, _) = post(&c.nodes[1].url("/message/send"), json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="})).await;
+    let (st, _) = post(
+        &c.nodes[1].url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}),
+    )
+    .await;
     assert_eq!(st, 200);
 
     // Garbage on the RPC port of the leader: rejected, the cluster keeps working.
@@ -71,19 +78,34 @@ async fn mutual_tls_and_token_auth_between_peers() {
     let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     drop(s);
-    let (st, _) = post(&c.nodes[0].url("/message/send"), json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="})).await;
+    let (st, _) = post(
+        &c.nodes[0].url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}),
+    )
+    .await;
     assert_eq!(st, 200);
 
     // The node with the wrong token never receives data and the others log the rejection.
     let (_, v) = get(&c.nodes[2].url("/cluster/raft/status")).await;
-    assert_eq!(v["applied_index"].as_u64().unwrap_or(0), 0, "wrong-token node got data: {v}");
+    assert_eq!(
+        v["applied_index"].as_u64().unwrap_or(0),
+        0,
+        "wrong-token node got data: {v}"
+    );
     let logs = std::fs::read_to_string(c.nodes[li].log_path()).unwrap_or_default()
         + &std::fs::read_to_string(c.nodes[2].log_path()).unwrap_or_default();
-    assert!(logs.contains("authentication") || logs.contains("rejected"), "rejection logged:\n{}", c.logs());
+    assert!(
+        logs.contains("authentication") || logs.contains("rejected"),
+        "rejection logged:\n{}",
+        c.logs()
+    );
 
     // Fixing the token lets it join and catch up.
     c.nodes[2].kill9();
-    c.nodes[2].opts.cluster_yaml = c.nodes[2].opts.cluster_yaml.replace(&bad.display().to_string(), &good.display().to_string());
+    c.nodes[2].opts.cluster_yaml = c.nodes[2]
+        .opts
+        .cluster_yaml
+        .replace(&bad.display().to_string(), &good.display().to_string());
     c.nodes[2].write_config();
     c.nodes[2].spawn();
     c.nodes[2].wait_healthy(T).await;

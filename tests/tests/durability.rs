@@ -41,7 +41,11 @@ async fn a_thousand_acknowledged_sends_survive_kill_9() {
     .await;
     assert_eq!(st, 200);
     let msgs = sync["messages"].as_array().unwrap();
-    assert_eq!(msgs.len() as u64, N + 1, "all acknowledged messages after kill -9");
+    assert_eq!(
+        msgs.len() as u64,
+        N + 1,
+        "all acknowledged messages after kill -9"
+    );
     for (i, m) in msgs.iter().enumerate() {
         assert_eq!(m["message_seq"].as_u64().unwrap(), i as u64 + 1);
     }

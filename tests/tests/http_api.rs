@@ -11,20 +11,47 @@ async fn route_health_varz_and_manager_token() {
     })
     .await;
     let (st, body) = get(&node.url("/health")).await;
-    assert_eq!((st, body), (200, json!({"status": "ok"})), "health needs no token (load balancer probes)");
+    assert_eq!(
+        (st, body),
+        (200, json!({"status": "ok"})),
+        "health needs no token (load balancer probes)"
+    );
     let (st, body) = get(&node.url("/route")).await;
     assert_eq!(st, 401, "{body}");
     assert_eq!(body["status"], 401);
-    let resp = reqwest::Client::new().get(node.url("/route")).header("token", "s3cret").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(node.url("/route"))
+        .header("token", "s3cret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let route: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(route["tcp_addr"], format!("127.0.0.1:{}", node.ports.tcp));
-    assert_eq!(route["ws_addr"], format!("ws://127.0.0.1:{}", node.ports.ws));
-    let (st, _) = post_with(&node.url("/user/token"), json!({"uid": "a", "token": "b"}), Some("wrong")).await;
+    assert_eq!(
+        route["ws_addr"],
+        format!("ws://127.0.0.1:{}", node.ports.ws)
+    );
+    let (st, _) = post_with(
+        &node.url("/user/token"),
+        json!({"uid": "a", "token": "b"}),
+        Some("wrong"),
+    )
+    .await;
     assert_eq!(st, 401);
-    let (st, _) = post_with(&node.url("/message/send"), json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}), Some("s3cret")).await;
+    let (st, _) = post_with(
+        &node.url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}),
+        Some("s3cret"),
+    )
+    .await;
     assert_eq!(st, 200);
-    let resp = reqwest::Client::new().get(node.url("/varz")).header("token", "s3cret").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(node.url("/varz"))
+        .header("token", "s3cret")
+        .send()
+        .await
+        .unwrap();
     let varz: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(varz["server_id"], "1");
     assert_eq!(varz["in_msgs"], 1);
@@ -42,32 +69,77 @@ async fn conversation_unread_and_set_unread() {
         .await;
         assert_eq!(st, 200);
     }
-    let (_, convs) = post(&node.url("/conversation/sync"), json!({"uid": "tia", "msg_count": 2})).await;
+    let (_, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "tia", "msg_count": 2}),
+    )
+    .await;
     let c = &convs[0];
-    assert_eq!((c["channel_id"].as_str(), c["unread"].as_u64(), c["last_msg_seq"].as_u64()), (Some("sam"), Some(3), Some(3)));
+    assert_eq!(
+        (
+            c["channel_id"].as_str(),
+            c["unread"].as_u64(),
+            c["last_msg_seq"].as_u64()
+        ),
+        (Some("sam"), Some(3), Some(3))
+    );
     assert_eq!(c["recents"].as_array().unwrap().len(), 2);
     let version = c["version"].as_i64().unwrap();
-    let (st, _) = post(&node.url("/conversations/setUnread"), json!({"uid": "tia", "channel_id": "sam", "channel_type": 1, "unread": 0})).await;
+    let (st, _) = post(
+        &node.url("/conversations/setUnread"),
+        json!({"uid": "tia", "channel_id": "sam", "channel_type": 1, "unread": 0}),
+    )
+    .await;
     assert_eq!(st, 200);
-    let (_, convs) = post(&node.url("/conversation/sync"), json!({"uid": "tia", "version": version})).await;
-    assert_eq!(convs[0]["unread"], 0, "changed conversation returned after version {version}: {convs}");
-    let (_, convs) = post(&node.url("/conversation/sync"), json!({"uid": "tia", "version": convs[0]["version"]})).await;
+    let (_, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "tia", "version": version}),
+    )
+    .await;
+    assert_eq!(
+        convs[0]["unread"], 0,
+        "changed conversation returned after version {version}: {convs}"
+    );
+    let (_, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "tia", "version": convs[0]["version"]}),
+    )
+    .await;
     assert_eq!(convs, json!([]), "nothing newer");
-    let (_, convs) = post(&node.url("/conversation/sync"), json!({"uid": "sam", "last_msg_seqs": "tia:1:2", "msg_count": 10})).await;
+    let (_, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "sam", "last_msg_seqs": "tia:1:2", "msg_count": 10}),
+    )
+    .await;
     let recents = convs[0]["recents"].as_array().unwrap();
-    assert_eq!(recents.len(), 1, "only messages after the client's seq 2: {convs}");
+    assert_eq!(
+        recents.len(),
+        1,
+        "only messages after the client's seq 2: {convs}"
+    );
 }
 
 #[tokio::test]
 async fn a_single_node_refuses_to_remove_its_last_voter() {
     let node = Node::start(NodeOptions::default()).await;
-    let resp = reqwest::Client::new().delete(node.url("/cluster/nodes/1")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .delete(node.url("/cluster/nodes/1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
-    assert!(body["msg"].as_str().unwrap().contains("last voter"), "{body}");
+    assert!(
+        body["msg"].as_str().unwrap().contains("last voter"),
+        "{body}"
+    );
     let (st, v) = get(&node.url("/cluster/nodes")).await;
     assert_eq!(st, 200);
-    assert_eq!(v["nodes"].as_array().unwrap().len(), 1, "cluster unchanged: {v}");
+    assert_eq!(
+        v["nodes"].as_array().unwrap().len(),
+        1,
+        "cluster unchanged: {v}"
+    );
     let (st, v) = get(&node.url("/cluster/status")).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("healthy")), "{v}");
 }

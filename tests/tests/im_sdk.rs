@@ -9,12 +9,25 @@ use wk_tests::{post, JsClient, Node, NodeOptions};
 
 const T: Duration = Duration::from_secs(20);
 
-fn recv_text<'a>(from: &'a str, channel: &'a str, ty: u8, text: &'a str) -> impl Fn(&Value) -> bool + 'a {
-    move |v| v["ev"] == "recv" && v["from"] == from && v["channel"] == channel && v["type"] == ty && v["text"] == text
+fn recv_text<'a>(
+    from: &'a str,
+    channel: &'a str,
+    ty: u8,
+    text: &'a str,
+) -> impl Fn(&Value) -> bool + 'a {
+    move |v| {
+        v["ev"] == "recv"
+            && v["from"] == from
+            && v["channel"] == channel
+            && v["type"] == ty
+            && v["text"] == text
+    }
 }
 
 fn payload_text(m: &Value) -> String {
-    let raw = base64::engine::general_purpose::STANDARD.decode(m["payload"].as_str().unwrap()).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(m["payload"].as_str().unwrap())
+        .unwrap();
     let v: Value = serde_json::from_slice(&raw).unwrap();
     v["content"].as_str().unwrap_or_default().to_string()
 }
@@ -30,7 +43,11 @@ async fn sdk_clients_chat_in_person_and_group_channels_and_catch_up() {
 
     // Person messages both ways; the receiver sees the channel as the sender's uid.
     alice.send_text("bob", 1, "hi bob");
-    bob.wait_for("alice's message", T, recv_text("alice", "alice", 1, "hi bob"));
+    bob.wait_for(
+        "alice's message",
+        T,
+        recv_text("alice", "alice", 1, "hi bob"),
+    );
     let ack = alice.wait_for("SENDACK", T, |v| v["ev"] == "ack");
     assert_eq!(ack["reason"], 1, "SENDACK success: {ack}");
     assert_eq!(ack["seq"], 1);
@@ -48,8 +65,16 @@ async fn sdk_clients_chat_in_person_and_group_channels_and_catch_up() {
     let mut carol = JsClient::spawn(&ws, "carol", "");
     carol.wait_connected();
     alice.send_text("g1", 2, "hello group");
-    bob.wait_for("group message", T, recv_text("alice", "g1", 2, "hello group"));
-    carol.wait_for("group message", T, recv_text("alice", "g1", 2, "hello group"));
+    bob.wait_for(
+        "group message",
+        T,
+        recv_text("alice", "g1", 2, "hello group"),
+    );
+    carol.wait_for(
+        "group message",
+        T,
+        recv_text("alice", "g1", 2, "hello group"),
+    );
 
     // History through the API.
     let (st, sync) = post(
@@ -64,30 +89,54 @@ async fn sdk_clients_chat_in_person_and_group_channels_and_catch_up() {
     assert_eq!(msgs[0]["channel_id"], "alice", "channel as bob sees it");
     assert_eq!(msgs[1]["from_uid"], "bob");
 
-    let (st, convs) = post(&node.url("/conversation/sync"), json!({"uid": "carol", "msg_count": 5})).await;
+    let (st, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "carol", "msg_count": 5}),
+    )
+    .await;
     assert_eq!(st, 200, "{convs}");
-    let g = convs.as_array().unwrap().iter().find(|c| c["channel_id"] == "g1").expect("carol has the group conversation");
+    let g = convs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel_id"] == "g1")
+        .expect("carol has the group conversation");
     assert_eq!(g["channel_type"], 2);
     assert_eq!(g["last_msg_seq"], 1);
     assert_eq!(payload_text(&g["recents"][0]), "hello group");
 
     // Carol goes offline, misses a message, reconnects and receives it.
     carol.disconnect();
-    carol.wait_for("disconnected", T, |v| v["ev"] == "status" && v["status"] == 0);
+    carol.wait_for("disconnected", T, |v| {
+        v["ev"] == "status" && v["status"] == 0
+    });
     wk_tests::poll(T, "carol offline on the server", || async {
         let (_, online) = post(&node.url("/user/onlinestatus"), json!(["carol"])).await;
         (online == json!([])).then_some(())
     })
     .await;
     alice.send_text("g1", 2, "while you were away");
-    bob.wait_for("second group message", T, recv_text("alice", "g1", 2, "while you were away"));
+    bob.wait_for(
+        "second group message",
+        T,
+        recv_text("alice", "g1", 2, "while you were away"),
+    );
     carol.connect();
-    carol.wait_for("missed message after reconnect", T, recv_text("alice", "g1", 2, "while you were away"));
+    carol.wait_for(
+        "missed message after reconnect",
+        T,
+        recv_text("alice", "g1", 2, "while you were away"),
+    );
     let (_, sync) = post(
         &node.url("/channel/messagesync"),
         json!({"login_uid": "carol", "channel_id": "g1", "channel_type": 2, "limit": 10, "pull_mode": 1}),
     )
     .await;
-    let seqs: Vec<u64> = sync["messages"].as_array().unwrap().iter().map(|m| m["message_seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = sync["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [1, 2], "group seqs gapless from 1");
 }

@@ -45,9 +45,16 @@ async fn every_protocol_version_sends_and_receives() {
         for i in 1..=3u64 {
             let seq = ca.send_text(&b, 1, &format!("m{i}")).await;
             let ack = next_sendack(&mut ca).await;
-            assert_eq!((ack.client_seq, ack.reason_code, ack.message_seq), (seq, ReasonCode::Success, i), "v{version}");
+            assert_eq!(
+                (ack.client_seq, ack.reason_code, ack.message_seq),
+                (seq, ReasonCode::Success, i),
+                "v{version}"
+            );
             let r = next_recv(&mut cb).await;
-            assert_eq!((r.from_uid.as_str(), r.channel_id.as_str(), r.message_seq), (a.as_str(), a.as_str(), i));
+            assert_eq!(
+                (r.from_uid.as_str(), r.channel_id.as_str(), r.message_seq),
+                (a.as_str(), a.as_str(), i)
+            );
             assert_eq!(r.message_id, ack.message_id);
             assert_eq!(cb.recv_text(&r), format!("m{i}"));
             cb.ack(&r).await;
@@ -61,7 +68,11 @@ async fn every_protocol_version_sends_and_receives() {
 #[tokio::test]
 async fn group_messages_reach_every_online_member_and_non_members_are_refused() {
     let node = Node::start(NodeOptions::default()).await;
-    let (st, _) = post(&node.url("/channel"), json!({"channel_id": "team", "channel_type": 2, "subscribers": ["u1", "u2", "u3"]})).await;
+    let (st, _) = post(
+        &node.url("/channel"),
+        json!({"channel_id": "team", "channel_type": 2, "subscribers": ["u1", "u2", "u3"]}),
+    )
+    .await;
     assert_eq!(st, 200);
     let addr = node.tcp_addr();
     let (mut u1, _) = WkClient::connect(&addr, "u1", "", 5).await;
@@ -72,18 +83,34 @@ async fn group_messages_reach_every_online_member_and_non_members_are_refused() 
     assert_eq!(next_sendack(&mut u1).await.reason_code, ReasonCode::Success);
     for c in [&mut u2, &mut u3] {
         let r = next_recv(c).await;
-        assert_eq!((r.channel_id.as_str(), r.channel_type, r.message_seq), ("team", 2, 1));
+        assert_eq!(
+            (r.channel_id.as_str(), r.channel_type, r.message_seq),
+            ("team", 2, 1)
+        );
         assert_eq!(c.recv_text(&r), "standup");
     }
     outsider.send_text("team", 2, "let me in").await;
-    assert_eq!(next_sendack(&mut outsider).await.reason_code, ReasonCode::SubscriberNotExist);
+    assert_eq!(
+        next_sendack(&mut outsider).await.reason_code,
+        ReasonCode::SubscriberNotExist
+    );
     outsider.send_text("nosuchgroup", 2, "hello?").await;
-    assert_eq!(next_sendack(&mut outsider).await.reason_code, ReasonCode::ChannelNotExist);
+    assert_eq!(
+        next_sendack(&mut outsider).await.reason_code,
+        ReasonCode::ChannelNotExist
+    );
     // Removing a subscriber stops delivery to them.
-    let (st, _) = post(&node.url("/channel/subscriber_remove"), json!({"channel_id": "team", "channel_type": 2, "subscribers": ["u3"]})).await;
+    let (st, _) = post(
+        &node.url("/channel/subscriber_remove"),
+        json!({"channel_id": "team", "channel_type": 2, "subscribers": ["u3"]}),
+    )
+    .await;
     assert_eq!(st, 200);
     u3.send_text("team", 2, "still here?").await;
-    assert_eq!(next_sendack(&mut u3).await.reason_code, ReasonCode::SubscriberNotExist);
+    assert_eq!(
+        next_sendack(&mut u3).await.reason_code,
+        ReasonCode::SubscriberNotExist
+    );
 }
 
 #[tokio::test]
@@ -99,8 +126,15 @@ async fn wrong_msg_key_gets_payload_decode_error_and_is_not_stored() {
     p.payload = b"not base64 at all".to_vec().into();
     p.msg_key = c.cipher.as_ref().unwrap().send_msg_key(&p);
     c.write(&Packet::Send(p)).await;
-    assert_eq!(next_sendack(&mut c).await.reason_code, ReasonCode::PayloadDecodeError);
-    let (_, sync) = post(&node.url("/channel/messagesync"), json!({"login_uid": "eve", "channel_id": "frank", "channel_type": 1, "limit": 10})).await;
+    assert_eq!(
+        next_sendack(&mut c).await.reason_code,
+        ReasonCode::PayloadDecodeError
+    );
+    let (_, sync) = post(
+        &node.url("/channel/messagesync"),
+        json!({"login_uid": "eve", "channel_id": "frank", "channel_type": 1, "limit": 10}),
+    )
+    .await;
     assert_eq!(sync["messages"], json!([]), "nothing stored");
     // The connection still works.
     c.send_text("frank", 1, "fine").await;
@@ -117,8 +151,15 @@ async fn resending_the_same_client_msg_no_is_stored_once() {
     c.write(&Packet::Send(p)).await;
     let second = next_sendack(&mut c).await;
     assert_eq!(first.reason_code, ReasonCode::Success);
-    assert_eq!((second.message_id, second.message_seq), (first.message_id, first.message_seq));
-    let (_, sync) = post(&node.url("/channel/messagesync"), json!({"login_uid": "gina", "channel_id": "hank", "channel_type": 1, "limit": 10})).await;
+    assert_eq!(
+        (second.message_id, second.message_seq),
+        (first.message_id, first.message_seq)
+    );
+    let (_, sync) = post(
+        &node.url("/channel/messagesync"),
+        json!({"login_uid": "gina", "channel_id": "hank", "channel_type": 1, "limit": 10}),
+    )
+    .await;
     assert_eq!(sync["messages"].as_array().unwrap().len(), 1);
 }
 
@@ -132,10 +173,19 @@ async fn token_auth_and_device_rules() {
     let addr = node.tcp_addr();
     let (_, r) = WkClient::connect(&addr, "ivy", "whatever", 5).await;
     assert_eq!(r, ReasonCode::AuthFail, "no token registered");
-    let (st, _) = post(&node.url("/user/token"), json!({"uid": "ivy", "token": "t-ivy", "device_flag": 0, "device_level": 1})).await;
+    let (st, _) = post(
+        &node.url("/user/token"),
+        json!({"uid": "ivy", "token": "t-ivy", "device_flag": 0, "device_level": 1}),
+    )
+    .await;
     assert_eq!(st, 401, "API needs the manager token");
     let tok = Some("admin-secret");
-    let (st, _) = post_with(&node.url("/user/token"), json!({"uid": "ivy", "token": "t-ivy", "device_flag": 0, "device_level": 1}), tok).await;
+    let (st, _) = post_with(
+        &node.url("/user/token"),
+        json!({"uid": "ivy", "token": "t-ivy", "device_flag": 0, "device_level": 1}),
+        tok,
+    )
+    .await;
     assert_eq!(st, 200);
     let (_, r) = WkClient::connect(&addr, "ivy", "wrong", 5).await;
     assert_eq!(r, ReasonCode::AuthFail);
@@ -149,16 +199,26 @@ async fn token_auth_and_device_rules() {
     assert_eq!(r, ReasonCode::Success);
     let seen = first.closed_within(T).await;
     assert!(
-        seen.iter().any(|p| matches!(p, Packet::Disconnect(d) if d.reason_code == ReasonCode::ConnectKick)),
+        seen.iter().any(
+            |p| matches!(p, Packet::Disconnect(d) if d.reason_code == ReasonCode::ConnectKick)
+        ),
         "first device got DISCONNECT ConnectKick: {seen:?}"
     );
 
     // Slave level (default): devices coexist; both receive.
-    post_with(&node.url("/user/token"), json!({"uid": "jay", "token": "t-jay", "device_flag": 1}), tok).await;
+    post_with(
+        &node.url("/user/token"),
+        json!({"uid": "jay", "token": "t-jay", "device_flag": 1}),
+        tok,
+    )
+    .await;
     let (mut w1, _) = WkClient::connect_device(&addr, "jay", "t-jay", 5, 1, "tab-1").await;
     let (mut w2, _) = WkClient::connect_device(&addr, "jay", "t-jay", 5, 1, "tab-2").await;
     second.send_text("jay", 1, "to both tabs").await;
-    assert_eq!(next_sendack(&mut second).await.reason_code, ReasonCode::Success);
+    assert_eq!(
+        next_sendack(&mut second).await.reason_code,
+        ReasonCode::Success
+    );
     for w in [&mut w1, &mut w2] {
         let r = next_recv(w).await;
         assert_eq!(w.recv_text(&r), "to both tabs");
@@ -166,5 +226,8 @@ async fn token_auth_and_device_rules() {
     // A reconnect with the same device id replaces its predecessor.
     let (_w1b, _) = WkClient::connect_device(&addr, "jay", "t-jay", 5, 1, "tab-1").await;
     let seen = w1.closed_within(T).await;
-    assert!(seen.iter().any(|p| matches!(p, Packet::Disconnect(_))), "{seen:?}");
+    assert!(
+        seen.iter().any(|p| matches!(p, Packet::Disconnect(_))),
+        "{seen:?}"
+    );
 }

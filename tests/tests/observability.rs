@@ -11,7 +11,9 @@ use wukongim::proto::{Packet, ReasonCode};
 const T: Duration = Duration::from_secs(30);
 
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,7 +32,12 @@ async fn metrics_pass_promtool_and_match_the_status_endpoints() {
         }
     }
     c.wait_converged(T).await;
-    let text = reqwest::get(c.nodes[leader].metrics_url()).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(c.nodes[leader].metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "wukongim_info",
         "wukongim_raft_state",
@@ -61,26 +68,58 @@ async fn metrics_pass_promtool_and_match_the_status_endpoints() {
     ] {
         assert!(text.contains(name), "missing {name}");
     }
-    assert_eq!(metric(&text, "wukongim_raft_state"), Some(2.0), "the leader reports state 2");
+    assert_eq!(
+        metric(&text, "wukongim_raft_state"),
+        Some(2.0),
+        "the leader reports state 2"
+    );
     assert!(metric(&text, "wukongim_storage_fsyncs_total").unwrap() > 0.0);
-    assert!(text.contains("wukongim_send_ack_duration_seconds_count 5"), "5 sends timed");
+    assert!(
+        text.contains("wukongim_send_ack_duration_seconds_count 5"),
+        "5 sends timed"
+    );
 
     // One source of truth: the same numbers on /cluster/raft/status and /varz.
     let (_, status) = get(&c.nodes[leader].url("/cluster/raft/status")).await;
     assert_eq!(metric(&text, "wukongim_raft_term"), status["term"].as_f64());
-    assert_eq!(metric(&text, "wukongim_raft_applied_index"), status["applied_index"].as_f64());
+    assert_eq!(
+        metric(&text, "wukongim_raft_applied_index"),
+        status["applied_index"].as_f64()
+    );
     let (_, varz) = get(&c.nodes[leader].url("/varz")).await;
-    assert_eq!(metric(&text, "wukongim_raft_proposals_total"), varz["proposals"].as_f64());
+    assert_eq!(
+        metric(&text, "wukongim_raft_proposals_total"),
+        varz["proposals"].as_f64()
+    );
 
     // promtool, the real validator.
-    match std::process::Command::new("promtool").args(["check", "metrics"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn() {
+    match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
         Ok(mut child) => {
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "promtool: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Err(e) => {
-            assert!(std::env::var_os("CI").is_none(), "promtool missing in CI: {e}");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool missing in CI: {e}"
+            );
             eprintln!("promtool not installed, skipped: {e}");
         }
     }
@@ -96,15 +135,28 @@ async fn sigterm_on_the_leader_hands_over_and_exits_cleanly() {
     let code = c.nodes[leader].terminate(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "clean exit");
     let seen = client.closed_within(T).await;
-    assert!(seen.iter().any(|p| matches!(p, Packet::Disconnect(_))), "client told to go: {seen:?}");
+    assert!(
+        seen.iter().any(|p| matches!(p, Packet::Disconnect(_))),
+        "client told to go: {seen:?}"
+    );
     let new_leader = c.wait_leader(T).await;
     assert_ne!(new_leader, old_id);
     let elapsed = started.elapsed();
     // Leadership was handed over: well under an election timeout plus the drain.
-    assert!(elapsed < Duration::from_secs(8), "drain + hand-over took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "drain + hand-over took {elapsed:?}"
+    );
     let i = c.index_of(new_leader);
-    let (st, _) = post(&c.nodes[i].url("/message/send"), json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="})).await;
+    let (st, _) = post(
+        &c.nodes[i].url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}),
+    )
+    .await;
     assert_eq!(st, 200);
     let log = std::fs::read_to_string(c.nodes[leader].log_path()).unwrap();
-    assert!(log.contains("leadership handed over") || log.contains("transferring leadership"), "{log}");
+    assert!(
+        log.contains("leadership handed over") || log.contains("transferring leadership"),
+        "{log}"
+    );
 }

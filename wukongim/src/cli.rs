@@ -49,7 +49,10 @@ pub fn main() -> ExitCode {
     }
     if args.check {
         let name = loaded.file.as_ref().map(|p| p.display().to_string());
-        println!("# {}: configuration OK", name.as_deref().unwrap_or("<defaults>"));
+        println!(
+            "# {}: configuration OK",
+            name.as_deref().unwrap_or("<defaults>")
+        );
         print!("{}", loaded.config.redacted_yaml());
         return ExitCode::SUCCESS;
     }

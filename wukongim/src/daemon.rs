@@ -13,7 +13,10 @@ use std::process::{Command, Stdio};
 pub fn spawn_background(args: &Args, config: &Config) -> Result<()> {
     std::fs::create_dir_all(&config.root_dir)
         .with_context(|| format!("creating rootDir {}", config.root_dir.display()))?;
-    let pid_file = args.pid_file.clone().unwrap_or_else(|| config.root_dir.join("wukongim.pid"));
+    let pid_file = args
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| config.root_dir.join("wukongim.pid"));
     let out_path = config.root_dir.join("wukongim.out");
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -35,6 +38,10 @@ pub fn spawn_background(args: &Args, config: &Config) -> Result<()> {
         .context("starting the background process")?;
     crate::fsutil::write_atomic(&pid_file, format!("{}\n", child.id()).as_bytes(), 0o644)
         .with_context(|| format!("writing pid file {}", pid_file.display()))?;
-    println!("wukongim started in the background, pid {} (pid file {})", child.id(), pid_file.display());
+    println!(
+        "wukongim started in the background, pid {} (pid file {})",
+        child.id(),
+        pid_file.display()
+    );
     Ok(())
 }

@@ -13,9 +13,16 @@ use std::time::Duration;
 pub fn status_line(app: &App) -> String {
     let m = app.core.cluster.raft.metrics().borrow_watched().clone();
     match m.current_leader {
-        Some(l) => format!("node {}: {:?}, term {}, leader {l}", app.node_id, m.state, m.current_term).to_lowercase(),
-        None => format!("node {}: {:?}, term {}, no leader yet (waiting for a raft quorum)", app.node_id, m.state, m.current_term)
-            .to_lowercase(),
+        Some(l) => format!(
+            "node {}: {:?}, term {}, leader {l}",
+            app.node_id, m.state, m.current_term
+        )
+        .to_lowercase(),
+        None => format!(
+            "node {}: {:?}, term {}, no leader yet (waiting for a raft quorum)",
+            app.node_id, m.state, m.current_term
+        )
+        .to_lowercase(),
     }
 }
 
@@ -60,14 +67,19 @@ pub async fn watchdog(app: Arc<App>) {
             _ = app.shutdown.cancelled() => return,
         }
         // The Raft core answers a state query, and the write queue is not wedged full.
-        let core_alive = tokio::time::timeout(period, app.core.cluster.raft.with_raft_state(|_| ()))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let core_alive =
+            tokio::time::timeout(period, app.core.cluster.raft.with_raft_state(|_| ()))
+                .await
+                .is_ok_and(|r| r.is_ok());
         let queue_ok = app.core.proposer.pending() < app.config.cluster.queue_size as usize;
         if core_alive && queue_ok {
             let _ = sd_notify::notify(&[NotifyState::Watchdog]);
         } else {
-            tracing::warn!(core_alive, queue_ok, "watchdog: node unhealthy, not pinging");
+            tracing::warn!(
+                core_alive,
+                queue_ok,
+                "watchdog: node unhealthy, not pinging"
+            );
         }
     }
 }

@@ -43,16 +43,28 @@ impl Node {
     /// Opens storage, binds every listener and starts serving.
     pub async fn start(loaded: Loaded) -> Result<Node> {
         let config = loaded.config;
-        let manager_token = config.resolve_manager_token().context("reading the manager token")?;
+        let manager_token = config
+            .resolve_manager_token()
+            .context("reading the manager token")?;
         let root = config.root_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&root))
             .await?
             .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = Hub::new();
-        let cluster = crate::cluster::Cluster::start(config.clone(), store.clone(), hub.clone(), shutdown.clone()).await?;
+        let cluster = crate::cluster::Cluster::start(
+            config.clone(),
+            store.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let proposer = crate::cluster::Proposer::start(cluster.clone());
-        let core = Core { hub, cluster, proposer };
+        let core = Core {
+            hub,
+            cluster,
+            proposer,
+        };
         let bind = |key: &'static str, addr: String| async move {
             TcpListener::bind(&addr)
                 .await
@@ -61,7 +73,11 @@ impl Node {
         let tcp = bind("addr", config.tcp_listen()).await?;
         let ws = bind("wsAddr", config.ws_listen()).await?;
         let http = bind("httpAddr", config.http_listen()).await?;
-        let manager = if config.manager.on { Some(bind("manager.addr", config.manager.addr.clone()).await?) } else { None };
+        let manager = if config.manager.on {
+            Some(bind("manager.addr", config.manager.addr.clone()).await?)
+        } else {
+            None
+        };
         let app = Arc::new(App {
             node_id: config.cluster.node_id,
             config,
@@ -80,9 +96,17 @@ impl Node {
         );
         tasks.push(tokio::spawn(crate::gateway::serve_tcp(app.clone(), tcp)));
         tasks.push(tokio::spawn(crate::gateway::serve_ws(app.clone(), ws)));
-        tasks.push(tokio::spawn(serve_http(app.clone(), http, crate::api::router(app.clone()))));
+        tasks.push(tokio::spawn(serve_http(
+            app.clone(),
+            http,
+            crate::api::router(app.clone()),
+        )));
         if let Some(m) = manager {
-            tasks.push(tokio::spawn(serve_http(app.clone(), m, crate::metrics::router(app.clone()))));
+            tasks.push(tokio::spawn(serve_http(
+                app.clone(),
+                m,
+                crate::metrics::router(app.clone()),
+            )));
         }
         tasks.push(tokio::spawn(crate::lifecycle::notify_ready(app.clone())));
         tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));

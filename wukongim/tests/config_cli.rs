@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn check(config: &Path, env: &[(&str, &str)]) -> Output {
@@ -74,7 +76,10 @@ fn every_advanced_key_of_the_guide_is_accepted_with_its_meaning() {
 
 #[test]
 fn defaults_run_without_a_file() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wukongim")).arg("--check").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wukongim"))
+        .arg("--check")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rootDir: ./wukongimdata"), "{text}");
@@ -103,7 +108,10 @@ fn all_problems_are_reported_at_once_with_file_and_key_path() {
         "cluster.tls.certFile: required when cluster.tls.enabled is true",
         "cluster.tls.keyFile: required",
     ] {
-        assert!(err.contains(&format!("{file}: {needle}")), "missing `{needle}` in:\n{err}");
+        assert!(
+            err.contains(&format!("{file}: {needle}")),
+            "missing `{needle}` in:\n{err}"
+        );
     }
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -111,7 +119,10 @@ fn all_problems_are_reported_at_once_with_file_and_key_path() {
 #[test]
 fn wrong_types_and_yaml_syntax_errors_name_the_place() {
     let dir = tempfile::tempdir().unwrap();
-    let out = check(&write(&dir, "cluster:\n  nodeId: one\n  heartbeatTick: [1]\n"), &[]);
+    let out = check(
+        &write(&dir, "cluster:\n  nodeId: one\n  heartbeatTick: [1]\n"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("cluster.nodeId: invalid type"), "{err}");
@@ -123,7 +134,11 @@ fn wrong_types_and_yaml_syntax_errors_name_the_place() {
 
     let out = check(&dir.path().join("missing.yaml"), &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read config file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -144,20 +159,44 @@ fn environment_overrides_use_wukongim_names() {
     assert!(text.contains("nodeId: 1002"), "{text}");
     assert!(text.contains("ip: 10.0.0.5"), "{text}");
     assert!(text.contains("heartbeatTick: 100ms"), "{text}");
-    assert!(text.contains("managerToken: <redacted>"), "secret must be redacted:\n{text}");
+    assert!(
+        text.contains("managerToken: <redacted>"),
+        "secret must be redacted:\n{text}"
+    );
     assert!(!text.contains("12345"), "secret leaked:\n{text}");
 
-    let out = check(&fixture("guide/wk-node1.yaml"), &[("WK_CLUSTER_ELECTIONTICK", "zero")]);
+    let out = check(
+        &fixture("guide/wk-node1.yaml"),
+        &[("WK_CLUSTER_ELECTIONTICK", "zero")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("cluster.electionTick") && err.contains("WK_"), "env errors name the variable:\n{err}");
+    assert!(
+        err.contains("cluster.electionTick") && err.contains("WK_"),
+        "env errors name the variable:\n{err}"
+    );
 }
 
 #[test]
 fn heartbeat_accepts_seconds_or_a_duration() {
     let dir = tempfile::tempdir().unwrap();
-    for (v, ok) in [("1", true), ("\"100ms\"", true), ("\"2s\"", true), ("0", false), ("\"1ms\"", false), ("-3", false)] {
-        let out = check(&write(&dir, &format!("cluster:\n  heartbeatTick: {v}\n")), &[]);
-        assert_eq!(out.status.success(), ok, "heartbeatTick {v}: {}", stderr(&out));
+    for (v, ok) in [
+        ("1", true),
+        ("\"100ms\"", true),
+        ("\"2s\"", true),
+        ("0", false),
+        ("\"1ms\"", false),
+        ("-3", false),
+    ] {
+        let out = check(
+            &write(&dir, &format!("cluster:\n  heartbeatTick: {v}\n")),
+            &[],
+        );
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "heartbeatTick {v}: {}",
+            stderr(&out)
+        );
     }
 }

@@ -11,13 +11,33 @@ fn yaml_value() -> impl Strategy<Value = serde_yaml::Value> {
         any::<i64>().prop_map(|n| serde_yaml::Value::Number(n.into())),
         any::<f64>().prop_map(|n| serde_yaml::Value::Number(n.into())),
         "[ -~]{0,12}".prop_map(serde_yaml::Value::String),
-        prop_oneof![Just("10ms"), Just("5s"), Just("2GB"), Just("1@a:1"), Just("release")]
-            .prop_map(|s| serde_yaml::Value::String(s.into())),
+        prop_oneof![
+            Just("10ms"),
+            Just("5s"),
+            Just("2GB"),
+            Just("1@a:1"),
+            Just("release")
+        ]
+        .prop_map(|s| serde_yaml::Value::String(s.into())),
     ];
     let keys = prop_oneof![
-        Just("cluster"), Just("nodeId"), Just("initNodes"), Just("heartbeatTick"), Just("electionTick"),
-        Just("tls"), Just("enabled"), Just("external"), Just("ip"), Just("rootDir"), Just("mode"),
-        Just("dialTimeout"), Just("maxMemoryUsage"), Just("manager"), Just("addr"), Just("auth"), Just("bogus"),
+        Just("cluster"),
+        Just("nodeId"),
+        Just("initNodes"),
+        Just("heartbeatTick"),
+        Just("electionTick"),
+        Just("tls"),
+        Just("enabled"),
+        Just("external"),
+        Just("ip"),
+        Just("rootDir"),
+        Just("mode"),
+        Just("dialTimeout"),
+        Just("maxMemoryUsage"),
+        Just("manager"),
+        Just("addr"),
+        Just("auth"),
+        Just("bogus"),
     ];
     leaf.prop_recursive(4, 40, 6, move |inner| {
         prop_oneof![

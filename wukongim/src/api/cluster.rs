@@ -45,13 +45,28 @@ pub struct AddNodeReq {
     addr: String,
 }
 
-pub async fn add_node(State(app): State<Arc<App>>, Body(r): Body<AddNodeReq>) -> Result<Response, ApiError> {
-    let v = admin(&app, AdminRequest::AddNode { id: r.id, addr: r.addr }).await?;
+pub async fn add_node(
+    State(app): State<Arc<App>>,
+    Body(r): Body<AddNodeReq>,
+) -> Result<Response, ApiError> {
+    let v = admin(
+        &app,
+        AdminRequest::AddNode {
+            id: r.id,
+            addr: r.addr,
+        },
+    )
+    .await?;
     Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
 }
 
-pub async fn remove_node(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id: u64 = id.parse().map_err(|_| ApiError::BadRequest(format!("node id `{id}` is not a number")))?;
+pub async fn remove_node(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("node id `{id}` is not a number")))?;
     let v = admin(&app, AdminRequest::RemoveNode { id }).await?;
     Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
 }
@@ -61,8 +76,17 @@ pub struct TransferReq {
     target_node: u64,
 }
 
-pub async fn transfer_leadership(State(app): State<Arc<App>>, Body(r): Body<TransferReq>) -> Result<Response, ApiError> {
-    let v = admin(&app, AdminRequest::TransferLeader { target: r.target_node }).await?;
+pub async fn transfer_leadership(
+    State(app): State<Arc<App>>,
+    Body(r): Body<TransferReq>,
+) -> Result<Response, ApiError> {
+    let v = admin(
+        &app,
+        AdminRequest::TransferLeader {
+            target: r.target_node,
+        },
+    )
+    .await?;
     Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
 }
 
@@ -79,7 +103,12 @@ pub async fn status(State(app): State<Arc<App>>) -> Response {
         .count();
     let lagging: Vec<Value> = nodes
         .iter()
-        .filter(|n| !matches!(n["status"].as_str(), Some("leader" | "follower" | "learner")))
+        .filter(|n| {
+            !matches!(
+                n["status"].as_str(),
+                Some("leader" | "follower" | "learner")
+            )
+        })
         .map(|n| n["id"].clone())
         .collect();
     let leader = view["leader"].as_u64();
@@ -157,7 +186,11 @@ pub fn raft_status_json(app: &App) -> Value {
 pub async fn election(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
     tracing::info!(node_id = c.node_id, "raft election forced through the API");
-    c.raft.trigger().elect(false).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    c.raft
+        .trigger()
+        .elect(false)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + app.config.election_timeout() * 4;
     while tokio::time::Instant::now() < deadline {
         let m = c.raft.metrics().borrow_watched().clone();
@@ -172,26 +205,36 @@ pub async fn election(State(app): State<Arc<App>>) -> Result<Response, ApiError>
 pub async fn data_version(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let store = app.store.clone();
     // Hash and applied index from one consistent read of the state machine.
-    let (hash, raw) = tokio::task::spawn_blocking(move || store.version(crate::cluster::state_machine::LAST_APPLIED))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (hash, raw) = tokio::task::spawn_blocking(move || {
+        store.version(crate::cluster::state_machine::LAST_APPLIED)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let applied = raw
         .map(|b| crate::cluster::types::from_bytes::<crate::cluster::types::LogId>(&b))
         .transpose()
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map(|l| l.index)
         .unwrap_or(0);
-    Ok(axum::Json(json!({"node_id": app.node_id, "applied_index": applied, "hash": hash})).into_response())
+    Ok(
+        axum::Json(json!({"node_id": app.node_id, "applied_index": applied, "hash": hash}))
+            .into_response(),
+    )
 }
 
 pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
-    let target = c.leader_commit_index().await.ok_or_else(|| ApiError::Unavailable("no leader".into()))?;
+    let target = c
+        .leader_commit_index()
+        .await
+        .ok_or_else(|| ApiError::Unavailable("no leader".into()))?;
     let timeout = app.config.cluster.request_timeout.0;
     let synced = c.wait_applied(target, timeout).await;
     let applied = *c.applied.borrow();
     if !synced {
-        return Err(ApiError::Unavailable(format!("applied {applied} of {target} within {timeout:?}")));
+        return Err(ApiError::Unavailable(format!(
+            "applied {applied} of {target} within {timeout:?}"
+        )));
     }
     Ok(axum::Json(json!({"status": 200, "data": {"node_id": c.node_id, "applied_index": applied, "leader_commit_index": target}})).into_response())
 }
@@ -199,20 +242,27 @@ pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiErro
 pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
     let before = c.snapshots.built.load(Relaxed);
-    c.raft.trigger().snapshot().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    c.raft
+        .trigger()
+        .snapshot()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while c.snapshots.built.load(Relaxed) == before {
         if tokio::time::Instant::now() > deadline {
-            return Err(ApiError::Unavailable("snapshot not built within 60s".into()));
+            return Err(ApiError::Unavailable(
+                "snapshot not built within 60s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let m = c.raft.metrics().borrow_watched().clone();
-    let snap = m.snapshot.clone();
+    let snap = m.snapshot;
     Ok(axum::Json(json!({"status": 200, "data": {
         "index": c.snapshots.last_index.load(Relaxed),
         "term": snap.as_ref().map(|l| l.leader_id.term),
         "size": c.snapshots.last_size_bytes.load(Relaxed),
         "duration_ms": c.snapshots.last_duration_ms.load(Relaxed),
-    }})).into_response())
+    }}))
+    .into_response())
 }

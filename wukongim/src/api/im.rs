@@ -28,11 +28,16 @@ pub struct TokenReq {
     device_level: u8,
 }
 
-pub async fn user_token(State(app): State<Arc<App>>, Body(r): Body<TokenReq>) -> Result<Response, ApiError> {
+pub async fn user_token(
+    State(app): State<Arc<App>>,
+    Body(r): Body<TokenReq>,
+) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     required("token", &r.token)?;
     if r.device_level > 1 {
-        return Err(ApiError::BadRequest("device_level must be 0 (slave) or 1 (master)".into()));
+        return Err(ApiError::BadRequest(
+            "device_level must be 0 (slave) or 1 (master)".into(),
+        ));
     }
     let cmd = Command::UpdateToken {
         uid: r.uid,
@@ -56,14 +61,20 @@ fn all_devices() -> i16 {
     -1
 }
 
-pub async fn device_quit(State(app): State<Arc<App>>, Body(r): Body<DeviceQuitReq>) -> Result<Response, ApiError> {
+pub async fn device_quit(
+    State(app): State<Arc<App>>,
+    Body(r): Body<DeviceQuitReq>,
+) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     let flag = u8::try_from(r.device_flag).ok();
     app.core.hub.kick_user(&r.uid, flag, 12, "device quit");
     Ok(ok())
 }
 
-pub async fn online_status(State(app): State<Arc<App>>, Body(uids): Body<Vec<String>>) -> Result<Response, ApiError> {
+pub async fn online_status(
+    State(app): State<Arc<App>>,
+    Body(uids): Body<Vec<String>>,
+) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for uid in uids {
         for c in app.core.hub.online(&uid) {
@@ -106,7 +117,10 @@ pub struct SendReq {
     payload: String,
 }
 
-pub async fn message_send(State(app): State<Arc<App>>, Body(r): Body<SendReq>) -> Result<Response, ApiError> {
+pub async fn message_send(
+    State(app): State<Arc<App>>,
+    Body(r): Body<SendReq>,
+) -> Result<Response, ApiError> {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(r.payload.trim())
         .map_err(|e| ApiError::BadRequest(format!("payload is not base64: {e}")))?;
@@ -115,21 +129,32 @@ pub async fn message_send(State(app): State<Arc<App>>, Body(r): Body<SendReq>) -
     }
     let max = app.config.conn.max_packet_size.0 as usize;
     if payload.len() > max {
-        return Err(ApiError::BadRequest(format!("payload is larger than {max} bytes")));
+        return Err(ApiError::BadRequest(format!(
+            "payload is larger than {max} bytes"
+        )));
     }
     // Without channel_id, `subscribers` lists the users to message one by one.
     let targets: Vec<(String, u8)> = if r.channel_id.is_empty() {
         if r.subscribers.is_empty() {
-            return Err(ApiError::BadRequest("channel_id must not be empty (or give subscribers)".into()));
+            return Err(ApiError::BadRequest(
+                "channel_id must not be empty (or give subscribers)".into(),
+            ));
         }
-        r.subscribers.iter().map(|s| (s.clone(), crate::store::CHANNEL_PERSON)).collect()
+        r.subscribers
+            .iter()
+            .map(|s| (s.clone(), crate::store::CHANNEL_PERSON))
+            .collect()
     } else {
         if r.channel_type == 0 {
             return Err(ApiError::BadRequest("channel_type must not be 0".into()));
         }
         vec![(r.channel_id.clone(), r.channel_type)]
     };
-    let client_msg_no = if r.client_msg_no.is_empty() { random_msg_no() } else { r.client_msg_no.clone() };
+    let client_msg_no = if r.client_msg_no.is_empty() {
+        random_msg_no()
+    } else {
+        r.client_msg_no.clone()
+    };
     let header = Header {
         no_persist: r.header.no_persist != 0,
         red_dot: r.header.red_dot != 0,
@@ -137,7 +162,11 @@ pub async fn message_send(State(app): State<Arc<App>>, Body(r): Body<SendReq>) -
     };
     let mut last = (0, 0);
     for (i, (channel_id, channel_type)) in targets.into_iter().enumerate() {
-        let no = if i == 0 { client_msg_no.clone() } else { format!("{client_msg_no}-{i}") };
+        let no = if i == 0 {
+            client_msg_no.clone()
+        } else {
+            format!("{client_msg_no}-{i}")
+        };
         let cmd = Command::Send(SendCmd {
             from_uid: r.from_uid.clone(),
             from_device: String::new(),
@@ -153,11 +182,18 @@ pub async fn message_send(State(app): State<Arc<App>>, Body(r): Body<SendReq>) -
             timestamp: crate::core::now_secs(),
             trusted: true,
         });
-        if let Outcome::Sent { message_id, message_seq, .. } = apply(&app, cmd).await? {
+        if let Outcome::Sent {
+            message_id,
+            message_seq,
+            ..
+        } = apply(&app, cmd).await?
+        {
             last = (message_id, message_seq);
         }
     }
-    app.traffic.in_msgs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.traffic
+        .in_msgs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(ok_data(serde_json::json!({
         "message_id": last.0,
         "message_idstr": last.0.to_string(),
@@ -196,7 +232,10 @@ fn check_channel(id: &str, ty: u8) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn channel_upsert(State(app): State<Arc<App>>, Body(r): Body<ChannelReq>) -> Result<Response, ApiError> {
+pub async fn channel_upsert(
+    State(app): State<Arc<App>>,
+    Body(r): Body<ChannelReq>,
+) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
     let cmd = Command::UpsertChannel {
         channel_id: r.channel_id,
@@ -217,9 +256,19 @@ pub struct ChannelRef {
     channel_type: u8,
 }
 
-pub async fn channel_delete(State(app): State<Arc<App>>, Body(r): Body<ChannelRef>) -> Result<Response, ApiError> {
+pub async fn channel_delete(
+    State(app): State<Arc<App>>,
+    Body(r): Body<ChannelRef>,
+) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
-    apply(&app, Command::DeleteChannel { channel_id: r.channel_id, channel_type: r.channel_type }).await?;
+    apply(
+        &app,
+        Command::DeleteChannel {
+            channel_id: r.channel_id,
+            channel_type: r.channel_type,
+        },
+    )
+    .await?;
     Ok(ok())
 }
 
@@ -234,7 +283,10 @@ pub struct SubscribersReq {
     subscribers: Vec<String>,
 }
 
-pub async fn subscriber_add(State(app): State<Arc<App>>, Body(r): Body<SubscribersReq>) -> Result<Response, ApiError> {
+pub async fn subscriber_add(
+    State(app): State<Arc<App>>,
+    Body(r): Body<SubscribersReq>,
+) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
     let _ = r.temp_subscriber; // temporary subscribers are stored like permanent ones
     let cmd = Command::AddSubscribers {
@@ -247,7 +299,10 @@ pub async fn subscriber_add(State(app): State<Arc<App>>, Body(r): Body<Subscribe
     Ok(ok())
 }
 
-pub async fn subscriber_remove(State(app): State<Arc<App>>, Body(r): Body<SubscribersReq>) -> Result<Response, ApiError> {
+pub async fn subscriber_remove(
+    State(app): State<Arc<App>>,
+    Body(r): Body<SubscribersReq>,
+) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
     let cmd = Command::RemoveSubscribers {
         channel_id: r.channel_id,

@@ -13,9 +13,22 @@ use std::sync::Arc;
 pub fn route_addrs(app: &App) -> (String, String, String) {
     let c = &app.config;
     let ip = c.external.ip.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let port = |listen: String| listen.rsplit_once(':').map(|x| x.1.to_string()).unwrap_or_default();
-    let tcp = c.external.tcp_addr.clone().unwrap_or_else(|| format!("{ip}:{}", port(c.tcp_listen())));
-    let ws = c.external.ws_addr.clone().unwrap_or_else(|| format!("ws://{ip}:{}", port(c.ws_listen())));
+    let port = |listen: String| {
+        listen
+            .rsplit_once(':')
+            .map(|x| x.1.to_string())
+            .unwrap_or_default()
+    };
+    let tcp = c
+        .external
+        .tcp_addr
+        .clone()
+        .unwrap_or_else(|| format!("{ip}:{}", port(c.tcp_listen())));
+    let ws = c
+        .external
+        .ws_addr
+        .clone()
+        .unwrap_or_else(|| format!("ws://{ip}:{}", port(c.ws_listen())));
     let wss = c.external.wss_addr.clone().unwrap_or_default();
     (tcp, ws, wss)
 }

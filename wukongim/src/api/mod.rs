@@ -34,9 +34,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/conversation/sync", post(sync::conversation_sync))
         .route("/conversations/setUnread", post(sync::set_unread))
         .route("/conversations/delete", post(sync::delete_conversation))
-        .route("/cluster/nodes", get(cluster::nodes).post(cluster::add_node))
-        .route("/cluster/nodes/{id}", axum::routing::delete(cluster::remove_node))
-        .route("/cluster/transfer-leadership", post(cluster::transfer_leadership))
+        .route(
+            "/cluster/nodes",
+            get(cluster::nodes).post(cluster::add_node),
+        )
+        .route(
+            "/cluster/nodes/{id}",
+            axum::routing::delete(cluster::remove_node),
+        )
+        .route(
+            "/cluster/transfer-leadership",
+            post(cluster::transfer_leadership),
+        )
         .route("/cluster/status", get(cluster::status))
         .route("/cluster/raft/status", get(cluster::raft_status))
         .route("/cluster/election", post(cluster::election))

@@ -52,26 +52,38 @@ pub struct SyncReq {
     pull_mode: u8,
 }
 
-pub async fn message_sync(State(app): State<Arc<App>>, Body(r): Body<SyncReq>) -> Result<Response, ApiError> {
+pub async fn message_sync(
+    State(app): State<Arc<App>>,
+    Body(r): Body<SyncReq>,
+) -> Result<Response, ApiError> {
     required("channel_id", &r.channel_id)?;
     if r.channel_type == CHANNEL_PERSON {
         required("login_uid", &r.login_uid)?;
     }
     if r.pull_mode > 1 {
-        return Err(ApiError::BadRequest("pull_mode must be 0 (down) or 1 (up)".into()));
+        return Err(ApiError::BadRequest(
+            "pull_mode must be 0 (down) or 1 (up)".into(),
+        ));
     }
     let log = log_key(&r.login_uid, &r.channel_id, r.channel_type);
     let range = SyncRange {
         start: r.start_message_seq,
         end: r.end_message_seq,
-        limit: if r.limit == 0 { 100 } else { r.limit.min(10_000) },
+        limit: if r.limit == 0 {
+            100
+        } else {
+            r.limit.min(10_000)
+        },
         pull_up: r.pull_mode == 1,
     };
     let store = app.store.clone();
     let (messages, more) = tokio::task::spawn_blocking(move || store.messages(&log, range))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let list: Vec<Value> = messages.iter().map(|m| message_json(m, &r.login_uid)).collect();
+    let list: Vec<Value> = messages
+        .iter()
+        .map(|m| message_json(m, &r.login_uid))
+        .collect();
     Ok(axum::Json(json!({
         "start_message_seq": r.start_message_seq,
         "end_message_seq": r.end_message_seq,
@@ -103,7 +115,9 @@ fn parse_last_seqs(s: &str) -> Result<HashMap<String, u64>, ApiError> {
         let mut parts = item.rsplitn(3, ':');
         let (seq, ty, id) = (parts.next(), parts.next(), parts.next());
         let (Some(seq), Some(ty), Some(id)) = (seq, ty, id) else {
-            return Err(ApiError::BadRequest(format!("last_msg_seqs item `{item}` is not channelID:channelType:seq")));
+            return Err(ApiError::BadRequest(format!(
+                "last_msg_seqs item `{item}` is not channelID:channelType:seq"
+            )));
         };
         let bad = || ApiError::BadRequest(format!("last_msg_seqs item `{item}` has a bad number"));
         let ty: u8 = ty.parse().map_err(|_| bad())?;
@@ -113,14 +127,24 @@ fn parse_last_seqs(s: &str) -> Result<HashMap<String, u64>, ApiError> {
     Ok(out)
 }
 
-pub async fn conversation_sync(State(app): State<Arc<App>>, Body(r): Body<ConvSyncReq>) -> Result<Response, ApiError> {
+pub async fn conversation_sync(
+    State(app): State<Arc<App>>,
+    Body(r): Body<ConvSyncReq>,
+) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     let last = parse_last_seqs(&r.last_msg_seqs)?;
     let store = app.store.clone();
     let uid = r.uid.clone();
     let msg_count = r.msg_count.min(1000);
     let views = tokio::task::spawn_blocking(move || {
-        store.conversations(&uid, r.version, msg_count, &last, r.only_unread != 0, &r.exclude_channel_types)
+        store.conversations(
+            &uid,
+            r.version,
+            msg_count,
+            &last,
+            r.only_unread != 0,
+            &r.exclude_channel_types,
+        )
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -154,10 +178,18 @@ pub struct SetUnreadReq {
     unread: u32,
 }
 
-pub async fn set_unread(State(app): State<Arc<App>>, Body(r): Body<SetUnreadReq>) -> Result<Response, ApiError> {
+pub async fn set_unread(
+    State(app): State<Arc<App>>,
+    Body(r): Body<SetUnreadReq>,
+) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     required("channel_id", &r.channel_id)?;
-    let cmd = Command::SetUnread { uid: r.uid, channel_id: r.channel_id, channel_type: r.channel_type, unread: r.unread };
+    let cmd = Command::SetUnread {
+        uid: r.uid,
+        channel_id: r.channel_id,
+        channel_type: r.channel_type,
+        unread: r.unread,
+    };
     match app.core.propose(cmd).await? {
         Outcome::Rejected { message, .. } => Err(ApiError::BadRequest(message)),
         _ => Ok(ok()),
@@ -171,10 +203,17 @@ pub struct DeleteConvReq {
     channel_type: u8,
 }
 
-pub async fn delete_conversation(State(app): State<Arc<App>>, Body(r): Body<DeleteConvReq>) -> Result<Response, ApiError> {
+pub async fn delete_conversation(
+    State(app): State<Arc<App>>,
+    Body(r): Body<DeleteConvReq>,
+) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     required("channel_id", &r.channel_id)?;
-    let cmd = Command::DeleteConversation { uid: r.uid, channel_id: r.channel_id, channel_type: r.channel_type };
+    let cmd = Command::DeleteConversation {
+        uid: r.uid,
+        channel_id: r.channel_id,
+        channel_type: r.channel_type,
+    };
     app.core.propose(cmd).await?;
     Ok(ok())
 }

@@ -13,7 +13,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 #[derive(Parser, Debug)]
-#[command(name = "wk-bench", about = "Closed-loop write benchmark for wukongim and etcd")]
+#[command(
+    name = "wk-bench",
+    about = "Closed-loop write benchmark for wukongim and etcd"
+)]
 struct Args {
     /// `wukongim` or `etcd`.
     #[arg(long, value_parser = ["wukongim", "etcd"])]
@@ -33,7 +36,10 @@ struct Args {
 fn request(target: &str, host: &str, worker: usize, i: u64, payload: &str) -> Vec<u8> {
     let (path, body) = if target == "etcd" {
         let key = base64::engine::general_purpose::STANDARD.encode(format!("bench/{worker}/{i}"));
-        ("/v3/kv/put", format!("{{\"key\":\"{key}\",\"value\":\"{payload}\"}}"))
+        (
+            "/v3/kv/put",
+            format!("{{\"key\":\"{key}\",\"value\":\"{payload}\"}}"),
+        )
     } else {
         (
             "/message/send",
@@ -53,7 +59,11 @@ fn request(target: &str, host: &str, worker: usize, i: u64, payload: &str) -> Ve
 async fn response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
     let mut line = String::new();
     r.read_line(&mut line).await?;
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (mut len, mut chunked) = (0usize, false);
     loop {
         line.clear();
@@ -98,8 +108,14 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..a.concurrency {
-        let (ep, target, payload, next, errors, total) =
-            (a.endpoints[w % a.endpoints.len()].clone(), a.target.clone(), payload.clone(), next.clone(), errors.clone(), a.total);
+        let (ep, target, payload, next, errors, total) = (
+            a.endpoints[w % a.endpoints.len()].clone(),
+            a.target.clone(),
+            payload.clone(),
+            next.clone(),
+            errors.clone(),
+            a.total,
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut conn = BufReader::new(TcpStream::connect(&ep).await?);
@@ -109,7 +125,9 @@ async fn main() -> anyhow::Result<()> {
                     return Ok::<_, std::io::Error>(lat);
                 }
                 let t = Instant::now();
-                conn.get_mut().write_all(&request(&target, &ep, w, i, &payload)).await?;
+                conn.get_mut()
+                    .write_all(&request(&target, &ep, w, i, &payload))
+                    .await?;
                 if response(&mut conn).await? != 200 {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -123,7 +141,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
     println!(
         "{{\"target\":\"{}\",\"requests\":{},\"errors\":{},\"seconds\":{secs:.3},\"rps\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
         a.target,

@@ -1,10 +1,10 @@
 //! Cluster administration and views: membership changes, leadership transfer, and the JSON the
 //! /cluster/* endpoints show. Changes run on the leader; other nodes forward them.
 
-use openraft::type_config::async_runtime::WatchReceiver;
 use super::messages::{kind, AdminRequest, AdminResult};
 use super::types::{from_bytes, to_bytes};
 use super::Cluster;
+use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, Instant as _, ServerState};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -34,10 +34,17 @@ impl Cluster {
         match self.leader() {
             Some(l) if l == self.node_id => self.admin_as_leader(req).await,
             Some(l) => {
-                let Some(addr) = self.addr_of(l) else { return Err((503, format!("no address for leader {l}"))) };
+                let Some(addr) = self.addr_of(l) else {
+                    return Err((503, format!("no address for leader {l}")));
+                };
                 let timeout = self.config.cluster.request_timeout.0 * 3;
-                match self.rpc.call_timeout(&addr, kind::ADMIN, to_bytes(&req).into(), timeout).await {
-                    Ok(body) => from_bytes::<AdminResult>(&body).unwrap_or_else(|e| Err((502, e.to_string()))),
+                match self
+                    .rpc
+                    .call_timeout(&addr, kind::ADMIN, to_bytes(&req).into(), timeout)
+                    .await
+                {
+                    Ok(body) => from_bytes::<AdminResult>(&body)
+                        .unwrap_or_else(|e| Err((502, e.to_string()))),
                     Err(e) => Err((503, format!("leader {l} unreachable: {e}"))),
                 }
             }
@@ -50,7 +57,12 @@ impl Cluster {
         if !self.raft.is_leader() {
             return Err((503, "not the leader".into()));
         }
-        let membership = self.raft.metrics().borrow_watched().membership_config.clone();
+        let membership = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
         let m = membership.membership();
         let voters: BTreeSet<u64> = m.voter_ids().collect();
         let learners: BTreeSet<u64> = m.learner_ids().collect();
@@ -64,7 +76,10 @@ impl Cluster {
                     return Err((409, format!("node {id} is already a voter")));
                 }
                 if let Some((other, _)) = m.nodes().find(|(nid, n)| n.addr == addr && **nid != id) {
-                    return Err((409, format!("address {addr} already belongs to node {other}")));
+                    return Err((
+                        409,
+                        format!("address {addr} already belongs to node {other}"),
+                    ));
                 }
                 tracing::info!(id, %addr, "raft adding learner");
                 self.raft
@@ -81,7 +96,9 @@ impl Cluster {
             AdminRequest::RemoveNode { id } => {
                 if voters.contains(&id) {
                     if voters.len() == 1 {
-                        return Err(bad(format!("node {id} is the last voter; refusing to remove it")));
+                        return Err(bad(format!(
+                            "node {id} is the last voter; refusing to remove it"
+                        )));
                     }
                     tracing::info!(id, "raft removing voter");
                     self.raft
@@ -109,8 +126,16 @@ impl Cluster {
                 if target == self.node_id {
                     return Ok(json!({"leader": target}).to_string());
                 }
-                tracing::info!(from = self.node_id, to = target, "raft transferring leadership");
-                self.raft.trigger().transfer_leader(target).await.map_err(|e| (503, e.to_string()))?;
+                tracing::info!(
+                    from = self.node_id,
+                    to = target,
+                    "raft transferring leadership"
+                );
+                self.raft
+                    .trigger()
+                    .transfer_leader(target)
+                    .await
+                    .map_err(|e| (503, e.to_string()))?;
                 let deadline = self.config.election_timeout() * 4;
                 let until = tokio::time::Instant::now() + deadline;
                 while tokio::time::Instant::now() < until {
@@ -119,9 +144,14 @@ impl Cluster {
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err((503, format!("node {target} did not take over within {deadline:?}")))
+                Err((
+                    503,
+                    format!("node {target} did not take over within {deadline:?}"),
+                ))
             }
-            AdminRequest::Nodes => Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default()),
+            AdminRequest::Nodes => {
+                Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default())
+            }
         }
     }
 
@@ -135,11 +165,19 @@ impl Cluster {
         let heartbeats: BTreeMap<u64, Option<Duration>> = metrics
             .heartbeat
             .as_ref()
-            .map(|h| h.iter().map(|(id, t)| (*id, t.as_ref().map(|t| t.elapsed()))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|(id, t)| (*id, t.as_ref().map(|t| t.elapsed())))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut nodes = Vec::new();
         for (id, node) in m.nodes() {
-            let role_ok = if voters.contains(id) { "follower" } else { "learner" };
+            let role_ok = if voters.contains(id) {
+                "follower"
+            } else {
+                "learner"
+            };
             let (status, last) = if *id == self.node_id {
                 let s = match metrics.state {
                     ServerState::Leader => "leader",
@@ -159,7 +197,12 @@ impl Cluster {
                     None => (role_ok, None),
                 }
             };
-            nodes.push(NodeView { id: *id, addr: node.addr.clone(), status, last_heartbeat: last.map(rfc3339) });
+            nodes.push(NodeView {
+                id: *id,
+                addr: node.addr.clone(),
+                status,
+                last_heartbeat: last.map(rfc3339),
+            });
         }
         json!({ "leader": metrics.current_leader, "nodes": nodes })
     }

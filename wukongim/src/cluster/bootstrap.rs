@@ -16,9 +16,15 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
     }
     let me = cluster.node_id;
     let members = cluster.init_members.clone();
-    let Some(&first) = members.keys().next() else { return };
+    let Some(&first) = members.keys().next() else {
+        return;
+    };
     if first != me {
-        tracing::info!(node_id = me, initializer = first, "raft waiting for node {first} to form the cluster");
+        tracing::info!(
+            node_id = me,
+            initializer = first,
+            "raft waiting for node {first} to form the cluster"
+        );
         return;
     }
     let quorum = members.len() / 2 + 1;
@@ -33,8 +39,17 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
             if id == me {
                 continue;
             }
-            let t = cluster.config.cluster.dial_timeout.0.min(Duration::from_secs(2));
-            if let Ok(body) = cluster.rpc.call_timeout(addr, kind::PING, Vec::new().into(), t).await {
+            let t = cluster
+                .config
+                .cluster
+                .dial_timeout
+                .0
+                .min(Duration::from_secs(2));
+            if let Ok(body) = cluster
+                .rpc
+                .call_timeout(addr, kind::PING, Vec::new().into(), t)
+                .await
+            {
                 if let Ok(p) = from_bytes::<PingResponse>(&body) {
                     reachable += 1;
                     already |= p.initialized;
@@ -42,19 +57,32 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
             }
         }
         if already {
-            tracing::info!(node_id = me, "raft peers already form a cluster; waiting to be replicated to");
+            tracing::info!(
+                node_id = me,
+                "raft peers already form a cluster; waiting to be replicated to"
+            );
             return;
         }
         if reachable >= quorum {
-            let nodes: BTreeMap<u64, BasicNode> =
-                members.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+            let nodes: BTreeMap<u64, BasicNode> = members
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
             match cluster.raft.initialize(nodes).await {
-                Ok(()) => tracing::info!(node_id = me, members = members.len(), "raft cluster initialized"),
+                Ok(()) => tracing::info!(
+                    node_id = me,
+                    members = members.len(),
+                    "raft cluster initialized"
+                ),
                 Err(e) => tracing::warn!(node_id = me, error = %e, "raft initialize refused"),
             }
             return;
         }
-        tracing::debug!(reachable, quorum, "raft bootstrap waiting for a quorum of initNodes");
+        tracing::debug!(
+            reachable,
+            quorum,
+            "raft bootstrap waiting for a quorum of initNodes"
+        );
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => return,

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
     let mut last: Option<(ServerState, Option<u64>, u64)> = None;
-    let tick = cluster.config.heartbeat().max(std::time::Duration::from_millis(10));
+    let tick = cluster
+        .config
+        .heartbeat()
+        .max(std::time::Duration::from_millis(10));
     let election = cluster.config.election_timeout();
     loop {
         tokio::select! {
@@ -37,7 +40,10 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
         if voters <= 1 {
             continue;
         }
-        let stale = m.last_quorum_acked.as_ref().is_none_or(|t| t.elapsed() > election);
+        let stale = m
+            .last_quorum_acked
+            .as_ref()
+            .is_none_or(|t| t.elapsed() > election);
         if stale {
             tracing::warn!(
                 node_id = cluster.node_id,

@@ -30,7 +30,9 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// Runs blocking storage work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, io::Error> + Send + 'static) -> Result<T, io::Error> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, io::Error> + Send + 'static,
+) -> Result<T, io::Error> {
     tokio::task::spawn_blocking(f).await.map_err(io_err)?
 }
 
@@ -52,14 +54,23 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let store = self.store.clone();
         blocking(move || {
             let rows = store.log_range(lo, hi).map_err(io_err)?;
-            rows.into_iter().map(|(_, b)| from_bytes::<Entry>(&b)).collect()
+            rows.into_iter()
+                .map(|(_, b)| from_bytes::<Entry>(&b))
+                .collect()
         })
         .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         let store = self.store.clone();
-        blocking(move || store.raft_meta_get(VOTE).map_err(io_err)?.map(|b| from_bytes(&b)).transpose()).await
+        blocking(move || {
+            store
+                .raft_meta_get(VOTE)
+                .map_err(io_err)?
+                .map(|b| from_bytes(&b))
+                .transpose()
+        })
+        .await
     }
 }
 
@@ -69,11 +80,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let store = self.store.clone();
         blocking(move || {
-            let last = store.log_last().map_err(io_err)?.map(|(_, b)| from_bytes::<Entry>(&b)).transpose()?;
-            let purged: Option<LogId> =
-                store.raft_meta_get(PURGED).map_err(io_err)?.map(|b| from_bytes(&b)).transpose()?;
-            let last_log_id = last.map(|e| e.log_id()).or_else(|| purged.clone());
-            Ok(LogState { last_purged_log_id: purged, last_log_id })
+            let last = store
+                .log_last()
+                .map_err(io_err)?
+                .map(|(_, b)| from_bytes::<Entry>(&b))
+                .transpose()?;
+            let purged: Option<LogId> = store
+                .raft_meta_get(PURGED)
+                .map_err(io_err)?
+                .map(|b| from_bytes(&b))
+                .transpose()?;
+            let last_log_id = last.map(|e| e.log_id()).or(purged);
+            Ok(LogState {
+                last_purged_log_id: purged,
+                last_log_id,
+            })
         })
         .await
     }
@@ -87,11 +108,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || store.raft_meta_put(VOTE, &bytes).map_err(io_err)).await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + Send,
     {
-        let rows: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.index(), to_bytes(&e))).collect();
+        let rows: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| (e.index(), to_bytes(&e)))
+            .collect();
         let store = self.store.clone();
         // The commit is the fsync: entries are readable and durable once it returns.
         let res = blocking(move || store.log_append(&rows).map_err(io_err)).await;

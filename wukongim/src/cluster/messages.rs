@@ -55,9 +55,16 @@ pub enum ForwardResult {
 /// Membership and leadership operations forwarded to the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminRequest {
-    AddNode { id: u64, addr: String },
-    RemoveNode { id: u64 },
-    TransferLeader { target: u64 },
+    AddNode {
+        id: u64,
+        addr: String,
+    },
+    RemoveNode {
+        id: u64,
+    },
+    TransferLeader {
+        target: u64,
+    },
     /// The leader's view of the members (for GET /cluster/nodes on followers).
     Nodes,
 }

@@ -4,32 +4,32 @@
 
 mod admin;
 mod bootstrap;
+mod health;
 pub mod log_store;
 pub mod messages;
 mod network;
 mod raft_config;
-pub mod transport;
 mod service;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
-mod health;
 mod writer;
 
 pub use admin::NodeView;
-pub use writer::{Proposer, ProposeError};
+pub use writer::{ProposeError, Proposer};
 
-use openraft::type_config::async_runtime::WatchReceiver;
 use crate::config::Config;
 use crate::core::Hub;
 use crate::store::Store;
 use anyhow::{Context, Result};
-use transport::{RpcClient, RpcSettings};
+use openraft::type_config::async_runtime::WatchReceiver;
 use state_machine::{SnapshotStats, StateMachine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use transport::{RpcClient, RpcSettings};
 use types::Raft;
 
 /// This node's membership in the Raft group.
@@ -57,28 +57,45 @@ impl Cluster {
         hub: Arc<Hub>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Arc<Cluster>> {
-        let settings = Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
+        let settings =
+            Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
         let rpc = RpcClient::new(settings.clone());
         let listen = cluster_listen(&config);
-        let listener = TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen} (config key `cluster.serverAddr`)"))?;
+        let listener = TcpListener::bind(&listen).await.with_context(|| {
+            format!("cannot listen on {listen} (config key `cluster.serverAddr`)")
+        })?;
         let (applied_tx, applied_rx) = watch::channel(0u64);
-        let sm = StateMachine::new(store.clone(), hub, Arc::new(applied_tx), config.root_dir.join("snapshots"))
-            .context("creating the snapshot directory")?;
+        let sm = StateMachine::new(
+            store.clone(),
+            hub,
+            Arc::new(applied_tx),
+            config.root_dir.join("snapshots"),
+        )
+        .context("creating the snapshot directory")?;
         let snapshots = sm.stats.clone();
-        let raft_cfg = Arc::new(raft_config::raft_config(&config).validate().context("raft configuration")?);
+        let raft_cfg = Arc::new(
+            raft_config::raft_config(&config)
+                .validate()
+                .context("raft configuration")?,
+        );
         let peer_latency = network::PeerLatency::default();
         let raft = Raft::new(
             config.cluster.node_id,
             raft_cfg,
-            network::Network { rpc: rpc.clone(), latency: peer_latency.clone() },
+            network::Network {
+                rpc: rpc.clone(),
+                latency: peer_latency.clone(),
+            },
             log_store::LogStore::new(store.clone()),
             sm,
         )
         .await
         .context("starting raft")?;
-        let init_members = config.init_members().into_iter().map(|n| (n.id, n.addr)).collect();
+        let init_members = config
+            .init_members()
+            .into_iter()
+            .map(|n| (n.id, n.addr))
+            .collect();
         let cluster = Arc::new(Cluster {
             node_id: config.cluster.node_id,
             raft,
@@ -90,8 +107,15 @@ impl Cluster {
             init_members,
             peer_latency,
         });
-        let handler = Arc::new(service::Service { cluster: cluster.clone() });
-        tokio::spawn(transport::serve(listener, settings, handler, shutdown.clone()));
+        let handler = Arc::new(service::Service {
+            cluster: cluster.clone(),
+        });
+        tokio::spawn(transport::serve(
+            listener,
+            settings,
+            handler,
+            shutdown.clone(),
+        ));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
@@ -101,8 +125,16 @@ impl Cluster {
 
     /// Address of a member: from the current membership, else from `initNodes`.
     pub fn addr_of(&self, id: u64) -> Option<String> {
-        let m = self.raft.metrics().borrow_watched().membership_config.clone();
-        m.membership().get_node(&id).map(|n| n.addr.clone()).or_else(|| self.init_members.get(&id).cloned())
+        let m = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
+        m.membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.init_members.get(&id).cloned())
     }
 
     /// The current leader, if known.
@@ -113,18 +145,37 @@ impl Cluster {
     /// Waits until the local state machine applied `index` (bounded).
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
         let mut rx = self.applied.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The leader's commit index (asked over RPC when this node follows).
     pub async fn leader_commit_index(&self) -> Option<u64> {
         let leader = self.leader()?;
         if leader == self.node_id {
-            return self.raft.metrics().borrow_watched().cluster_committed.as_ref().map(|l| l.index);
+            return self
+                .raft
+                .metrics()
+                .borrow_watched()
+                .cluster_committed
+                .as_ref()
+                .map(|l| l.index);
         }
         let addr = self.addr_of(leader)?;
-        let body = self.rpc.call_timeout(&addr, messages::kind::PING, Vec::new().into(), self.config.cluster.request_timeout.0).await.ok()?;
-        types::from_bytes::<messages::PingResponse>(&body).ok().map(|p| p.committed)
+        let body = self
+            .rpc
+            .call_timeout(
+                &addr,
+                messages::kind::PING,
+                Vec::new().into(),
+                self.config.cluster.request_timeout.0,
+            )
+            .await
+            .ok()?;
+        types::from_bytes::<messages::PingResponse>(&body)
+            .ok()
+            .map(|p| p.committed)
     }
 
     /// If this node leads, transfers leadership to the most up-to-date voter and waits (bounded)
@@ -134,12 +185,27 @@ impl Cluster {
         if m.current_leader != Some(self.node_id) {
             return;
         }
-        let voters: Vec<u64> = m.membership_config.membership().voter_ids().filter(|v| *v != self.node_id).collect();
+        let voters: Vec<u64> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != self.node_id)
+            .collect();
         let matched = |id: &u64| {
-            m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index).unwrap_or(0)
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index)
+                .unwrap_or(0)
         };
-        let Some(target) = voters.iter().max_by_key(|id| matched(id)).copied() else { return };
-        tracing::info!(from = self.node_id, to = target, "raft leader shutting down, transferring leadership");
+        let Some(target) = voters.iter().max_by_key(|id| matched(id)).copied() else {
+            return;
+        };
+        tracing::info!(
+            from = self.node_id,
+            to = target,
+            "raft leader shutting down, transferring leadership"
+        );
         if self.raft.trigger().transfer_leader(target).await.is_err() {
             return;
         }
@@ -151,7 +217,10 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tracing::warn!(to = target, "raft leadership transfer did not complete before shutdown");
+        tracing::warn!(
+            to = target,
+            "raft leadership transfer did not complete before shutdown"
+        );
     }
 
     /// Stops Raft (used on shutdown).
@@ -175,9 +244,16 @@ async fn log_size_guard(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cance
             _ = shutdown.cancelled() => return,
         }
         let store = cluster.store.clone();
-        let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await else { continue };
+        let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await
+        else {
+            continue;
+        };
         if bytes > limit {
-            tracing::info!(bytes, limit, "raft log larger than maxLogSize, taking a snapshot");
+            tracing::info!(
+                bytes,
+                limit,
+                "raft log larger than maxLogSize, taking a snapshot"
+            );
             let _ = cluster.raft.trigger().snapshot().await;
         }
     }

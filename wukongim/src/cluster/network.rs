@@ -3,21 +3,23 @@
 use super::messages::{kind, SnapshotRequest};
 use super::transport::{RpcClient, RpcError};
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig, Vote};
-use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use crate::metrics::Histogram;
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use crate::metrics::Histogram;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::io::Cursor;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Raft RPC latency histograms by peer id.
@@ -34,8 +36,19 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
-        let latency = self.latency.lock().unwrap_or_else(|e| e.into_inner()).entry(target).or_default().clone();
-        Peer { rpc: self.rpc.clone(), addr: node.addr.clone(), target, latency }
+        let latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(target)
+            .or_default()
+            .clone();
+        Peer {
+            rpc: self.rpc.clone(),
+            addr: node.addr.clone(),
+            target,
+            latency,
+        }
     }
 }
 
@@ -49,7 +62,9 @@ pub struct Peer {
 
 fn to_rpc_error(e: RpcError) -> RPCError<TypeConfig> {
     match e {
-        RpcError::Dial { .. } | RpcError::Closed | RpcError::Timeout => RPCError::Unreachable(Unreachable::new(&e)),
+        RpcError::Dial { .. } | RpcError::Closed | RpcError::Timeout => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
         other => RPCError::Network(NetworkError::new(&other)),
     }
 }
@@ -62,7 +77,11 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let started = std::time::Instant::now();
-        let body = self.rpc.call_timeout(&self.addr, k, to_bytes(req).into(), timeout).await.map_err(to_rpc_error)?;
+        let body = self
+            .rpc
+            .call_timeout(&self.addr, k, to_bytes(req).into(), timeout)
+            .await
+            .map_err(to_rpc_error)?;
         self.latency.observe(started.elapsed().as_secs_f64());
         let res: Result<Resp, RaftError<TypeConfig>> =
             from_bytes(&body).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
@@ -107,8 +126,16 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = SnapshotRequest { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
-        tracing::info!(target = self.target, bytes = req.data.len(), "raft snapshot sending");
+        let req = SnapshotRequest {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot.into_inner(),
+        };
+        tracing::info!(
+            target = self.target,
+            bytes = req.data.len(),
+            "raft snapshot sending"
+        );
         // Snapshots can be large: allow much longer than a heartbeat-sized RPC.
         let timeout = option.hard_ttl().max(Duration::from_secs(60));
         tokio::select! {
@@ -122,6 +149,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.request(kind::TRANSFER_LEADER, &req, option.hard_ttl()).await
+        self.request(kind::TRANSFER_LEADER, &req, option.hard_ttl())
+            .await
     }
 }

@@ -1,14 +1,16 @@
 //! The server side of the cluster RPC: dispatches each request kind to the local Raft instance,
 //! or to the leader-side handling of forwarded writes and admin operations.
 
-use openraft::type_config::async_runtime::WatchReceiver;
-use super::messages::{kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest};
+use super::messages::{
+    kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest,
+};
 use super::transport::RpcHandler;
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig};
 use super::Cluster;
 use bytes::Bytes;
 use openraft::errors::RaftError;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::type_config::async_runtime::WatchReceiver;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -30,7 +32,13 @@ impl RpcHandler for Service {
                 initialized: raft.is_initialized().await.unwrap_or(false),
                 leader: raft.current_leader().await,
                 term: raft.metrics().borrow_watched().current_term,
-                committed: raft.metrics().borrow_watched().cluster_committed.as_ref().map(|l| l.index).unwrap_or(0),
+                committed: raft
+                    .metrics()
+                    .borrow_watched()
+                    .cluster_committed
+                    .as_ref()
+                    .map(|l| l.index)
+                    .unwrap_or(0),
             }),
             kind::APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&body)?;
@@ -46,13 +54,22 @@ impl RpcHandler for Service {
             }
             kind::SNAPSHOT => {
                 let req: SnapshotRequest = decode(&body)?;
-                let snap = Snapshot { meta: req.meta, snapshot: Cursor::new(req.data) };
-                let res = raft.install_full_snapshot(req.vote, snap).await.map_err(RaftError::<TypeConfig>::Fatal);
+                let snap = Snapshot {
+                    meta: req.meta,
+                    snapshot: Cursor::new(req.data),
+                };
+                let res = raft
+                    .install_full_snapshot(req.vote, snap)
+                    .await
+                    .map_err(RaftError::<TypeConfig>::Fatal);
                 to_bytes(&res)
             }
             kind::TRANSFER_LEADER => {
                 let req: TransferLeaderRequest<TypeConfig> = decode(&body)?;
-                let res = raft.handle_transfer_leader(req).await.map_err(RaftError::<TypeConfig>::Fatal);
+                let res = raft
+                    .handle_transfer_leader(req)
+                    .await
+                    .map_err(RaftError::<TypeConfig>::Fatal);
                 to_bytes(&res)
             }
             kind::FORWARD_WRITE => {

@@ -3,7 +3,10 @@
 //! hub for delivery (apply is the delivery trigger, on every node alike). Snapshots are the
 //! store's state image, kept as one file under `rootDir/snapshots`.
 
-use super::types::{from_bytes, to_bytes, Batch, BatchResult, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use super::types::{
+    from_bytes, to_bytes, Batch, BatchResult, LogId, Snapshot, SnapshotMeta, StoredMembership,
+    TypeConfig,
+};
 use crate::core::Hub;
 use crate::store::{Command, Store};
 use futures::{Stream, TryStreamExt};
@@ -47,9 +50,20 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    pub fn new(store: Store, hub: Arc<Hub>, applied: Arc<watch::Sender<u64>>, dir: PathBuf) -> io::Result<Self> {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        applied: Arc<watch::Sender<u64>>,
+        dir: PathBuf,
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(StateMachine { store, hub, applied, dir, stats: Arc::new(SnapshotStats::default()) })
+        Ok(StateMachine {
+            store,
+            hub,
+            applied,
+            dir,
+            stats: Arc::new(SnapshotStats::default()),
+        })
     }
 
     fn snapshot_path(&self) -> PathBuf {
@@ -57,7 +71,12 @@ impl StateMachine {
     }
 
     fn read_meta(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
-        let last = self.store.sm_meta_get(LAST_APPLIED).map_err(io_err)?.map(|b| from_bytes::<LogId>(&b)).transpose()?;
+        let last = self
+            .store
+            .sm_meta_get(LAST_APPLIED)
+            .map_err(io_err)?
+            .map(|b| from_bytes::<LogId>(&b))
+            .transpose()?;
         let mem = self
             .store
             .sm_meta_get(MEMBERSHIP)
@@ -83,21 +102,41 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let me = self.clone();
         let res = tokio::task::spawn_blocking(move || -> io::Result<Snapshot> {
             // Image and metadata come from one read transaction: the same applied state.
-            let (data, meta) = me.store.snapshot_with_meta(&[LAST_APPLIED, MEMBERSHIP]).map_err(io_err)?;
+            let (data, meta) = me
+                .store
+                .snapshot_with_meta(&[LAST_APPLIED, MEMBERSHIP])
+                .map_err(io_err)?;
             let last = meta[0].as_deref().map(from_bytes::<LogId>).transpose()?;
-            let membership = meta[1].as_deref().map(from_bytes::<StoredMembership>).transpose()?.unwrap_or_default();
-            let meta = SnapshotMeta { last_log_id: last, last_membership: membership };
+            let membership = meta[1]
+                .as_deref()
+                .map(from_bytes::<StoredMembership>)
+                .transpose()?
+                .unwrap_or_default();
+            let meta = SnapshotMeta {
+                last_log_id: last,
+                last_membership: membership,
+            };
             me.save_snapshot(&meta, &data)?;
-            Ok(Snapshot { meta, snapshot: Cursor::new(data) })
+            Ok(Snapshot {
+                meta,
+                snapshot: Cursor::new(data),
+            })
         })
         .await
         .map_err(io_err)?;
         match &res {
             Ok(s) => {
                 self.stats.built.fetch_add(1, Relaxed);
-                self.stats.last_duration_ms.store(started.elapsed().as_millis() as u64, Relaxed);
-                self.stats.last_size_bytes.store(s.snapshot.get_ref().len() as u64, Relaxed);
-                self.stats.last_index.store(s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0), Relaxed);
+                self.stats
+                    .last_duration_ms
+                    .store(started.elapsed().as_millis() as u64, Relaxed);
+                self.stats
+                    .last_size_bytes
+                    .store(s.snapshot.get_ref().len() as u64, Relaxed);
+                self.stats.last_index.store(
+                    s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
+                    Relaxed,
+                );
                 tracing::info!(
                     index = s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
                     bytes = s.snapshot.get_ref().len(),
@@ -119,8 +158,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let me = self.clone();
-        let (last, mem) = tokio::task::spawn_blocking(move || me.read_meta()).await.map_err(io_err)??;
-        let _ = self.applied.send(last.as_ref().map(|l| l.index()).unwrap_or(0));
+        let (last, mem) = tokio::task::spawn_blocking(move || me.read_meta())
+            .await
+            .map_err(io_err)??;
+        let _ = self
+            .applied
+            .send(last.as_ref().map(|l| l.index()).unwrap_or(0));
         Ok((last, mem))
     }
 
@@ -139,14 +182,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Batch(cmds)) => batches.push(Some(cmds)),
                 EntryPayload::Membership(m) => {
                     tracing::info!(index = log_id.index(), membership = %m, "raft membership applied");
-                    membership = Some(StoredMembership::new(Some(log_id.clone()), m));
+                    membership = Some(StoredMembership::new(Some(log_id), m));
                     batches.push(None);
                 }
             }
             last_applied = Some(log_id);
             responders.push(responder);
         }
-        let Some(last) = last_applied else { return Ok(()) };
+        let Some(last) = last_applied else {
+            return Ok(());
+        };
         let mut meta = vec![(LAST_APPLIED, to_bytes(&last))];
         if let Some(m) = &membership {
             meta.push((MEMBERSHIP, to_bytes(m)));
@@ -170,7 +215,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Cursor<Vec<u8>>,
+    ) -> Result<(), io::Error> {
         let data = snapshot.into_inner();
         let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
         tracing::info!(index, bytes = data.len(), "raft snapshot installing");
@@ -197,7 +246,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match std::fs::read(&path) {
                 Ok(bytes) => {
                     let (meta, data): (SnapshotMeta, Vec<u8>) = from_bytes(&bytes)?;
-                    Ok(Some(Snapshot { meta, snapshot: Cursor::new(data) }))
+                    Ok(Some(Snapshot {
+                        meta,
+                        snapshot: Cursor::new(data),
+                    }))
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e),

@@ -68,13 +68,22 @@ impl Proposer {
 
     /// Submits `cmd` and waits until it is committed and applied on this node.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
-        self.submit(cmd).await?.await.map_err(|_| ProposeError::Closed)?
+        self.submit(cmd)
+            .await?
+            .await
+            .map_err(|_| ProposeError::Closed)?
     }
 
     /// Queues `cmd` (preserving the caller's order) and returns the pending outcome.
-    pub async fn submit(&self, cmd: Command) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
+    pub async fn submit(
+        &self,
+        cmd: Command,
+    ) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send((cmd, reply)).await.map_err(|_| ProposeError::Closed)?;
+        self.tx
+            .send((cmd, reply))
+            .await
+            .map_err(|_| ProposeError::Closed)?;
         Ok(rx)
     }
 
@@ -84,7 +93,11 @@ impl Proposer {
     }
 }
 
-async fn batcher(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<(Command, Reply)>, stats: Arc<WriteStats>) {
+async fn batcher(
+    cluster: Arc<Cluster>,
+    mut rx: mpsc::Receiver<(Command, Reply)>,
+    stats: Arc<WriteStats>,
+) {
     let max = cluster.config.cluster.batch_size.max(1) as usize;
     let linger = cluster.config.cluster.batch_timeout.0;
     let mut last_full = false;
@@ -113,7 +126,9 @@ async fn batcher(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<(Command, Reply)>
         stats.batch_sizes.observe(cmds.len() as f64);
         let started = Instant::now();
         let res = cluster.write(Batch(cmds), &stats).await;
-        stats.commit_latency.observe(started.elapsed().as_secs_f64());
+        stats
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
         match res {
             Ok(BatchResult(outcomes)) => {
                 for (reply, o) in replies.into_iter().zip(outcomes) {
@@ -133,10 +148,15 @@ impl Cluster {
     /// Commits `batch` through the leader (here or remote), retrying across leader changes until
     /// `requestTimeout`, then waits until this node has applied it. Retried batches are safe:
     /// sends are deduplicated by (sender, clientMsgNo) and the other commands are idempotent.
-    pub async fn write(&self, batch: Batch, stats: &WriteStats) -> Result<BatchResult, ProposeError> {
+    pub async fn write(
+        &self,
+        batch: Batch,
+        stats: &WriteStats,
+    ) -> Result<BatchResult, ProposeError> {
         let timeout = self.config.cluster.request_timeout.0;
         let deadline = Instant::now() + timeout;
-        let pause = (self.config.heartbeat() / 2).clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let pause = (self.config.heartbeat() / 2)
+            .clamp(Duration::from_millis(10), Duration::from_millis(200));
         let mut attempt = 0u32;
         loop {
             if attempt > 0 {
@@ -158,7 +178,9 @@ impl Cluster {
             };
             match res {
                 ForwardResult::Applied { index, result } => {
-                    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(100));
                     if !self.wait_applied(index, left).await {
                         tracing::warn!(index, "write committed but not applied locally in time");
                     }
@@ -177,9 +199,17 @@ impl Cluster {
         let Some(addr) = self.addr_of(leader) else {
             return ForwardResult::Failed(format!("no address for leader {leader}"));
         };
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
-        let body = to_bytes(&ForwardWrite { batch: batch.clone() });
-        match self.rpc.call_timeout(&addr, kind::FORWARD_WRITE, body.into(), left).await {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(50));
+        let body = to_bytes(&ForwardWrite {
+            batch: batch.clone(),
+        });
+        match self
+            .rpc
+            .call_timeout(&addr, kind::FORWARD_WRITE, body.into(), left)
+            .await
+        {
             Ok(resp) => from_bytes(&resp).unwrap_or_else(|e| ForwardResult::Failed(e.to_string())),
             Err(e) => ForwardResult::Failed(format!("forward to leader {leader}: {e}")),
         }
@@ -188,8 +218,15 @@ impl Cluster {
     /// Proposes on this node, which must be the leader.
     pub async fn write_as_leader(&self, batch: Batch) -> ForwardResult {
         match self.raft.client_write(batch).await {
-            Ok(resp) => ForwardResult::Applied { index: resp.log_id.index, result: resp.data },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => ForwardResult::NotLeader { leader: f.leader_id },
+            Ok(resp) => ForwardResult::Applied {
+                index: resp.log_id.index,
+                result: resp.data,
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                ForwardResult::NotLeader {
+                    leader: f.leader_id,
+                }
+            }
             Err(e) => ForwardResult::Failed(e.to_string()),
         }
     }

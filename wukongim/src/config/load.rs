@@ -26,11 +26,17 @@ pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded, ConfigError> {
-    let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
+    let source = file
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<defaults>".into());
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if let Some(path) = file {
         if let Err(e) = std::fs::metadata(path) {
-            return Err(ConfigError::single(&source, "", format!("cannot read config file: {e}")));
+            return Err(ConfigError::single(
+                &source,
+                "",
+                format!("cannot read config file: {e}"),
+            ));
         }
         fig = fig.merge(Yaml::file_exact(path));
     }
@@ -43,7 +49,11 @@ pub fn load(
     if !problems.is_empty() {
         return Err(ConfigError { source, problems });
     }
-    Ok(Loaded { config, file: file.map(Path::to_path_buf), warnings })
+    Ok(Loaded {
+        config,
+        file: file.map(Path::to_path_buf),
+        warnings,
+    })
 }
 
 /// Deserializes the merged sources, collecting every type error and unknown key: a bad value is
@@ -51,8 +61,14 @@ pub fn load(
 /// reports all of them rather than the first.
 fn extract_all(fig: &Figment, source: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
     let mut value: FValue = fig.extract().map_err(|e| {
-        let problems = e.into_iter().map(|e| to_problem(fig, source, &e).0).collect();
-        ConfigError { source: source.to_string(), problems }
+        let problems = e
+            .into_iter()
+            .map(|e| to_problem(fig, source, &e).0)
+            .collect();
+        ConfigError {
+            source: source.to_string(),
+            problems,
+        }
     })?;
     let mut problems = Vec::new();
     for _ in 0..256 {
@@ -71,7 +87,10 @@ fn extract_all(fig: &Figment, source: &str) -> Result<(Config, Vec<Problem>), Co
             }
         }
     }
-    Err(ConfigError { source: source.to_string(), problems })
+    Err(ConfigError {
+        source: source.to_string(),
+        problems,
+    })
 }
 
 /// One figment error as a problem, plus the key path to remove to get past it.
@@ -82,31 +101,48 @@ fn to_problem(fig: &Figment, source: &str, e: &figment::Error) -> (Problem, Vec<
             if path.last() != Some(field) {
                 path.push(field.clone());
             }
-            format!("unknown key `{field}` (expected one of: {})", expected.join(", "))
+            format!(
+                "unknown key `{field}` (expected one of: {})",
+                expected.join(", ")
+            )
         }
         kind => kind.to_string(),
     };
     let dotted = path.join(".");
-    let shown = path.iter().fold(String::new(), |acc, seg| match seg.parse::<usize>() {
-        Ok(i) => format!("{acc}[{i}]"),
-        Err(_) if acc.is_empty() => seg.clone(),
-        Err(_) => format!("{acc}.{seg}"),
-    });
-    let meta = e.metadata.clone().or_else(|| fig.find_metadata(&dotted).cloned());
+    let shown = path
+        .iter()
+        .fold(String::new(), |acc, seg| match seg.parse::<usize>() {
+            Ok(i) => format!("{acc}[{i}]"),
+            Err(_) if acc.is_empty() => seg.clone(),
+            Err(_) => format!("{acc}.{seg}"),
+        });
+    let meta = e
+        .metadata
+        .clone()
+        .or_else(|| fig.find_metadata(&dotted).cloned());
     let origin = meta
         .map(|m| match &m.source {
             Some(figment::Source::File(p)) => p.display().to_string(),
             _ => m.name.to_string(),
         })
         .unwrap_or_else(|| source.to_string());
-    (Problem { origin, path: shown, message }, path)
+    (
+        Problem {
+            origin,
+            path: shown,
+            message,
+        },
+        path,
+    )
 }
 
 /// Removes the value at `path` from a nested dictionary; false if there was nothing to remove.
 fn remove_path(v: &mut FValue, path: &[String]) -> bool {
     match (v, path) {
         (FValue::Dict(_, map), [last]) => map.remove(last).is_some(),
-        (FValue::Dict(_, map), [first, rest @ ..]) => map.get_mut(first).is_some_and(|c| remove_path(c, rest)),
+        (FValue::Dict(_, map), [first, rest @ ..]) => {
+            map.get_mut(first).is_some_and(|c| remove_path(c, rest))
+        }
         (FValue::Array(_, items), [idx, rest @ ..]) => match idx.parse::<usize>() {
             Ok(i) if i < items.len() && rest.is_empty() => {
                 items.remove(i);
@@ -125,7 +161,11 @@ fn leaf_keys() -> BTreeMap<String, (String, LeafKind)> {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&p, v, out);
                 }
             }
@@ -135,7 +175,10 @@ fn leaf_keys() -> BTreeMap<String, (String, LeafKind)> {
                     serde_json::Value::Array(_) => LeafKind::List,
                     _ => LeafKind::Scalar,
                 };
-                out.insert(prefix.replace('.', "_").to_ascii_lowercase(), (prefix.to_string(), kind));
+                out.insert(
+                    prefix.replace('.', "_").to_ascii_lowercase(),
+                    (prefix.to_string(), kind),
+                );
             }
         }
     }
@@ -177,9 +220,15 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> (Vec<EnvVar
                     ),
                     LeafKind::Scalar => raw.parse::<FValue>().unwrap_or_else(|e| match e {}),
                 };
-                out.push(EnvVar { name, path: path.clone(), value });
+                out.push(EnvVar {
+                    name,
+                    path: path.clone(),
+                    value,
+                });
             }
-            None => warnings.push(format!("environment variable {name} names no config key; ignored")),
+            None => warnings.push(format!(
+                "environment variable {name} names no config key; ignored"
+            )),
         }
     }
     (out, warnings)
@@ -197,7 +246,9 @@ impl figment::Provider for EnvVar {
         figment::Metadata::named(format!("environment variable {}", self.name))
     }
 
-    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         Serialized::global(&self.path, &self.value).data()
     }
 }

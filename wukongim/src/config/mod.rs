@@ -49,7 +49,11 @@ impl ConfigError {
     fn single(source: &str, path: &str, message: String) -> Self {
         ConfigError {
             source: source.to_string(),
-            problems: vec![Problem { origin: String::new(), path: path.into(), message }],
+            problems: vec![Problem {
+                origin: String::new(),
+                path: path.into(),
+                message,
+            }],
         }
     }
 }
@@ -57,9 +61,18 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let n = self.problems.len();
-        write!(f, "invalid configuration {} ({n} problem{}):", self.source, if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration {} ({n} problem{}):",
+            self.source,
+            if n == 1 { "" } else { "s" }
+        )?;
         for p in &self.problems {
-            let origin = if p.origin.is_empty() { &self.source } else { &p.origin };
+            let origin = if p.origin.is_empty() {
+                &self.source
+            } else {
+                &p.origin
+            };
             if p.path.is_empty() {
                 write!(f, "\n  {origin}: {}", p.message)?;
             } else {
@@ -76,17 +89,32 @@ impl Config {
     /// Address the TCP gateway binds: `addr`, else the port of `external.tcpAddr` on all
     /// interfaces, else `0.0.0.0:5100`.
     pub fn tcp_listen(&self) -> String {
-        listen(self.addr.as_deref(), "tcp://", self.external.tcp_addr.as_deref(), "0.0.0.0:5100")
+        listen(
+            self.addr.as_deref(),
+            "tcp://",
+            self.external.tcp_addr.as_deref(),
+            "0.0.0.0:5100",
+        )
     }
 
     /// Address the WebSocket gateway binds (see [`Config::tcp_listen`]).
     pub fn ws_listen(&self) -> String {
-        listen(self.ws_addr.as_deref(), "ws://", self.external.ws_addr.as_deref(), "0.0.0.0:5200")
+        listen(
+            self.ws_addr.as_deref(),
+            "ws://",
+            self.external.ws_addr.as_deref(),
+            "0.0.0.0:5200",
+        )
     }
 
     /// Address the HTTP API binds (see [`Config::tcp_listen`]).
     pub fn http_listen(&self) -> String {
-        listen(self.http_addr.as_deref(), "http://", self.external.api_url.as_deref(), "0.0.0.0:5001")
+        listen(
+            self.http_addr.as_deref(),
+            "http://",
+            self.external.api_url.as_deref(),
+            "0.0.0.0:5001",
+        )
     }
 
     /// The heartbeat interval.
@@ -102,7 +130,10 @@ impl Config {
     /// The initial members; a node with no `initNodes` is a cluster of itself.
     pub fn init_members(&self) -> Vec<NodeSpec> {
         if self.cluster.init_nodes.is_empty() {
-            vec![NodeSpec { id: self.cluster.node_id, addr: self.cluster.server_addr.clone() }]
+            vec![NodeSpec {
+                id: self.cluster.node_id,
+                addr: self.cluster.server_addr.clone(),
+            }]
         } else {
             self.cluster.init_nodes.clone()
         }
@@ -112,7 +143,10 @@ impl Config {
     pub fn resolve_manager_token(&self) -> std::io::Result<Option<String>> {
         if let Some(path) = &self.manager_token_file {
             let t = std::fs::read_to_string(path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("managerTokenFile {}: {e}", path.display()))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("managerTokenFile {}: {e}", path.display()),
+                )
             })?;
             let t = t.trim().to_string();
             return Ok((!t.is_empty()).then_some(t));

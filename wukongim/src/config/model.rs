@@ -154,7 +154,10 @@ impl Default for Config {
 
 impl Default for Manager {
     fn default() -> Self {
-        Manager { on: true, addr: "0.0.0.0:5300".into() }
+        Manager {
+            on: true,
+            addr: "0.0.0.0:5300".into(),
+        }
     }
 }
 

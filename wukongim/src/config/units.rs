@@ -31,9 +31,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     // Go-style fractional values such as "1.5s" that humantime refuses.
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")")
+    })?;
     let scale = match unit {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
@@ -41,10 +41,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")")),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")"
+            ))
+        }
     };
     let secs = n * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(format!("`{s}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -53,16 +57,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Formats a duration the way the guide writes them ("10ms", "5s", "24h").
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return humantime::format_duration(d).to_string().replace(' ', "");
     }
     if ms == 0 {
         "0s".into()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -148,9 +152,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.trim().parse().map_err(|_| {
-        format!("`{s}` is not a size (expected bytes or e.g. \"512MiB\", \"2GB\")")
-    })?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (expected bytes or e.g. \"512MiB\", \"2GB\")"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -170,7 +175,7 @@ impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = self.0;
         for (unit, m) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if b >= m && b % m == 0 {
+            if b >= m && b.is_multiple_of(m) {
                 return s.serialize_str(&format!("{}{unit}", b / m));
             }
         }
@@ -190,7 +195,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("{v} is negative")))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 parse_size(v).map(ByteSize).map_err(E::custom)
@@ -220,7 +227,10 @@ impl NodeSpec {
             return Err(format!("`{s}`: node id 0 is reserved"));
         }
         check_host_port(addr.trim()).map_err(|e| format!("`{s}`: {e}"))?;
-        Ok(NodeSpec { id, addr: addr.trim().to_string() })
+        Ok(NodeSpec {
+            id,
+            addr: addr.trim().to_string(),
+        })
     }
 }
 

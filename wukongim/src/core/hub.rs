@@ -81,7 +81,10 @@ impl Hub {
             }
             !replaced
         });
-        list.push(Conn { info: info.clone(), tx });
+        list.push(Conn {
+            info: info.clone(),
+            tx,
+        });
         let pending = g.pending.entry(info.uid.clone()).or_default();
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
         pending.retain(|(t, _)| cutoff.is_none_or(|c| *t >= c));
@@ -120,7 +123,10 @@ impl Hub {
                 let is_sender = *uid == msg.from_uid;
                 if let Some(list) = g.conns.get(uid) {
                     for c in list {
-                        if is_sender && !d.from_device.is_empty() && c.info.device_id == d.from_device {
+                        if is_sender
+                            && !d.from_device.is_empty()
+                            && c.info.device_id == d.from_device
+                        {
                             continue;
                         }
                         if c.tx.try_send(Outbound::Recv(msg.clone())).is_ok() {
@@ -149,7 +155,10 @@ impl Hub {
     pub fn kick_all(&self, reason: u8, text: &str) {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for c in g.conns.values().flatten() {
-            let _ = c.tx.try_send(Outbound::Kick { reason, text: text.into() });
+            let _ = c.tx.try_send(Outbound::Kick {
+                reason,
+                text: text.into(),
+            });
         }
     }
 
@@ -159,7 +168,10 @@ impl Hub {
         let mut n = 0;
         for c in g.conns.get(uid).into_iter().flatten() {
             if device_flag.is_none_or(|f| f == c.info.device_flag) {
-                let _ = c.tx.try_send(Outbound::Kick { reason, text: text.into() });
+                let _ = c.tx.try_send(Outbound::Kick {
+                    reason,
+                    text: text.into(),
+                });
                 n += 1;
             }
         }
@@ -179,6 +191,9 @@ impl Hub {
     /// Devices of `uid` online on this node.
     pub fn online(&self, uid: &str) -> Vec<ConnInfo> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.conns.get(uid).map(|l| l.iter().map(|c| c.info.clone()).collect()).unwrap_or_default()
+        g.conns
+            .get(uid)
+            .map(|l| l.iter().map(|c| c.info.clone()).collect())
+            .unwrap_or_default()
     }
 }

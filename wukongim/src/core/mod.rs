@@ -26,7 +26,10 @@ impl Core {
     }
 
     /// Queues `cmd` in order; the receiver yields its outcome.
-    pub async fn submit(&self, cmd: Command) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
+    pub async fn submit(
+        &self,
+        cmd: Command,
+    ) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
         self.proposer.submit(cmd).await
     }
 }

@@ -38,7 +38,9 @@ pub async fn serve_tcp(app: Arc<App>, listener: TcpListener) {
 
 /// Accepts WebSocket clients (on any request path) until shutdown.
 pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
-    let router = axum::Router::new().fallback(ws_upgrade).with_state(app.clone());
+    let router = axum::Router::new()
+        .fallback(ws_upgrade)
+        .with_state(app.clone());
     let stop = app.shutdown.clone();
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, service)
@@ -55,7 +57,9 @@ async fn ws_upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let max = app.config.conn.max_packet_size.0 as usize + 16;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-        session::run(app, transport::Ws::new(socket), "ws", peer.to_string()).await;
-    })
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            session::run(app, transport::Ws::new(socket), "ws", peer.to_string()).await;
+        })
 }

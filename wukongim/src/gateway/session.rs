@@ -6,8 +6,8 @@ use super::transport::{Inbound, Outbound as Out, Transport};
 use crate::app::App;
 use crate::core::{ConnInfo, Outbound, ProposeError};
 use crate::proto::{
-    encode, ConnackPacket, ConnectPacket, Decoder, DisconnectPacket, HeaderFlags, Packet, ProtoError,
-    ReasonCode, RecvPacket, SendPacket, SendackPacket, SessionCipher, SubackPacket,
+    encode, ConnackPacket, ConnectPacket, Decoder, DisconnectPacket, HeaderFlags, Packet,
+    ProtoError, ReasonCode, RecvPacket, SendPacket, SendackPacket, SessionCipher, SubackPacket,
 };
 use crate::store::{Command, Header, Message, Outcome, SendCmd};
 use bytes::{Bytes, BytesMut};
@@ -32,7 +32,11 @@ struct Session {
 /// A SENDACK waiting for its outcome, in the order the SENDs arrived.
 enum PendingAck {
     Ready(SendackPacket, std::time::Instant),
-    Waiting { client_seq: u32, rx: oneshot::Receiver<Result<Outcome, ProposeError>>, since: std::time::Instant },
+    Waiting {
+        client_seq: u32,
+        rx: oneshot::Receiver<Result<Outcome, ProposeError>>,
+        since: std::time::Instant,
+    },
 }
 
 /// Runs a connection to completion.
@@ -41,28 +45,41 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
     let mut buf = BytesMut::new();
     let mut dec = Decoder::new(app.config.conn.max_packet_size.0 as usize);
     let connect_timeout = app.config.conn.connect_timeout.0;
-    let connect = match tokio::time::timeout(connect_timeout, read_connect(&mut r, &mut buf, &mut dec)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "connection closed before CONNECT");
-            if matches!(e, BeforeConnect::Proto(ProtoError::FrameTooLarge { .. })) {
-                let _ = w.send(disconnect(ReasonCode::SystemError, "packet too large", 2)).await;
+    let connect =
+        match tokio::time::timeout(connect_timeout, read_connect(&mut r, &mut buf, &mut dec)).await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed before CONNECT");
+                if matches!(e, BeforeConnect::Proto(ProtoError::FrameTooLarge { .. })) {
+                    let _ = w
+                        .send(disconnect(ReasonCode::SystemError, "packet too large", 2))
+                        .await;
+                }
+                w.close().await;
+                return;
             }
-            w.close().await;
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "no CONNECT in time");
-            w.close().await;
-            return;
-        }
-    };
+            Err(_) => {
+                tracing::debug!(%peer, "no CONNECT in time");
+                w.close().await;
+                return;
+            }
+        };
     app.traffic.connects.fetch_add(1, Relaxed);
     let version = crate::proto::negotiate_version(connect.version);
     let (reason, device_level) = authenticate(&app, &connect).await;
     if reason != ReasonCode::Success {
         tracing::info!(%peer, uid = %connect.uid, reason = ?reason, "CONNECT refused");
-        let _ = w.send(connack(&app, &connect, version, reason, String::new(), String::new())).await;
+        let _ = w
+            .send(connack(
+                &app,
+                &connect,
+                version,
+                reason,
+                String::new(),
+                String::new(),
+            ))
+            .await;
         w.close().await;
         return;
     }
@@ -70,7 +87,16 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         Ok(h) => h,
         Err(e) => {
             tracing::info!(%peer, uid = %connect.uid, error = %e, "bad client key");
-            let _ = w.send(connack(&app, &connect, version, ReasonCode::AuthFail, String::new(), String::new())).await;
+            let _ = w
+                .send(connack(
+                    &app,
+                    &connect,
+                    version,
+                    ReasonCode::AuthFail,
+                    String::new(),
+                    String::new(),
+                ))
+                .await;
             w.close().await;
             return;
         }
@@ -94,7 +120,14 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         conn_id,
     });
     // CONNACK must go out before any RECV: write it before registering with the hub.
-    let ack = connack(&app, &connect, version, ReasonCode::Success, hs.server_key.clone(), hs.salt.clone());
+    let ack = connack(
+        &app,
+        &connect,
+        version,
+        ReasonCode::Success,
+        hs.server_key.clone(),
+        hs.salt.clone(),
+    );
     if w.send(ack).await.is_err() {
         return;
     }
@@ -130,7 +163,11 @@ enum BeforeConnect {
     Closed(String),
 }
 
-async fn read_connect<R: Inbound>(r: &mut R, buf: &mut BytesMut, dec: &mut Decoder) -> Result<ConnectPacket, BeforeConnect> {
+async fn read_connect<R: Inbound>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    dec: &mut Decoder,
+) -> Result<ConnectPacket, BeforeConnect> {
     loop {
         match dec.decode(buf, 0)? {
             Some(Packet::Connect(c)) => return Ok(c),
@@ -154,7 +191,14 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
     }
     if c.uid == MANAGER_UID {
         let ok = app.manager_token.as_deref().is_some_and(|t| t == c.token);
-        return (if ok { ReasonCode::Success } else { ReasonCode::AuthFail }, 1);
+        return (
+            if ok {
+                ReasonCode::Success
+            } else {
+                ReasonCode::AuthFail
+            },
+            1,
+        );
     }
     let store = app.store.clone();
     let (uid, flag) = (c.uid.clone(), c.device_flag);
@@ -169,7 +213,14 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
     (ReasonCode::Success, level)
 }
 
-fn connack(app: &App, c: &ConnectPacket, version: u8, reason: ReasonCode, server_key: String, salt: String) -> Bytes {
+fn connack(
+    app: &App,
+    c: &ConnectPacket,
+    version: u8,
+    reason: ReasonCode,
+    server_key: String,
+    salt: String,
+) -> Bytes {
     let p = Packet::Connack(ConnackPacket {
         server_version: version,
         time_diff: crate::core::now_millis() - c.client_timestamp,
@@ -183,7 +234,10 @@ fn connack(app: &App, c: &ConnectPacket, version: u8, reason: ReasonCode, server
 }
 
 fn disconnect(reason: ReasonCode, text: &str, version: u8) -> Bytes {
-    let p = Packet::Disconnect(DisconnectPacket { reason_code: reason, reason: text.into() });
+    let p = Packet::Disconnect(DisconnectPacket {
+        reason_code: reason,
+        reason: text.into(),
+    });
     encode(&p, version).unwrap_or_default()
 }
 
@@ -214,7 +268,9 @@ async fn read_loop<R: Inbound>(
                         ProtoError::FrameTooLarge { .. } => "packet too large",
                         _ => "malformed packet",
                     };
-                    let _ = out.send(disconnect(ReasonCode::SystemError, reason, s.version)).await;
+                    let _ = out
+                        .send(disconnect(ReasonCode::SystemError, reason, s.version))
+                        .await;
                     return;
                 }
             }
@@ -227,7 +283,10 @@ async fn read_loop<R: Inbound>(
         };
         match read {
             Ok(Ok(true)) => {
-                s.app.traffic.in_bytes.fetch_add((buf.len() - before) as u64, Relaxed);
+                s.app
+                    .traffic
+                    .in_bytes
+                    .fetch_add((buf.len() - before) as u64, Relaxed);
             }
             Ok(Ok(false)) | Ok(Err(_)) => return,
             Err(_) => {
@@ -239,9 +298,17 @@ async fn read_loop<R: Inbound>(
 }
 
 /// Handles one packet; false = close the session.
-async fn handle(s: &Session, p: Packet, out: &mpsc::Sender<Bytes>, acks: &mpsc::Sender<PendingAck>) -> bool {
+async fn handle(
+    s: &Session,
+    p: Packet,
+    out: &mpsc::Sender<Bytes>,
+    acks: &mpsc::Sender<PendingAck>,
+) -> bool {
     match p {
-        Packet::Ping => out.send(encode(&Packet::Pong, s.version).unwrap_or_default()).await.is_ok(),
+        Packet::Ping => out
+            .send(encode(&Packet::Pong, s.version).unwrap_or_default())
+            .await
+            .is_ok(),
         Packet::Send(p) => {
             s.app.traffic.in_msgs.fetch_add(1, Relaxed);
             let pending = submit_send(s, p).await;
@@ -259,19 +326,37 @@ async fn handle(s: &Session, p: Packet, out: &mpsc::Sender<Bytes>, acks: &mpsc::
                 action: sub.action,
                 reason_code: ReasonCode::Success,
             });
-            out.send(encode(&ack, s.version).unwrap_or_default()).await.is_ok()
+            out.send(encode(&ack, s.version).unwrap_or_default())
+                .await
+                .is_ok()
         }
         Packet::Disconnect(_) => false,
         other => {
             tracing::info!(uid = %s.uid, packet = ?other.packet_type(), "unexpected packet from client, closing");
-            let _ = out.send(disconnect(ReasonCode::SystemError, "unexpected packet", s.version)).await;
+            let _ = out
+                .send(disconnect(
+                    ReasonCode::SystemError,
+                    "unexpected packet",
+                    s.version,
+                ))
+                .await;
             false
         }
     }
 }
 
-fn sendack(client_seq: u32, message_id: i64, message_seq: u64, reason: ReasonCode) -> SendackPacket {
-    SendackPacket { message_id, client_seq, message_seq, reason_code: reason }
+fn sendack(
+    client_seq: u32,
+    message_id: i64,
+    message_seq: u64,
+    reason: ReasonCode,
+) -> SendackPacket {
+    SendackPacket {
+        message_id,
+        client_seq,
+        message_seq,
+        reason_code: reason,
+    }
 }
 
 /// Verifies and decrypts a SEND and queues it on the write path (keeping arrival order).
@@ -285,7 +370,10 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
             Ok(plain) => plain,
             Err(e) => {
                 tracing::info!(uid = %s.uid, error = %e, "SEND refused: payload decode");
-                return PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::PayloadDecodeError), since);
+                return PendingAck::Ready(
+                    sendack(client_seq, 0, 0, ReasonCode::PayloadDecodeError),
+                    since,
+                );
             }
         }
     };
@@ -299,7 +387,11 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
         channel_type: p.channel_type,
         client_msg_no: p.client_msg_no,
         setting: p.setting.0,
-        header: Header { no_persist: p.flags.no_persist, red_dot: p.flags.red_dot, sync_once: p.flags.sync_once },
+        header: Header {
+            no_persist: p.flags.no_persist,
+            red_dot: p.flags.red_dot,
+            sync_once: p.flags.sync_once,
+        },
         expire: p.expire,
         topic: (!p.topic.is_empty()).then_some(p.topic),
         stream_no: p.stream_no,
@@ -308,7 +400,11 @@ async fn submit_send(s: &Session, p: SendPacket) -> PendingAck {
         trusted: false,
     });
     match s.app.core.submit(cmd).await {
-        Ok(rx) => PendingAck::Waiting { client_seq, rx, since },
+        Ok(rx) => PendingAck::Waiting {
+            client_seq,
+            rx,
+            since,
+        },
         Err(_) => PendingAck::Ready(sendack(client_seq, 0, 0, ReasonCode::SystemError), since),
     }
 }
@@ -318,17 +414,35 @@ async fn ack_loop(s: Arc<Session>, mut rx: mpsc::Receiver<PendingAck>, out: mpsc
     while let Some(p) = rx.recv().await {
         let (ack, since) = match p {
             PendingAck::Ready(a, since) => (a, since),
-            PendingAck::Waiting { client_seq, rx, since } => (match rx.await {
-                Ok(Ok(Outcome::Sent { message_id, message_seq, .. })) => {
-                    sendack(client_seq, message_id, message_seq, ReasonCode::Success)
-                }
-                Ok(Ok(Outcome::Rejected { reason, .. })) => sendack(client_seq, 0, 0, ReasonCode::from_u8(reason)),
-                Ok(Ok(Outcome::Done)) => sendack(client_seq, 0, 0, ReasonCode::Success),
-                Ok(Err(_)) | Err(_) => sendack(client_seq, 0, 0, ReasonCode::SystemError),
-            }, since),
+            PendingAck::Waiting {
+                client_seq,
+                rx,
+                since,
+            } => (
+                match rx.await {
+                    Ok(Ok(Outcome::Sent {
+                        message_id,
+                        message_seq,
+                        ..
+                    })) => sendack(client_seq, message_id, message_seq, ReasonCode::Success),
+                    Ok(Ok(Outcome::Rejected { reason, .. })) => {
+                        sendack(client_seq, 0, 0, ReasonCode::from_u8(reason))
+                    }
+                    Ok(Ok(Outcome::Done)) => sendack(client_seq, 0, 0, ReasonCode::Success),
+                    Ok(Err(_)) | Err(_) => sendack(client_seq, 0, 0, ReasonCode::SystemError),
+                },
+                since,
+            ),
         };
-        s.app.traffic.send_ack.observe(since.elapsed().as_secs_f64());
-        if out.send(encode(&Packet::Sendack(ack), s.version).unwrap_or_default()).await.is_err() {
+        s.app
+            .traffic
+            .send_ack
+            .observe(since.elapsed().as_secs_f64());
+        if out
+            .send(encode(&Packet::Sendack(ack), s.version).unwrap_or_default())
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -363,7 +477,10 @@ async fn write_loop<W: Out>(
                 break;
             }
         };
-        s.app.traffic.out_bytes.fetch_add(frame.len() as u64, Relaxed);
+        s.app
+            .traffic
+            .out_bytes
+            .fetch_add(frame.len() as u64, Relaxed);
         if let Some(b) = frame.first() {
             s.app.traffic.packets_out[(b >> 4) as usize].fetch_add(1, Relaxed);
         }

@@ -10,12 +10,18 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Reading half: appends the next chunk of bytes to `buf`; Ok(false) at end of stream.
 pub trait Inbound: Send + 'static {
-    fn read_into(&mut self, buf: &mut BytesMut) -> impl std::future::Future<Output = std::io::Result<bool>> + Send;
+    fn read_into(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> impl std::future::Future<Output = std::io::Result<bool>> + Send;
 }
 
 /// Writing half.
 pub trait Outbound: Send + 'static {
-    fn send(&mut self, packet: Bytes) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    fn send(
+        &mut self,
+        packet: Bytes,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
     fn close(&mut self) -> impl std::future::Future<Output = ()> + Send;
 }
 

@@ -15,9 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Seconds buckets for latencies.
-pub const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Buckets for batch sizes (commands per batch).
-pub const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+pub const SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 /// A lock-free Prometheus histogram.
 #[derive(Debug)]
@@ -46,7 +50,8 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
+        self.sum_micros
+            .fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
     }
 
     pub fn count(&self) -> u64 {
@@ -59,12 +64,24 @@ impl Histogram {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} histogram");
         for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                c.load(Relaxed)
+            );
         }
         let n = self.count();
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
-        let l = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{l} {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let l = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{l} {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{l} {n}");
     }
 }
@@ -77,11 +94,21 @@ impl Default for Histogram {
 
 /// Router of the manager port.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(app)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(app)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let app2 = app.clone();
-    let disk = tokio::task::spawn_blocking(move || app2.store.disk_bytes()).await.unwrap_or(0);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render::render(&app, disk))
+    let disk = tokio::task::spawn_blocking(move || app2.store.disk_bytes())
+        .await
+        .unwrap_or(0);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        render::render(&app, disk),
+    )
 }

@@ -6,7 +6,11 @@ pub fn read() -> (u64, f64, u64, f64) {
     let ticks = 100.0; // USER_HZ on Linux
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|p| p * page)
         .unwrap_or(0);
     let (cpu, start_ticks) = std::fs::read_to_string("/proc/self/stat")
@@ -21,10 +25,16 @@ pub fn read() -> (u64, f64, u64, f64) {
             Some(((ut + st) / ticks, start))
         })
         .unwrap_or((0.0, 0.0));
-    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
     let boot = std::fs::read_to_string("/proc/stat")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("btime ")).and_then(|l| l[6..].trim().parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("btime "))
+                .and_then(|l| l[6..].trim().parse::<f64>().ok())
+        })
         .unwrap_or(0.0);
     (rss, cpu, fds, boot + start_ticks / ticks)
 }

@@ -12,7 +12,10 @@ pub struct Applied {
 
 /// Applies `cmds` inside `txn` (used by the local log and by the Raft state machine).
 pub fn apply_in(txn: &WriteTransaction, cmds: &[Command]) -> Result<Applied> {
-    let mut out = Applied { outcomes: Vec::with_capacity(cmds.len()), deliveries: Vec::new() };
+    let mut out = Applied {
+        outcomes: Vec::with_capacity(cmds.len()),
+        deliveries: Vec::new(),
+    };
     for cmd in cmds {
         let outcome = apply_one(txn, cmd, &mut out.deliveries)?;
         out.outcomes.push(outcome);
@@ -21,7 +24,10 @@ pub fn apply_in(txn: &WriteTransaction, cmds: &[Command]) -> Result<Applied> {
 }
 
 fn rejected(reason: u8, message: impl Into<String>) -> Outcome {
-    Outcome::Rejected { reason, message: message.into() }
+    Outcome::Rejected {
+        reason,
+        message: message.into(),
+    }
 }
 
 fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64> {
@@ -38,18 +44,40 @@ fn load_channel(txn: &WriteTransaction, ty: u8, id: &str) -> Result<Option<Chann
 }
 
 fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
-    txn.open_table(CHANNELS)?.insert((ty, id), encode(info).as_slice())?;
+    txn.open_table(CHANNELS)?
+        .insert((ty, id), encode(info).as_slice())?;
     Ok(())
 }
 
-fn apply_one(txn: &WriteTransaction, cmd: &Command, deliveries: &mut Vec<Delivery>) -> Result<Outcome> {
+fn apply_one(
+    txn: &WriteTransaction,
+    cmd: &Command,
+    deliveries: &mut Vec<Delivery>,
+) -> Result<Outcome> {
     Ok(match cmd {
-        Command::UpdateToken { uid, device_flag, device_level, token } => {
-            let rec = UserToken { token: token.clone(), device_level: *device_level };
-            txn.open_table(TOKENS)?.insert((uid.as_str(), *device_flag), encode(&rec).as_slice())?;
+        Command::UpdateToken {
+            uid,
+            device_flag,
+            device_level,
+            token,
+        } => {
+            let rec = UserToken {
+                token: token.clone(),
+                device_level: *device_level,
+            };
+            txn.open_table(TOKENS)?
+                .insert((uid.as_str(), *device_flag), encode(&rec).as_slice())?;
             Outcome::Done
         }
-        Command::UpsertChannel { channel_id, channel_type, large, ban, disband, subscribers, reset } => {
+        Command::UpsertChannel {
+            channel_id,
+            channel_type,
+            large,
+            ban,
+            disband,
+            subscribers,
+            reset,
+        } => {
             let mut info = load_channel(txn, *channel_type, channel_id)?.unwrap_or_default();
             info.large = *large;
             info.ban = *ban;
@@ -61,11 +89,20 @@ fn apply_one(txn: &WriteTransaction, cmd: &Command, deliveries: &mut Vec<Deliver
             save_channel(txn, *channel_type, channel_id, &info)?;
             Outcome::Done
         }
-        Command::DeleteChannel { channel_id, channel_type } => {
-            txn.open_table(CHANNELS)?.remove((*channel_type, channel_id.as_str()))?;
+        Command::DeleteChannel {
+            channel_id,
+            channel_type,
+        } => {
+            txn.open_table(CHANNELS)?
+                .remove((*channel_type, channel_id.as_str()))?;
             Outcome::Done
         }
-        Command::AddSubscribers { channel_id, channel_type, subscribers, reset } => {
+        Command::AddSubscribers {
+            channel_id,
+            channel_type,
+            subscribers,
+            reset,
+        } => {
             let mut info = load_channel(txn, *channel_type, channel_id)?.unwrap_or_default();
             if *reset {
                 info.subscribers.clear();
@@ -74,20 +111,32 @@ fn apply_one(txn: &WriteTransaction, cmd: &Command, deliveries: &mut Vec<Deliver
             save_channel(txn, *channel_type, channel_id, &info)?;
             Outcome::Done
         }
-        Command::RemoveSubscribers { channel_id, channel_type, subscribers } => {
-            match load_channel(txn, *channel_type, channel_id)? {
-                Some(mut info) => {
-                    info.subscribers.retain(|s| !subscribers.contains(s));
-                    save_channel(txn, *channel_type, channel_id, &info)?;
-                    Outcome::Done
-                }
-                None => rejected(5, format!("channel {channel_id} ({channel_type}) does not exist")),
+        Command::RemoveSubscribers {
+            channel_id,
+            channel_type,
+            subscribers,
+        } => match load_channel(txn, *channel_type, channel_id)? {
+            Some(mut info) => {
+                info.subscribers.retain(|s| !subscribers.contains(s));
+                save_channel(txn, *channel_type, channel_id, &info)?;
+                Outcome::Done
             }
-        }
-        Command::SetUnread { uid, channel_id, channel_type, unread } => {
+            None => rejected(
+                5,
+                format!("channel {channel_id} ({channel_type}) does not exist"),
+            ),
+        },
+        Command::SetUnread {
+            uid,
+            channel_id,
+            channel_type,
+            unread,
+        } => {
             let t = txn.open_table(CONVS)?;
             let key = conv_key(channel_id, *channel_type);
-            let existing = t.get((uid.as_str(), key.as_str()))?.map(|g| g.value().to_vec());
+            let existing = t
+                .get((uid.as_str(), key.as_str()))?
+                .map(|g| g.value().to_vec());
             match existing {
                 Some(raw) => {
                     let mut c: Conversation = decode("conversations", &raw)?;
@@ -97,15 +146,24 @@ fn apply_one(txn: &WriteTransaction, cmd: &Command, deliveries: &mut Vec<Deliver
                     }
                     drop(t);
                     c.version = next_counter(txn, "conv_version")? as i64;
-                    txn.open_table(CONVS)?.insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+                    txn.open_table(CONVS)?
+                        .insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
                     Outcome::Done
                 }
-                None => rejected(5, format!("user {uid} has no conversation with {channel_id}")),
+                None => rejected(
+                    5,
+                    format!("user {uid} has no conversation with {channel_id}"),
+                ),
             }
         }
-        Command::DeleteConversation { uid, channel_id, channel_type } => {
+        Command::DeleteConversation {
+            uid,
+            channel_id,
+            channel_type,
+        } => {
             let key = conv_key(channel_id, *channel_type);
-            txn.open_table(CONVS)?.remove((uid.as_str(), key.as_str()))?;
+            txn.open_table(CONVS)?
+                .remove((uid.as_str(), key.as_str()))?;
             Outcome::Done
         }
         Command::Send(s) => apply_send(txn, s, deliveries)?,
@@ -120,17 +178,27 @@ fn merge_subscribers(list: &mut Vec<String>, add: &[String]) {
     }
 }
 
-fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery>) -> Result<Outcome> {
+fn apply_send(
+    txn: &WriteTransaction,
+    s: &SendCmd,
+    deliveries: &mut Vec<Delivery>,
+) -> Result<Outcome> {
     if s.channel_id.is_empty() {
         return Ok(rejected(16, "channel_id is empty"));
     }
     // Idempotency: the same clientMsgNo from the same sender is stored once.
     if !s.client_msg_no.is_empty() {
         let t = txn.open_table(DEDUP)?;
-        let hit = t.get((s.from_uid.as_str(), s.client_msg_no.as_str()))?.map(|g| g.value().to_vec());
+        let hit = t
+            .get((s.from_uid.as_str(), s.client_msg_no.as_str()))?
+            .map(|g| g.value().to_vec());
         if let Some(raw) = hit {
             let (message_id, message_seq): (i64, u64) = decode("dedup", &raw)?;
-            return Ok(Outcome::Sent { message_id, message_seq, duplicate: true });
+            return Ok(Outcome::Sent {
+                message_id,
+                message_seq,
+                duplicate: true,
+            });
         }
     }
     let recipients: Vec<String> = match s.channel_type {
@@ -143,7 +211,10 @@ fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery
         }
         ty => {
             let Some(info) = load_channel(txn, ty, &s.channel_id)? else {
-                return Ok(rejected(5, format!("channel {} ({ty}) does not exist", s.channel_id)));
+                return Ok(rejected(
+                    5,
+                    format!("channel {} ({ty}) does not exist", s.channel_id),
+                ));
             };
             if info.disband {
                 return Ok(rejected(11, "channel is disbanded"));
@@ -152,13 +223,19 @@ fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery
                 return Ok(rejected(19, "channel is banned"));
             }
             if !s.trusted && !info.subscribers.contains(&s.from_uid) {
-                return Ok(rejected(3, format!("{} is not a subscriber of {}", s.from_uid, s.channel_id)));
+                return Ok(rejected(
+                    3,
+                    format!("{} is not a subscriber of {}", s.from_uid, s.channel_id),
+                ));
             }
             info.subscribers
         }
     };
     if !matches!(s.channel_type, 1..=10) {
-        return Ok(rejected(23, format!("channel type {} is not supported", s.channel_type)));
+        return Ok(rejected(
+            23,
+            format!("channel type {} is not supported", s.channel_type),
+        ));
     }
     let message_id = next_counter(txn, "message_id")? as i64;
     let persist = !s.header.no_persist;
@@ -188,7 +265,8 @@ fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery
     };
     if persist {
         let key = log_key(&s.from_uid, &s.channel_id, s.channel_type);
-        txn.open_table(MESSAGES)?.insert((key.as_str(), message_seq), encode(&msg).as_slice())?;
+        txn.open_table(MESSAGES)?
+            .insert((key.as_str(), message_seq), encode(&msg).as_slice())?;
         if !s.client_msg_no.is_empty() {
             txn.open_table(DEDUP)?.insert(
                 (s.from_uid.as_str(), s.client_msg_no.as_str()),
@@ -197,22 +275,40 @@ fn apply_send(txn: &WriteTransaction, s: &SendCmd, deliveries: &mut Vec<Delivery
         }
         update_conversations(txn, &msg, &recipients)?;
     }
-    deliveries.push(Delivery { message: msg, from_device: s.from_device.clone(), recipients });
-    Ok(Outcome::Sent { message_id, message_seq, duplicate: false })
+    deliveries.push(Delivery {
+        message: msg,
+        from_device: s.from_device.clone(),
+        recipients,
+    });
+    Ok(Outcome::Sent {
+        message_id,
+        message_seq,
+        duplicate: false,
+    })
 }
 
-fn update_conversations(txn: &WriteTransaction, msg: &Message, recipients: &[String]) -> Result<()> {
+fn update_conversations(
+    txn: &WriteTransaction,
+    msg: &Message,
+    recipients: &[String],
+) -> Result<()> {
     for uid in recipients {
         let channel_id = msg.channel_for(uid);
         let key = conv_key(&channel_id, msg.channel_type);
         let existing = {
             let t = txn.open_table(CONVS)?;
-            let v = t.get((uid.as_str(), key.as_str()))?.map(|g| g.value().to_vec());
+            let v = t
+                .get((uid.as_str(), key.as_str()))?
+                .map(|g| g.value().to_vec());
             v
         };
         let mut c: Conversation = match existing {
             Some(raw) => decode("conversations", &raw)?,
-            None => Conversation { channel_id, channel_type: msg.channel_type, ..Default::default() },
+            None => Conversation {
+                channel_id,
+                channel_type: msg.channel_type,
+                ..Default::default()
+            },
         };
         c.last_msg_seq = msg.message_seq;
         c.last_client_msg_no = msg.client_msg_no.clone();
@@ -223,7 +319,8 @@ fn update_conversations(txn: &WriteTransaction, msg: &Message, recipients: &[Str
             c.unread += 1;
         }
         c.version = next_counter(txn, "conv_version")? as i64;
-        txn.open_table(CONVS)?.insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+        txn.open_table(CONVS)?
+            .insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
     }
     Ok(())
 }

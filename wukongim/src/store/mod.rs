@@ -8,8 +8,8 @@ mod query;
 mod raft;
 mod snapshot;
 
-pub use model::*;
 pub use apply::Applied;
+pub use model::*;
 pub use query::{ConversationView, SyncRange};
 pub use snapshot::StateImage;
 
@@ -22,7 +22,8 @@ pub(crate) const TOKENS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::n
 pub(crate) const CHANNELS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("channels");
 pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 pub(crate) const SEQS: TableDefinition<&str, u64> = TableDefinition::new("channel_seqs");
-pub(crate) const CONVS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("conversations");
+pub(crate) const CONVS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("conversations");
 pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dedup");
 
 /// Storage failures. The server maps them to SystemError (reason 15) / HTTP 500.
@@ -31,7 +32,10 @@ pub enum StoreError {
     #[error("storage: {0}")]
     Db(String),
     #[error("corrupt record in {table}: {source}")]
-    Corrupt { table: &'static str, source: postcard::Error },
+    Corrupt {
+        table: &'static str,
+        source: postcard::Error,
+    },
 }
 
 macro_rules! from_redb {
@@ -81,7 +85,11 @@ impl Store {
             txn.open_table(raft::SM_META)?;
         }
         txn.commit()?;
-        Ok(Store { db: Arc::new(db), dir: dir.to_path_buf(), fsyncs: Default::default() })
+        Ok(Store {
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
+            fsyncs: Default::default(),
+        })
     }
 
     pub(crate) fn db(&self) -> &Database {
@@ -91,14 +99,17 @@ impl Store {
     /// Commits a write transaction durably (one fsync) and counts it.
     pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<()> {
         txn.commit()?;
-        self.fsyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.fsyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
     /// Bytes used by the data directory (database and snapshots).
     pub fn disk_bytes(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
             rd.flatten()
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => walk(&e.path()),
@@ -114,7 +125,11 @@ impl Store {
 /// Storage key of a channel's message log: person channels are stored once per pair.
 pub fn log_key(from_uid: &str, channel_id: &str, channel_type: u8) -> String {
     if channel_type == CHANNEL_PERSON {
-        let (a, b) = if from_uid <= channel_id { (from_uid, channel_id) } else { (channel_id, from_uid) };
+        let (a, b) = if from_uid <= channel_id {
+            (from_uid, channel_id)
+        } else {
+            (channel_id, from_uid)
+        };
         format!("{channel_type}:{a}@{b}")
     } else {
         format!("{channel_type}:{channel_id}")

@@ -100,23 +100,64 @@ pub struct SendCmd {
 /// Every state change goes through one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    UpdateToken { uid: String, device_flag: u8, device_level: u8, token: String },
-    UpsertChannel { channel_id: String, channel_type: u8, large: bool, ban: bool, disband: bool, subscribers: Vec<String>, reset: bool },
-    DeleteChannel { channel_id: String, channel_type: u8 },
-    AddSubscribers { channel_id: String, channel_type: u8, subscribers: Vec<String>, reset: bool },
-    RemoveSubscribers { channel_id: String, channel_type: u8, subscribers: Vec<String> },
+    UpdateToken {
+        uid: String,
+        device_flag: u8,
+        device_level: u8,
+        token: String,
+    },
+    UpsertChannel {
+        channel_id: String,
+        channel_type: u8,
+        large: bool,
+        ban: bool,
+        disband: bool,
+        subscribers: Vec<String>,
+        reset: bool,
+    },
+    DeleteChannel {
+        channel_id: String,
+        channel_type: u8,
+    },
+    AddSubscribers {
+        channel_id: String,
+        channel_type: u8,
+        subscribers: Vec<String>,
+        reset: bool,
+    },
+    RemoveSubscribers {
+        channel_id: String,
+        channel_type: u8,
+        subscribers: Vec<String>,
+    },
     Send(SendCmd),
-    SetUnread { uid: String, channel_id: String, channel_type: u8, unread: u32 },
-    DeleteConversation { uid: String, channel_id: String, channel_type: u8 },
+    SetUnread {
+        uid: String,
+        channel_id: String,
+        channel_type: u8,
+        unread: u32,
+    },
+    DeleteConversation {
+        uid: String,
+        channel_id: String,
+        channel_type: u8,
+    },
 }
 
 /// The result of applying one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Done,
-    Sent { message_id: i64, message_seq: u64, duplicate: bool },
+    Sent {
+        message_id: i64,
+        message_seq: u64,
+        duplicate: bool,
+    },
     /// Refused with a WuKongIM reason code and a human message; state unchanged.
-    Rejected { reason: u8, message: String },
+    Rejected {
+        reason: u8,
+        message: String,
+    },
 }
 
 /// A message to push to the recipients' online devices once applied.

@@ -72,7 +72,11 @@ impl Store {
             }
         } else {
             let top = if r.start == 0 { u64::MAX - 1 } else { r.start };
-            let lo = if r.end == 0 { 1 } else { r.end.saturating_add(1) };
+            let lo = if r.end == 0 {
+                1
+            } else {
+                r.end.saturating_add(1)
+            };
             if lo <= top {
                 for item in t.range((log, lo)..=(log, top))?.rev() {
                     let (_, v) = item?;
@@ -125,11 +129,17 @@ impl Store {
                 continue;
             }
             let log = log_key(uid, &c.channel_id, c.channel_type);
-            let known = last_seqs.get(&conv_key(&c.channel_id, c.channel_type)).copied().unwrap_or(0);
+            let known = last_seqs
+                .get(&conv_key(&c.channel_id, c.channel_type))
+                .copied()
+                .unwrap_or(0);
             let mut recents = Vec::new();
             if msg_count > 0 && c.last_msg_seq > known {
                 let lo = known.saturating_add(1);
-                for item in msgs.range((log.as_str(), lo)..=(log.as_str(), c.last_msg_seq))?.rev() {
+                for item in msgs
+                    .range((log.as_str(), lo)..=(log.as_str(), c.last_msg_seq))?
+                    .rev()
+                {
                     if recents.len() == msg_count {
                         break;
                     }
@@ -137,16 +147,23 @@ impl Store {
                 }
                 recents.reverse();
             }
-            out.push(ConversationView { conversation: c, recents });
+            out.push(ConversationView {
+                conversation: c,
+                recents,
+            });
         }
-        out.sort_by(|a, b| b.conversation.timestamp.cmp(&a.conversation.timestamp));
+        out.sort_by_key(|v| std::cmp::Reverse(v.conversation.timestamp));
         Ok(out)
     }
 
     /// Counters for /varz: (messages stored, channels, users with tokens).
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
         let txn = self.read()?;
-        let m = txn.open_table(META)?.get("message_id")?.map(|g| g.value()).unwrap_or(0);
+        let m = txn
+            .open_table(META)?
+            .get("message_id")?
+            .map(|g| g.value())
+            .unwrap_or(0);
         let c = txn.open_table(CHANNELS)?.len()?;
         let u = txn.open_table(TOKENS)?.len()?;
         Ok((m, c, u))

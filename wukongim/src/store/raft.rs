@@ -101,13 +101,20 @@ impl Store {
 
     /// Applies several log entries' commands and the new state-machine metadata in one durable
     /// transaction. `None` marks an entry without commands (blank or membership).
-    pub fn apply_entries(&self, entries: &[Option<Vec<Command>>], meta: &[(&str, Vec<u8>)]) -> Result<Vec<Applied>> {
+    pub fn apply_entries(
+        &self,
+        entries: &[Option<Vec<Command>>],
+        meta: &[(&str, Vec<u8>)],
+    ) -> Result<Vec<Applied>> {
         let txn = self.db().begin_write()?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             out.push(match e {
                 Some(cmds) => apply_in(&txn, cmds)?,
-                None => Applied { outcomes: Vec::new(), deliveries: Vec::new() },
+                None => Applied {
+                    outcomes: Vec::new(),
+                    deliveries: Vec::new(),
+                },
             });
         }
         {

@@ -23,6 +23,9 @@ pub struct StateImage {
 
 const FORMAT: u32 = 1;
 
+/// Raw values of state-machine metadata keys, in the order asked.
+pub type MetaValues = Vec<Option<Vec<u8>>>;
+
 impl Store {
     /// Reads the whole IM state from one consistent read transaction.
     pub fn image(&self) -> Result<StateImage> {
@@ -32,7 +35,7 @@ impl Store {
 
     /// The image as bytes together with state-machine metadata values, read from the same
     /// transaction so they describe the same applied state.
-    pub fn snapshot_with_meta(&self, keys: &[&str]) -> Result<(Vec<u8>, Vec<Option<Vec<u8>>>)> {
+    pub fn snapshot_with_meta(&self, keys: &[&str]) -> Result<(Vec<u8>, MetaValues)> {
         let txn = self.db().begin_read()?;
         let t = txn.open_table(SM_META)?;
         let mut vals = Vec::new();
@@ -51,14 +54,20 @@ impl Store {
     /// (the applied log id), from one read transaction.
     pub fn version(&self, meta_key: &str) -> Result<(String, Option<Vec<u8>>)> {
         let (bytes, mut meta) = self.snapshot_with_meta(&[meta_key])?;
-        let hash = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok((hash, meta.pop().flatten()))
     }
 
     /// SHA-256 (hex) of the IM state image.
     pub fn content_hash(&self) -> Result<String> {
         let bytes = self.snapshot_bytes()?;
-        Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+        Ok(Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     /// Replaces the whole IM state with `bytes` and sets the state-machine metadata, in one
@@ -66,7 +75,10 @@ impl Store {
     pub fn restore(&self, bytes: &[u8], meta: &[(&str, Vec<u8>)]) -> Result<()> {
         let img: StateImage = decode("snapshot", bytes)?;
         if img.format != FORMAT {
-            return Err(StoreError::Db(format!("unsupported snapshot format {}", img.format)));
+            return Err(StoreError::Db(format!(
+                "unsupported snapshot format {}",
+                img.format
+            )));
         }
         let txn = self.db().begin_write()?;
         clear_all(&txn)?;
@@ -122,7 +134,10 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
 
 /// Reads every IM table inside `txn`.
 fn image_in(txn: &redb::ReadTransaction) -> Result<StateImage> {
-    let mut img = StateImage { format: FORMAT, ..Default::default() };
+    let mut img = StateImage {
+        format: FORMAT,
+        ..Default::default()
+    };
     for item in txn.open_table(META)?.iter()? {
         let (k, v) = item?;
         img.meta.push((k.value().to_string(), v.value()));
@@ -149,12 +164,14 @@ fn image_in(txn: &redb::ReadTransaction) -> Result<StateImage> {
     for item in txn.open_table(CONVS)?.iter()? {
         let (k, v) = item?;
         let (a, b) = k.value();
-        img.convs.push(((a.to_string(), b.to_string()), v.value().to_vec()));
+        img.convs
+            .push(((a.to_string(), b.to_string()), v.value().to_vec()));
     }
     for item in txn.open_table(DEDUP)?.iter()? {
         let (k, v) = item?;
         let (a, b) = k.value();
-        img.dedup.push(((a.to_string(), b.to_string()), v.value().to_vec()));
+        img.dedup
+            .push(((a.to_string(), b.to_string()), v.value().to_vec()));
     }
     Ok(img)
 }

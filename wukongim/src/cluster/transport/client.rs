@@ -32,14 +32,19 @@ pub struct RpcClient {
 pub fn tune(s: &TcpStream, keep_alive: Option<Duration>) {
     let _ = s.set_nodelay(true);
     if let Some(period) = keep_alive {
-        let ka = socket2::TcpKeepalive::new().with_time(period).with_interval(period);
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(period)
+            .with_interval(period);
         let _ = socket2::SockRef::from(s).set_tcp_keepalive(&ka);
     }
 }
 
 impl RpcClient {
     pub fn new(settings: Arc<RpcSettings>) -> Self {
-        RpcClient { settings, pools: Default::default() }
+        RpcClient {
+            settings,
+            pools: Default::default(),
+        }
     }
 
     fn pool(&self, addr: &str) -> Arc<Pool> {
@@ -47,26 +52,43 @@ impl RpcClient {
         pools
             .entry(addr.to_string())
             .or_insert_with(|| {
-                Arc::new(Pool { idle: Mutex::new(Vec::new()), permits: Semaphore::new(self.settings.max_connections) })
+                Arc::new(Pool {
+                    idle: Mutex::new(Vec::new()),
+                    permits: Semaphore::new(self.settings.max_connections),
+                })
             })
             .clone()
     }
 
     /// Drops pooled connections to `addr` (e.g. after the peer was removed).
     pub fn forget(&self, addr: &str) {
-        self.pools.lock().unwrap_or_else(|e| e.into_inner()).remove(addr);
+        self.pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(addr);
     }
 
     async fn dial(&self, addr: &str) -> Result<Conn, RpcError> {
         let s = &self.settings;
         let tcp = tokio::time::timeout(s.dial_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| RpcError::Dial { addr: addr.into(), source: std::io::ErrorKind::TimedOut.into() })?
-            .map_err(|e| RpcError::Dial { addr: addr.into(), source: e })?;
+            .map_err(|_| RpcError::Dial {
+                addr: addr.into(),
+                source: std::io::ErrorKind::TimedOut.into(),
+            })?
+            .map_err(|e| RpcError::Dial {
+                addr: addr.into(),
+                source: e,
+            })?;
         tune(&tcp, s.keep_alive);
         let mut conn: Conn = match &s.tls_client {
             Some(cfg) => {
-                let host = addr.rsplit_once(':').map(|x| x.0).unwrap_or(addr).trim_start_matches('[').trim_end_matches(']');
+                let host = addr
+                    .rsplit_once(':')
+                    .map(|x| x.0)
+                    .unwrap_or(addr)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
                 let name = rustls_pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| RpcError::Tls(format!("server name {host}: {e}")))?;
                 let tls = tokio_rustls::TlsConnector::from(cfg.clone());
@@ -78,20 +100,32 @@ impl RpcClient {
             }
             None => Box::new(tcp),
         };
-        tokio::time::timeout(s.dial_timeout, handshake::client(&mut conn, s.token.as_deref()))
-            .await
-            .map_err(|_| RpcError::Timeout)??;
+        tokio::time::timeout(
+            s.dial_timeout,
+            handshake::client(&mut conn, s.token.as_deref()),
+        )
+        .await
+        .map_err(|_| RpcError::Timeout)??;
         Ok(conn)
     }
 
     /// One request with the default `requestTimeout`.
     pub async fn call(&self, addr: &str, kind: u8, body: Bytes) -> Result<Bytes, RpcError> {
-        self.call_timeout(addr, kind, body, self.settings.request_timeout).await
+        self.call_timeout(addr, kind, body, self.settings.request_timeout)
+            .await
     }
 
     /// One request/response to `addr`, bounded by `timeout` (dial included).
-    pub async fn call_timeout(&self, addr: &str, kind: u8, body: Bytes, timeout: Duration) -> Result<Bytes, RpcError> {
-        tokio::time::timeout(timeout, self.call_inner(addr, kind, body)).await.map_err(|_| RpcError::Timeout)?
+    pub async fn call_timeout(
+        &self,
+        addr: &str,
+        kind: u8,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, RpcError> {
+        tokio::time::timeout(timeout, self.call_inner(addr, kind, body))
+            .await
+            .map_err(|_| RpcError::Timeout)?
     }
 
     async fn call_inner(&self, addr: &str, kind: u8, body: Bytes) -> Result<Bytes, RpcError> {
@@ -106,10 +140,15 @@ impl RpcClient {
         let resp = frame::read(&mut conn, self.settings.max_frame).await?;
         let (status, body) = resp.split_first().ok_or(RpcError::Closed)?;
         let body = Bytes::copy_from_slice(body);
-        pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        pool.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
         match status {
             0 => Ok(body),
-            _ => Err(RpcError::Remote(String::from_utf8_lossy(&body).into_owned())),
+            _ => Err(RpcError::Remote(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
         }
     }
 }

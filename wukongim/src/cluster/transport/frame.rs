@@ -46,7 +46,10 @@ mod tests {
         write(&mut a, &[b"ab", b"cd"]).await.unwrap();
         assert_eq!(read(&mut b, 10).await.unwrap(), b"abcd");
         write(&mut a, &[&[0u8; 100]]).await.unwrap();
-        assert!(matches!(read(&mut b, 10).await, Err(RpcError::FrameTooLarge(100))));
+        assert!(matches!(
+            read(&mut b, 10).await,
+            Err(RpcError::FrameTooLarge(100))
+        ));
     }
 
     proptest! {

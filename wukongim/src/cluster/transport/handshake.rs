@@ -35,35 +35,51 @@ fn nonce() -> [u8; NONCE] {
 }
 
 /// Client side: hello, then prove and check the token.
-pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, token: Option<&[u8]>) -> Result<(), RpcError> {
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    token: Option<&[u8]>,
+) -> Result<(), RpcError> {
     let cn = nonce();
     frame::write(s, &[MAGIC, &cn]).await?;
     let hello = frame::read(s, MAX_HANDSHAKE).await?;
     if hello.len() != MAGIC.len() + NONCE + 1 || &hello[..MAGIC.len()] != MAGIC {
-        return Err(RpcError::Auth("peer does not speak the wukongim cluster protocol".into()));
+        return Err(RpcError::Auth(
+            "peer does not speak the wukongim cluster protocol".into(),
+        ));
     }
     let sn = &hello[MAGIC.len()..MAGIC.len() + NONCE];
     let wants_auth = hello[MAGIC.len() + NONCE] == 1;
     match (wants_auth, token) {
         (false, _) => Ok(()),
-        (true, None) => Err(RpcError::Auth("peer requires a cluster token and none is configured".into())),
+        (true, None) => Err(RpcError::Auth(
+            "peer requires a cluster token and none is configured".into(),
+        )),
         (true, Some(t)) => {
             frame::write(s, &[&mac(t, b"client", sn, &cn)]).await?;
-            let proof = frame::read(s, MAX_HANDSHAKE).await.map_err(|_| RpcError::Auth("peer refused our cluster token".into()))?;
+            let proof = frame::read(s, MAX_HANDSHAKE)
+                .await
+                .map_err(|_| RpcError::Auth("peer refused our cluster token".into()))?;
             if verify(t, b"server", &cn, sn, &proof) {
                 Ok(())
             } else {
-                Err(RpcError::Auth("peer could not prove it holds the cluster token".into()))
+                Err(RpcError::Auth(
+                    "peer could not prove it holds the cluster token".into(),
+                ))
             }
         }
     }
 }
 
 /// Server side: check the hello and, with a token, the client's proof; prove back.
-pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, token: Option<&[u8]>) -> Result<(), RpcError> {
+pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    token: Option<&[u8]>,
+) -> Result<(), RpcError> {
     let hello = frame::read(s, MAX_HANDSHAKE).await?;
     if hello.len() != MAGIC.len() + NONCE || &hello[..MAGIC.len()] != MAGIC {
-        return Err(RpcError::Auth("client does not speak the wukongim cluster protocol".into()));
+        return Err(RpcError::Auth(
+            "client does not speak the wukongim cluster protocol".into(),
+        ));
     }
     let cn = &hello[MAGIC.len()..];
     let sn = nonce();
@@ -71,7 +87,9 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, token: Option<
     if let Some(t) = token {
         let proof = frame::read(s, MAX_HANDSHAKE).await?;
         if !verify(t, b"client", &sn, cn, &proof) {
-            return Err(RpcError::Auth("client presented a wrong cluster token".into()));
+            return Err(RpcError::Auth(
+                "client presented a wrong cluster token".into(),
+            ));
         }
         frame::write(s, &[&mac(t, b"server", cn, &sn)]).await?;
     }
@@ -82,7 +100,10 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, token: Option<
 mod tests {
     use super::*;
 
-    async fn pair(ct: Option<&'static [u8]>, st: Option<&'static [u8]>) -> (Result<(), RpcError>, Result<(), RpcError>) {
+    async fn pair(
+        ct: Option<&'static [u8]>,
+        st: Option<&'static [u8]>,
+    ) -> (Result<(), RpcError>, Result<(), RpcError>) {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let c = tokio::spawn(async move { client(&mut a, ct).await });
         let s = tokio::spawn(async move { server(&mut b, st).await });

@@ -20,7 +20,10 @@ pub use settings::RpcSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("cannot connect to {addr}: {source}")]
-    Dial { addr: String, source: std::io::Error },
+    Dial {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("request timed out")]
     Timeout,
     #[error("peer authentication failed: {0}")]
@@ -42,9 +45,9 @@ pub enum RpcError {
 impl From<std::io::Error> for RpcError {
     fn from(e: std::io::Error) -> Self {
         match e.kind() {
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
-                RpcError::Closed
-            }
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => RpcError::Closed,
             _ => RpcError::Io(e.to_string()),
         }
     }

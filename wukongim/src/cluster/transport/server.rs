@@ -54,7 +54,11 @@ pub async fn serve<H: RpcHandler>(
     }
 }
 
-async fn connection<H: RpcHandler>(tcp: tokio::net::TcpStream, s: &RpcSettings, handler: &H) -> Result<(), RpcError> {
+async fn connection<H: RpcHandler>(
+    tcp: tokio::net::TcpStream,
+    s: &RpcSettings,
+    handler: &H,
+) -> Result<(), RpcError> {
     let hs_timeout = s.dial_timeout.max(Duration::from_secs(1));
     let mut conn: Conn = match &s.tls_server {
         Some(cfg) => {

@@ -137,3 +137,19 @@ impl Drop for JsClient {
         let _ = self.child.wait();
     }
 }
+
+/// Matches a "recv" event with the given sender, channel (as the receiver sees it) and text.
+pub fn recv_text<'a>(
+    from: &'a str,
+    channel: &'a str,
+    ty: u8,
+    text: &'a str,
+) -> impl Fn(&Value) -> bool + 'a {
+    move |v| {
+        v["ev"] == "recv"
+            && v["from"] == from
+            && v["channel"] == channel
+            && v["type"] == ty
+            && v["text"] == text
+    }
+}

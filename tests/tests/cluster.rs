@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
+use wk_tests::js::recv_text;
 use wk_tests::{get, poll, post, JsClient, TestCluster, Writer, WriterLog};
 
 const T: Duration = Duration::from_secs(30);
@@ -18,21 +19,6 @@ async fn delete(url: &str) -> (u16, Value) {
         .expect("DELETE");
     let st = resp.status().as_u16();
     (st, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn recv_text<'a>(
-    from: &'a str,
-    channel: &'a str,
-    ty: u8,
-    text: &'a str,
-) -> impl Fn(&Value) -> bool + 'a {
-    move |v| {
-        v["ev"] == "recv"
-            && v["from"] == from
-            && v["channel"] == channel
-            && v["type"] == ty
-            && v["text"] == text
-    }
 }
 
 /// Client message numbers and seqs of a person channel as `node` serves them.

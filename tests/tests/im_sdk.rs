@@ -5,24 +5,10 @@
 use base64::Engine;
 use serde_json::{json, Value};
 use std::time::Duration;
+use wk_tests::js::recv_text;
 use wk_tests::{post, JsClient, Node, NodeOptions};
 
 const T: Duration = Duration::from_secs(20);
-
-fn recv_text<'a>(
-    from: &'a str,
-    channel: &'a str,
-    ty: u8,
-    text: &'a str,
-) -> impl Fn(&Value) -> bool + 'a {
-    move |v| {
-        v["ev"] == "recv"
-            && v["from"] == from
-            && v["channel"] == channel
-            && v["type"] == ty
-            && v["text"] == text
-    }
-}
 
 fn payload_text(m: &Value) -> String {
     let raw = base64::engine::general_purpose::STANDARD

@@ -333,7 +333,15 @@ async fn online_scaling_leadership_transfer_and_forced_election() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
-    let mut c = TestCluster::start(3, "").await;
+    // Small snapshotEntries / compactionOverhead: snapshots and log purges happen on their own.
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts
+            .cluster_yaml
+            .push_str("  snapshotEntries: 50\n  compactionOverhead: 10\n");
+        n.write_config();
+        n.spawn();
+    }
     let leader = c.leader_index().await;
     let (st, v) = post(&c.nodes[leader].url("/cluster/snapshot"), json!({})).await;
     assert_eq!(st, 200, "{v}");
@@ -346,6 +354,26 @@ async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
     assert_eq!(st, 200, "{v}");
     assert!(v["data"]["index"].as_u64().unwrap() > 0, "{v}");
     assert!(v["data"]["size"].as_u64().unwrap() > 0, "{v}");
+    let st = poll(
+        T,
+        "the leader's log to be purged behind its snapshots",
+        || {
+            let u = c.nodes[leader].url("/cluster/raft/status");
+            async move {
+                let (_, v) = get(&u).await;
+                (v["purged_index"].as_u64().unwrap_or(0) > 0).then_some(v)
+            }
+        },
+    )
+    .await;
+    assert!(
+        st["snapshot"]["built"].as_u64().unwrap() >= 3,
+        "automatic snapshots every 50 entries: {st}"
+    );
+    assert!(
+        st["log"]["entries"].as_u64().unwrap() < 100,
+        "purged log is short: {st}"
+    );
     let victim = (leader + 1) % 3;
     c.nodes[victim].kill9();
     std::fs::remove_dir_all(c.nodes[victim].dir.path().join("data")).unwrap();
@@ -354,6 +382,11 @@ async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
     let (st, v) = post(&c.nodes[victim].url("/cluster/sync/force"), json!({})).await;
     assert_eq!(st, 200, "{v}");
     check_no_loss(&mut c, &[("snap".into(), "sink".into(), log)]).await;
+    let (_, st) = get(&c.nodes[victim].url("/cluster/raft/status")).await;
+    assert!(
+        st["snapshot"]["installed"].as_u64().unwrap() >= 1,
+        "caught up by snapshot: {st}"
+    );
     let mut versions = BTreeMap::new();
     for i in 0..3 {
         let v = c.data_version(i).await;

@@ -131,7 +131,12 @@ pub async fn status(State(app): State<Arc<App>>) -> Response {
 }
 
 pub async fn raft_status(State(app): State<Arc<App>>) -> Response {
-    axum::Json(raft_status_json(&app)).into_response()
+    let mut v = raft_status_json(&app);
+    let store = app.store.clone();
+    if let Ok(Ok((entries, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await {
+        v["log"] = json!({"entries": entries, "bytes": bytes});
+    }
+    axum::Json(v).into_response()
 }
 
 /// Raft internals of this node (the numbers /metrics exports too).

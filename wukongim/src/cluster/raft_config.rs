@@ -22,7 +22,8 @@ pub fn raft_config(c: &Config) -> openraft::Config {
         replication_lag_threshold: cl.log_compact_threshold.max(1),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cl.snapshot_entries.max(1)),
         max_in_snapshot_log_to_keep: cl.compaction_overhead,
-        purge_batch_size: 256,
+        // Purge in batches, but never wait for more entries than a snapshot interval holds.
+        purge_batch_size: (cl.snapshot_entries / 2).clamp(1, 256),
         enable_pre_vote: Some(cl.pre_vote),
         // A follower whose data directory was wiped comes back with an empty log; it must be
         // caught up (by snapshot) instead of crashing the leader.

@@ -411,6 +411,21 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
             .status()
             .unwrap();
     };
+    // A follower frozen for several election timeouts comes back without disturbing the
+    // leader: pre-vote keeps it from bumping the term.
+    let (_, before) = get(&c.nodes[old].url("/cluster/raft/status")).await;
+    let follower = (old + 1) % 3;
+    let fpid = c.nodes[follower].pid().unwrap();
+    sig(fpid, "STOP");
+    tokio::time::sleep(ELECTION * 3).await;
+    sig(fpid, "CONT");
+    c.wait_converged(T).await;
+    let (_, after) = get(&c.nodes[old].url("/cluster/raft/status")).await;
+    assert_eq!(
+        (after["leader"].clone(), after["term"].clone()),
+        (before["leader"].clone(), before["term"].clone()),
+        "rejoin disrupted the leader"
+    );
     // Freeze the leader: the others elect a new one; the old one, thawed, follows it.
     let pid = c.nodes[old].pid().unwrap();
     sig(pid, "STOP");

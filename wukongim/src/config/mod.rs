@@ -181,3 +181,51 @@ fn listen(explicit: Option<&str>, scheme: &str, external: Option<&str>, default:
 fn strip_path(s: &str) -> &str {
     s.split('/').next().unwrap_or(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_follow_external_ports_when_not_set() {
+        let mut c = Config::default();
+        assert_eq!(
+            (c.tcp_listen(), c.ws_listen(), c.http_listen()),
+            (
+                "0.0.0.0:5100".into(),
+                "0.0.0.0:5200".into(),
+                "0.0.0.0:5001".into()
+            )
+        );
+        c.external.tcp_addr = Some("192.168.1.101:6100".into());
+        c.external.ws_addr = Some("ws://192.168.1.101:6200".into());
+        c.external.api_url = Some("http://192.168.1.101:6001".into());
+        assert_eq!(
+            (c.tcp_listen(), c.ws_listen(), c.http_listen()),
+            (
+                "0.0.0.0:6100".into(),
+                "0.0.0.0:6200".into(),
+                "0.0.0.0:6001".into()
+            )
+        );
+        c.addr = Some("tcp://127.0.0.1:7100".into());
+        c.ws_addr = Some("ws://127.0.0.1:7200/path".into());
+        c.http_addr = Some("127.0.0.1:7001".into());
+        assert_eq!(
+            (c.tcp_listen(), c.ws_listen(), c.http_listen()),
+            (
+                "127.0.0.1:7100".into(),
+                "127.0.0.1:7200".into(),
+                "127.0.0.1:7001".into()
+            )
+        );
+    }
+
+    #[test]
+    fn election_timeout_is_ticks_times_heartbeat() {
+        let mut c = Config::default();
+        c.cluster.heartbeat_tick = Tick(std::time::Duration::from_millis(100));
+        c.cluster.election_tick = 10;
+        assert_eq!(c.election_timeout(), std::time::Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,9 @@
+//! wk-ops: the operator tool for wukongim clusters. One inventory file describes the fleet;
+//! `render` compiles it into node configs, systemd units, load balancer and monitoring configs.
+//! The binary (`main.rs`) only calls [`cli::run`].
+
+pub mod cli;
+pub mod inventory;
+pub mod render;
+pub mod testkit;
+pub mod yaml;

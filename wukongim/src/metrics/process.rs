@@ -1,7 +1,8 @@
-//! Process figures from /proc/self: resident memory, CPU seconds, open file descriptors.
+//! Process figures from /proc/self only (systemd's `ProcSubset=pid` hides the rest of /proc):
+//! resident memory, CPU seconds, open file descriptors.
 
-/// (resident bytes, cpu seconds, open fds, start time unix seconds); zeros where unreadable.
-pub fn read() -> (u64, f64, u64, f64) {
+/// (resident bytes, cpu seconds, open fds); zeros where unreadable.
+pub fn read() -> (u64, f64, u64) {
     let page = 4096u64;
     let ticks = 100.0; // USER_HZ on Linux
     let rss = std::fs::read_to_string("/proc/self/statm")
@@ -13,28 +14,19 @@ pub fn read() -> (u64, f64, u64, f64) {
         })
         .map(|p| p * page)
         .unwrap_or(0);
-    let (cpu, start_ticks) = std::fs::read_to_string("/proc/self/stat")
+    let cpu = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
-            // Fields after the parenthesised command name; utime=14, stime=15, starttime=22.
+            // Fields after the parenthesised command name; utime=14, stime=15.
             let rest = s.rsplit_once(')')?.1;
             let f: Vec<&str> = rest.split_whitespace().collect();
             let ut: f64 = f.get(11)?.parse().ok()?;
             let st: f64 = f.get(12)?.parse().ok()?;
-            let start: f64 = f.get(19)?.parse().ok()?;
-            Some(((ut + st) / ticks, start))
+            Some((ut + st) / ticks)
         })
-        .unwrap_or((0.0, 0.0));
+        .unwrap_or(0.0);
     let fds = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count() as u64)
         .unwrap_or(0);
-    let boot = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("btime "))
-                .and_then(|l| l[6..].trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0);
-    (rss, cpu, fds, boot + start_ticks / ticks)
+    (rss, cpu, fds)
 }

@@ -290,7 +290,12 @@ pub fn render(app: &App, disk_bytes: u64) -> String {
         "Time from SEND received to SENDACK sent.",
         "",
     );
-    let (rss, cpu, fds, start) = super::process::read();
+    let (rss, cpu, fds) = super::process::read();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+        - app.started.elapsed().as_secs_f64();
     o.one(
         "process_resident_memory_bytes",
         "gauge",

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
     let mut last: Option<(ServerState, Option<u64>, u64)> = None;
+    // When this node last became leader: a fresh leader has had no chance to hear from a quorum.
+    let mut leading_since = std::time::Instant::now();
     let tick = cluster
         .config
         .heartbeat()
@@ -24,6 +26,9 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
         let m = cluster.raft.metrics().borrow_watched().clone();
         let now = (m.state, m.current_leader, m.current_term);
         if last != Some(now) {
+            if m.state == ServerState::Leader {
+                leading_since = std::time::Instant::now();
+            }
             tracing::info!(
                 node_id = cluster.node_id,
                 state = ?m.state,
@@ -37,7 +42,7 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cancellation
             continue;
         }
         let voters = m.membership_config.membership().voter_ids().count();
-        if voters <= 1 {
+        if voters <= 1 || leading_since.elapsed() <= election {
             continue;
         }
         let stale = m

@@ -11,7 +11,7 @@ RUNS=${1:-3} TOTAL=${2:-20000} CONC=${3:-64} SIZE=${4:-256}
 command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
 WK=target/release/wukongim BENCH=target/release/wk-bench
-work=$(mktemp -d) ; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d) ; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 results="$work/results.jsonl"
 
 wait_http() { for _ in $(seq 1 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timeout: $1" >&2; return 1; }

@@ -12,6 +12,7 @@ use std::ops::{Bound, RangeBounds};
 
 const VOTE: &str = "vote";
 const PURGED: &str = "last_purged";
+const COMMITTED: &str = "committed";
 
 /// Handle to the log tables; cheap to clone.
 #[derive(Clone)]
@@ -106,6 +107,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let (store, bytes) = (self.store.clone(), to_bytes(vote));
         blocking(move || store.raft_meta_put(VOTE, &bytes).map_err(io_err)).await
+    }
+
+    /// The committed id is a restart hint (openraft re-applies up to it before serving); it is
+    /// written without its own fsync — losing it only means re-learning it from the leader.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let (store, bytes) = (self.store.clone(), to_bytes(&committed));
+        blocking(move || store.raft_meta_put_lazy(COMMITTED, &bytes).map_err(io_err)).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let store = self.store.clone();
+        blocking(move || {
+            let raw = store.raft_meta_get(COMMITTED).map_err(io_err)?;
+            Ok(raw.map(|b| from_bytes::<Option<LogId>>(&b)).transpose()?.flatten())
+        })
+        .await
     }
 
     async fn append<I>(

@@ -92,6 +92,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records Raft metadata without an fsync of its own (persisted by the next durable commit);
+    /// for hints that may safely be lost, such as the committed index.
+    pub fn raft_meta_put_lazy(&self, key: &str, value: &[u8]) -> Result<()> {
+        let mut txn = self.db().begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        txn.open_table(RAFT_META)?.insert(key, value)?;
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn sm_meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let txn = self.db().begin_read()?;
         let t = txn.open_table(SM_META)?;
@@ -106,7 +117,12 @@ impl Store {
         entries: &[Option<Vec<Command>>],
         meta: &[(&str, Vec<u8>)],
     ) -> Result<Vec<Applied>> {
-        let txn = self.db().begin_write()?;
+        let mut txn = self.db().begin_write()?;
+        // No fsync of its own: the Raft log is the durable record. A crash loses at most applies
+        // since the last durable commit (the next log append persists them too), and openraft
+        // re-applies committed entries — or installs the newer snapshot — on restart.
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             out.push(match e {
@@ -123,7 +139,7 @@ impl Store {
                 t.insert(*k, v.as_slice())?;
             }
         }
-        self.commit(txn)?;
+        txn.commit()?;
         Ok(out)
     }
 }

@@ -23,10 +23,16 @@ pub struct WkClient {
 impl WkClient {
     /// Opens a TCP connection (no CONNECT yet).
     pub async fn open(addr: &str, version: u8) -> WkClient {
+        Self::try_open(addr, version)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn try_open(addr: &str, version: u8) -> Result<WkClient, String> {
         let stream = TcpStream::connect(addr)
             .await
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        WkClient {
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        Ok(WkClient {
             stream,
             version,
             cipher: None,
@@ -34,7 +40,7 @@ impl WkClient {
             buf: BytesMut::new(),
             dec: Decoder::default(),
             next_seq: 1,
-        }
+        })
     }
 
     /// Opens and CONNECTs; returns the CONNACK's reason code.
@@ -55,7 +61,31 @@ impl WkClient {
         device_flag: u8,
         device_id: &str,
     ) -> (WkClient, ReasonCode) {
-        let mut c = Self::open(addr, version).await;
+        Self::try_connect_device(addr, uid, token, version, device_flag, device_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`WkClient::connect`], but a refused or dropped connection (e.g. through a load
+    /// balancer whose backend just died) is an error instead of a panic.
+    pub async fn try_connect(
+        addr: &str,
+        uid: &str,
+        token: &str,
+        version: u8,
+    ) -> Result<(WkClient, ReasonCode), String> {
+        Self::try_connect_device(addr, uid, token, version, 0, &format!("{uid}-dev")).await
+    }
+
+    pub async fn try_connect_device(
+        addr: &str,
+        uid: &str,
+        token: &str,
+        version: u8,
+        device_flag: u8,
+        device_id: &str,
+    ) -> Result<(WkClient, ReasonCode), String> {
+        let mut c = Self::try_open(addr, version).await?;
         let keys = ClientKeys::generate();
         let p = Packet::Connect(ConnectPacket {
             version,
@@ -66,8 +96,12 @@ impl WkClient {
             client_timestamp: 0,
             client_key: keys.public_key(),
         });
-        c.write(&p).await;
-        let reason = match c.next(Duration::from_secs(10)).await {
+        let b = encode(&p, version).expect("encode");
+        c.stream
+            .write_all(&b)
+            .await
+            .map_err(|e| format!("{addr}: write CONNECT: {e}"))?;
+        match c.next(Duration::from_secs(10)).await {
             Some(Packet::Connack(ack)) => {
                 if ack.reason_code == ReasonCode::Success {
                     c.cipher = Some(
@@ -77,11 +111,10 @@ impl WkClient {
                 }
                 let r = ack.reason_code;
                 c.connack = Some(ack);
-                r
+                Ok((c, r))
             }
-            other => panic!("expected CONNACK, got {other:?}"),
-        };
-        (c, reason)
+            other => Err(format!("{addr}: expected CONNACK, got {other:?}")),
+        }
     }
 
     pub async fn write(&mut self, p: &Packet) {

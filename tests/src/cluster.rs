@@ -1,6 +1,7 @@
 //! A multi-node cluster under test: N `wukongim` processes on 127.0.0.11, .12, … with the same
 //! `initNodes`, short Raft timeouts, and helpers to find the leader, kill and restart nodes and
-//! compare what every node holds.
+//! compare what every node holds. A cluster can also be run from config files written elsewhere
+//! ([`TestCluster::from_configs`]).
 
 use crate::node::{free_port, Node, NodeOptions};
 use crate::{get, poll};
@@ -59,6 +60,31 @@ impl TestCluster {
             nodes.push(node);
         }
         TestCluster { nodes }
+    }
+
+    /// A cluster run from existing node config files (e.g. `wk-ops render`'s
+    /// `nodes/<id>/wk.yaml`), not started: see [`Node::from_config`].
+    pub fn from_configs<P: AsRef<std::path::Path>>(paths: &[P]) -> TestCluster {
+        TestCluster {
+            nodes: paths
+                .iter()
+                .map(|p| Node::from_config(p.as_ref()))
+                .collect(),
+        }
+    }
+
+    /// Starts every node that is not running, waits until each answers /health (failing with
+    /// its log if it exits) and until they agree on a leader; returns the leader id.
+    pub async fn spawn_all(&mut self, timeout: Duration) -> u64 {
+        for node in &mut self.nodes {
+            if !node.running() {
+                node.spawn();
+            }
+        }
+        for node in &mut self.nodes {
+            node.wait_healthy(timeout).await;
+        }
+        self.wait_leader(timeout).await
     }
 
     /// Index of the node with `id`.

@@ -86,7 +86,27 @@ impl JsClient {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+        self.wait_for_since(0, what, timeout, pred)
+    }
+
+    /// Takes in the events that have arrived and returns how many there are: a mark for
+    /// [`JsClient::wait_for_since`] ("after this point").
+    pub fn mark(&mut self) -> usize {
+        while let Ok(v) = self.events.try_recv() {
+            self.seen.push(v);
+        }
+        self.seen.len()
+    }
+
+    /// Like [`JsClient::wait_for`], considering only events from index `mark` of `seen` on.
+    pub fn wait_for_since(
+        &mut self,
+        mark: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(v) = self.seen.iter().skip(mark).find(|v| pred(v)) {
             return v.clone();
         }
         let deadline = Instant::now() + timeout;

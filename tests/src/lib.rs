@@ -34,6 +34,27 @@ where
     }
 }
 
+/// Calls `f` every 50 ms until it returns Ok or `timeout` passes (then panics with the last
+/// error); returns the value and how many calls it took.
+pub async fn retry<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> (T, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match f().await {
+            Ok(v) => return (v, tries),
+            Err(e) if Instant::now() > deadline => {
+                panic!("{what}: still failing after {timeout:?} ({tries} tries); last: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Path of a workspace binary (`wukongim`, `wk-ops`), building it if it is missing.
 pub fn bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -66,6 +87,24 @@ pub async fn post_with(
     body: serde_json::Value,
     token: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    try_post_with(url, body, token)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// POSTs JSON; a transport error (refused, reset, timed out) is an error instead of a panic.
+pub async fn try_post(
+    url: &str,
+    body: serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    try_post_with(url, body, None).await
+}
+
+async fn try_post_with(
+    url: &str,
+    body: serde_json::Value,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
     let mut req = reqwest::Client::new()
         .post(url)
         .json(&body)
@@ -73,16 +112,13 @@ pub async fn post_with(
     if let Some(t) = token {
         req = req.header("token", t);
     }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (
+    Ok((
         status,
         serde_json::from_str(&text).unwrap_or(serde_json::json!({ "raw": text })),
-    )
+    ))
 }
 
 /// GETs a URL and returns (status, body as JSON or {"raw": text}).

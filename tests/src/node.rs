@@ -1,7 +1,8 @@
 //! A `wukongim` server process under test: its own data dir, free loopback ports, a config file
-//! written from options, start / kill -9 / SIGTERM / restart, and its log for failure messages.
+//! written from options (or an existing one, e.g. rendered by `wk-ops`), start / kill -9 /
+//! SIGTERM / restart, and its log for failure messages.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -54,8 +55,14 @@ pub struct Ports {
 pub struct Node {
     pub opts: NodeOptions,
     pub ports: Ports,
+    /// Scratch directory: the generated config, the data dir and `stderr.log` (for a node from
+    /// an existing config only `stderr.log`).
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
+    /// The node's log file (`logFile` of its config).
+    pub log_file: Option<PathBuf>,
+    /// The config was written by [`Node::write_config`] (not given by the caller).
+    generated: bool,
     child: Option<Child>,
 }
 
@@ -83,18 +90,66 @@ impl Node {
             .tempdir()
             .expect("tempdir");
         let config_path = dir.path().join("wk.yaml");
+        let log_file = Some(dir.path().join("data").join("wukongim.log"));
         let mut n = Node {
             opts,
             ports,
             dir,
             config_path,
+            log_file,
+            generated: true,
             child: None,
         };
         n.write_config();
         n
     }
 
+    /// A node run from an existing config file (not started). Its id, address, ports and log
+    /// file are read from the file with the server's own loader; the file is never rewritten.
+    pub fn from_config(path: &Path) -> Node {
+        let loaded = wukongim::config::load(Some(path), std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = loaded.config;
+        let port = |hostport: &str| -> u16 {
+            hostport
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or_else(|| panic!("{}: no port in `{hostport}`", path.display()))
+        };
+        let http = c.http_listen();
+        let ip = http.rsplit_once(':').map(|(h, _)| h).unwrap_or(&http);
+        let ports = Ports {
+            api: port(&http),
+            tcp: port(&c.tcp_listen()),
+            ws: port(&c.ws_listen()),
+            manager: port(&c.manager.addr),
+            cluster: port(&c.cluster.server_addr),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("wk-node")
+            .tempdir()
+            .expect("tempdir");
+        Node {
+            opts: NodeOptions {
+                ip: ip.to_string(),
+                node_id: c.cluster.node_id,
+                ..NodeOptions::default()
+            },
+            ports,
+            dir,
+            config_path: path.to_path_buf(),
+            log_file: c.log_file.clone(),
+            generated: false,
+            child: None,
+        }
+    }
+
     pub fn write_config(&mut self) {
+        assert!(
+            self.generated,
+            "{} was not written by the harness; edit it yourself",
+            self.config_path.display()
+        );
         let (o, p) = (&self.opts, &self.ports);
         let ip = &o.ip;
         let yaml = format!(
@@ -217,12 +272,17 @@ impl Node {
 
     /// Path of the node's log file.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("data").join("wukongim.log")
+        self.log_file
+            .clone()
+            .expect("this node's config has no logFile")
     }
 
     /// Last lines of the node's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("data").join("wukongim.log"))
+        let log = self
+            .log_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);

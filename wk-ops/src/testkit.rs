@@ -1,14 +1,16 @@
 //! Test support for end-to-end tests of rendered files: an inventory for a small fleet on
 //! loopback addresses (127.0.0.11, .12, …) whose every path lives in one scratch directory,
-//! and the commands that start real nginx and HAProxy from the rendered configs in the
-//! foreground. Used by wk-ops' own tests and meant for the load-balancer end-to-end test with a
-//! running cluster (render → start nodes from `nodes/<id>/wk.yaml` → start the balancers →
-//! drive traffic through them).
+//! the commands that start real nginx and HAProxy from the rendered configs in the foreground
+//! ([`Balancer`] runs and stops them), and the lookup of those external tools. Used by wk-ops'
+//! own tests and by the load-balancer end-to-end test with a running cluster
+//! (`tests/tests/load_balancer.rs`: render → start nodes from `nodes/<id>/wk.yaml` → start the
+//! balancers → drive traffic through them).
 
 use std::fmt::Write as _;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Ports of one loopback node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,13 +80,22 @@ impl LoopbackFleet {
 
     /// The inventory text. `extra` is appended verbatim (more top-level sections).
     pub fn inventory(&self, extra: &str) -> String {
+        self.inventory_with("", "", extra)
+    }
+
+    /// The inventory text with more keys: `cluster` and `defaults` are appended inside those
+    /// sections (lines indented by two spaces, each ending in a newline), `extra` after the
+    /// whole inventory.
+    pub fn inventory_with(&self, cluster: &str, defaults: &str, extra: &str) -> String {
         let d = self.dir.display();
         let mut s = String::new();
         let _ = writeln!(
             s,
             "cluster:\n  name: loopback\n  raft: {{ heartbeatTick: 100ms, electionTick: 10 }}"
         );
+        s.push_str(cluster);
         let _ = writeln!(s, "defaults:\n  rootDir: {d}/data");
+        s.push_str(defaults);
         let _ = writeln!(s, "nodes:");
         for n in &self.nodes {
             let _ = writeln!(
@@ -118,9 +129,15 @@ impl LoopbackFleet {
     /// Writes the inventory to `<dir>/inventory.yaml` and creates the nginx scratch
     /// directories; returns the inventory path.
     pub fn write_inventory(&self, extra: &str) -> std::io::Result<PathBuf> {
+        self.write_inventory_text("inventory.yaml", &self.inventory(extra))
+    }
+
+    /// Writes `text` (e.g. from [`LoopbackFleet::inventory_with`]) to `<dir>/<name>` and
+    /// creates the nginx scratch directories; returns the path.
+    pub fn write_inventory_text(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(self.dir.join("nginx/tmp"))?;
-        let path = self.dir.join("inventory.yaml");
-        std::fs::write(&path, self.inventory(extra))?;
+        let path = self.dir.join(name);
+        std::fs::write(&path, text)?;
         Ok(path)
     }
 }
@@ -168,4 +185,137 @@ pub fn haproxy_run_command(cfg: &Path) -> Command {
     let mut c = Command::new("haproxy");
     c.arg("-db").arg("-f").arg(cfg);
     c
+}
+
+/// Finds an external tool. Missing: under CI (env `CI` set) this panics naming the Debian
+/// package; elsewhere it prints a notice and returns None so the caller skips.
+pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs =
+        std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    missing(
+        &format!("`{name}` is required when CI is set: install the Debian package `{package}`"),
+        &format!(
+            "SKIPPED: `{name}` not found (Debian package `{package}`); set CI=1 to make this a failure"
+        ),
+    )
+}
+
+/// nginx with its stream module available (Debian builds it as a dynamic module, shipped in
+/// `libnginx-mod-stream`); same CI rule as [`tool`].
+pub fn nginx_with_stream() -> Option<PathBuf> {
+    let nginx = tool("nginx", "nginx")?;
+    let out = Command::new(&nginx)
+        .arg("-V")
+        .output()
+        .unwrap_or_else(|e| panic!("run {} -V: {e}", nginx.display()));
+    let version = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if version.contains("--with-stream=dynamic") && nginx_stream_module().is_none() {
+        return missing(
+            "nginx's stream module is missing when CI is set: install the Debian package `libnginx-mod-stream`",
+            "SKIPPED: nginx's stream module not found (Debian package `libnginx-mod-stream`)",
+        );
+    }
+    Some(nginx)
+}
+
+/// A missing prerequisite: a failure under CI, a printed notice (and None) elsewhere.
+pub fn missing<T>(ci_failure: &str, notice: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{ci_failure}");
+    }
+    eprintln!("{notice}");
+    None
+}
+
+/// A load balancer (nginx or HAProxy) running in the foreground on a rendered config, its
+/// output in a log file. Dropping it stops it: SIGTERM first (nginx's master then stops its
+/// workers; SIGKILL would orphan them), SIGKILL if it is still running after 5 s.
+pub struct Balancer {
+    pub kind: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Balancer {
+    /// Starts `kind` ("nginx" or "haproxy") on `conf`, stdout and stderr to `log`.
+    pub fn start(kind: &'static str, conf: &Path, log: &Path) -> std::io::Result<Balancer> {
+        let mut cmd = match kind {
+            "nginx" => nginx_run_command(conf),
+            "haproxy" => haproxy_run_command(conf),
+            other => panic!("unknown balancer kind {other}"),
+        };
+        let file = std::fs::File::create(log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        Ok(Balancer {
+            kind,
+            child: cmd.spawn()?,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Waits until every port accepts connections on 127.0.0.1; an error (with the log) if
+    /// the balancer exits or `timeout` passes first.
+    pub fn wait_listening(&mut self, ports: &[u16], timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        for port in ports {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+            while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Err(format!("{} exited ({status}):\n{}", self.kind, self.log()));
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "{} does not listen on {port} after {timeout:?}:\n{}",
+                        self.kind,
+                        self.log()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// The balancer's output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Is the balancer still running?
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -2,7 +2,7 @@
 //! 127.0.0.11–13: HTTP through `/api/` (prefix stripped), a WebSocket upgrade followed by
 //! tunnelled bytes, and raw TCP all reach the nodes, round-robin; after one node dies, traffic
 //! through each balancer keeps working. (The full end-to-end test with a running cluster and
-//! the real SDK builds on `wk_ops::testkit` the same way.)
+//! the real SDK, `tests/tests/load_balancer.rs`, builds on `wk_ops::testkit` the same way.)
 
 mod common;
 
@@ -10,13 +10,11 @@ use common::*;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
-use wk_ops::testkit::{self, LoopbackFleet, LoopbackNode};
+use std::time::Duration;
+use wk_ops::testkit::{Balancer, LoopbackFleet, LoopbackNode};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -148,54 +146,10 @@ fn start_node(n: &LoopbackNode) -> StubNode {
     }
 }
 
-/// A child process killed (by its own pid) when dropped.
-struct Proc(Child, &'static str);
-
-impl Drop for Proc {
-    /// SIGTERM first (nginx's master then stops its workers; SIGKILL would orphan them), then
-    /// SIGKILL if it is still running after a few seconds.
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn connect(port: u16) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), IO_TIMEOUT)?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     Ok(s)
-}
-
-fn wait_listening(p: &mut Proc, ports: &[u16], log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for port in ports {
-        while connect(*port).is_err() {
-            if let Ok(Some(status)) = p.0.try_wait() {
-                panic!(
-                    "{} exited ({status}):\n{}",
-                    p.1,
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} does not listen on {port}",
-                p.1
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// GET through the balancer; returns the body of a 200 response.
@@ -317,21 +271,18 @@ fn balancer_survives_a_dead_node(kind: &'static str) {
     .expect(0);
     let mut nodes: Vec<StubNode> = fleet.nodes.iter().map(start_node).collect();
 
-    let log = t.path().join(format!("{kind}.log"));
-    let mut cmd = if kind == "nginx" {
-        testkit::nginx_run_command(&t.path().join("out/nginx/nginx.conf"))
+    let conf = if kind == "nginx" {
+        t.path().join("out/nginx/nginx.conf")
     } else {
-        testkit::haproxy_run_command(&t.path().join("out/haproxy/haproxy.cfg"))
+        t.path().join("out/haproxy/haproxy.cfg")
     };
-    let file = std::fs::File::create(&log).unwrap();
-    cmd.stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    let mut proc = Proc(
-        cmd.spawn().unwrap_or_else(|e| panic!("start {kind}: {e}")),
-        kind,
-    );
-    wait_listening(&mut proc, &[fleet.lb_api, fleet.lb_ws, fleet.lb_tcp], &log);
+    let mut proc = Balancer::start(kind, &conf, &t.path().join(format!("{kind}.log")))
+        .unwrap_or_else(|e| panic!("start {kind}: {e}"));
+    proc.wait_listening(
+        &[fleet.lb_api, fleet.lb_ws, fleet.lb_tcp],
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let seen = drive(&fleet, 6, kind);
     assert!(

@@ -39,15 +39,8 @@ pub struct ClusterSection {
     pub manager_token: Option<IgnoredAny>,
 }
 
-/// WuKongIM run mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Debug,
-    Release,
-    Bench,
-    Test,
-}
+/// WuKongIM run mode: the server's.
+pub use wukongim::config::Mode;
 
 /// `cluster.raft:` — the guide's `cluster:` tuning keys, passed through to every node file.
 /// Serialization keeps the guide's order and leaves out keys that were not given.
@@ -180,17 +173,7 @@ impl Serialize for TlsVersion {
 }
 
 /// TLS cipher suites the server accepts, by their IANA names.
-pub const KNOWN_CIPHER_SUITES: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-];
+pub use wukongim::config::KNOWN_CIPHER_SUITES;
 
 /// One of [`KNOWN_CIPHER_SUITES`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

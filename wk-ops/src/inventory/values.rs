@@ -2,12 +2,19 @@
 //! at parse time with a message saying what was expected, and keeps the operator's spelling so
 //! rendered files show the value as written. Checked strings (hosts, paths, names) are in
 //! [`super::names`] and re-exported here.
+//!
+//! What a value means is the server's reading ([`wukongim::config`]): the units of durations
+//! and sizes, the heartbeat's range, the spelling of durations in rendered files. The
+//! inventory's grammar is narrower than the server's (one number and one unit, no "1m30s" or
+//! "1d", no signs or spaces), since values also go to nginx, HAProxy, Prometheus and systemd.
 
 pub use super::names::*;
 
+use serde::de::value::{I64Deserializer, U64Deserializer};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
+use wukongim::config as server;
 
 /// A duration written with a unit: "100ms", "5s", "1.5s", "2m", "24h".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,19 +51,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || format!("`{s}` is not a duration ({DURATION_HINT})");
-    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad());
-    }
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(bad()),
-    };
+    let n = plain_number(num).ok_or_else(bad)?;
+    let scale = server::duration_unit_secs(unit).ok_or_else(bad)?;
     let secs = n * scale;
     if !secs.is_finite() || secs > 1e10 {
         return Err(format!("`{s}` is out of range"));
@@ -64,19 +60,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// An unsigned decimal number without exponent ("5", "1.5", ".5").
+fn plain_number(num: &str) -> Option<f64> {
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    num.parse().ok()
+}
+
 /// Formats a duration for Prometheus, nginx and HAProxy: an integer in the largest unit that
-/// divides it evenly ("4h", "90s", "1500ms").
+/// divides it evenly ("4h", "90s", "1500ms"); below a millisecond is dropped. This is the
+/// server's spelling of whole milliseconds.
 pub fn plain_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    server::format_duration(Duration::from_millis(ms))
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -138,22 +135,18 @@ impl<'de> Deserialize<'de> for Tick {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("whole seconds (e.g. 1) or a duration such as \"100ms\"")
             }
+            // The range (1..=3600 s, 10ms..=1h) and its messages are the server's.
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tick, E> {
-                if v == 0 || v > 3600 {
-                    return Err(E::custom(format!("{v} seconds is out of range (1..=3600)")));
-                }
+                server::Tick::deserialize(U64Deserializer::<E>::new(v))?;
                 Ok(Tick::Secs(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tick, E> {
-                u64::try_from(v)
-                    .map_err(|_| E::custom(format!("{v} is negative")))
-                    .and_then(|v| self.visit_u64(v))
+                server::Tick::deserialize(I64Deserializer::<E>::new(v))?;
+                Ok(Tick::Secs(v.unsigned_abs()))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Tick, E> {
                 let value = parse_duration(v).map_err(E::custom)?;
-                if value < Duration::from_millis(10) || value > Duration::from_secs(3600) {
-                    return Err(E::custom(format!("`{v}` is out of range (10ms..=1h)")));
-                }
+                server::check_tick(value, v).map_err(E::custom)?;
                 Ok(Tick::Text(Dur {
                     text: v.trim().to_string(),
                     value,
@@ -195,18 +188,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || format!("`{s}` is not a size (expected bytes or e.g. \"512MiB\", \"2GB\")");
-    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad());
-    }
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(bad()),
-    };
+    let n = plain_number(num).ok_or_else(bad)?;
+    let mult = server::size_unit_bytes(unit).ok_or_else(bad)?;
     let v = n * mult as f64;
     if !v.is_finite() || v >= u64::MAX as f64 {
         return Err(format!("`{s}` is out of range"));
@@ -226,9 +209,8 @@ impl<'de> Deserialize<'de> for Size {
                 Ok(Size::Bytes(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                u64::try_from(v)
-                    .map(Size::Bytes)
-                    .map_err(|_| E::custom(format!("{v} is negative")))
+                let b = server::ByteSize::deserialize(I64Deserializer::<E>::new(v))?;
+                Ok(Size::Bytes(b.0))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
                 let b = parse_size(v).map_err(E::custom)?;
@@ -284,6 +266,23 @@ mod tests {
         assert_eq!(plain_duration(Duration::from_secs(4 * 3600)), "4h");
         assert_eq!(plain_duration(Duration::from_secs(90)), "90s");
         assert_eq!(plain_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn values_mean_what_the_server_reads() {
+        for d in [
+            "3ns", "100us", "250µs", "10ms", "1500ms", "1.5s", "5s", "2m", "90m", "24h", "0.25h",
+        ] {
+            assert_eq!(parse_duration(d), server::parse_duration(d), "{d}");
+        }
+        for s in ["0", "1048576", "64kb", "512MiB", "2GB", "1.5g", "3t"] {
+            assert_eq!(parse_size(s), server::parse_size(s), "{s}");
+        }
+        for ms in [0, 1, 1500, 90_000, 4 * 3_600_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(plain_duration(d), server::format_duration(d));
+            assert_eq!(parse_duration(&plain_duration(d)), Ok(d));
+        }
     }
 
     #[test]

@@ -89,44 +89,10 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Finds an external tool. Missing: under CI (env CI set) the test fails naming the Debian
-/// package; elsewhere it prints a notice and the caller skips.
-pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs =
-        std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
-    for d in dirs {
-        let p = d.join(name);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("`{name}` is required when CI is set: install the Debian package `{package}`");
-    }
-    eprintln!(
-        "SKIPPED: `{name}` not found (Debian package `{package}`); set CI=1 to make this a failure"
-    );
-    None
-}
-
-/// nginx with its stream module available (Debian builds it as a dynamic module, shipped in
-/// `libnginx-mod-stream`); same CI rule as [`tool`].
-pub fn nginx_with_stream() -> Option<PathBuf> {
-    let nginx = tool("nginx", "nginx")?;
-    let (_, version) = run_tool(Command::new(&nginx).arg("-V"));
-    if version.contains("--with-stream=dynamic") && wk_ops::testkit::nginx_stream_module().is_none()
-    {
-        if std::env::var_os("CI").is_some() {
-            panic!("nginx's stream module is missing when CI is set: install the Debian package `libnginx-mod-stream`");
-        }
-        eprintln!(
-            "SKIPPED: nginx's stream module not found (Debian package `libnginx-mod-stream`)"
-        );
-        return None;
-    }
-    Some(nginx)
-}
+/// Finds an external tool (failing under CI, skipping with a notice otherwise), and nginx with
+/// its stream module.
+#[allow(unused_imports)]
+pub use wk_ops::testkit::{nginx_with_stream, tool};
 
 /// Runs a command, returning (success, combined output).
 pub fn run_tool(cmd: &mut Command) -> (bool, String) {

@@ -120,7 +120,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let store = self.store.clone();
         blocking(move || {
             let raw = store.raft_meta_get(COMMITTED).map_err(io_err)?;
-            Ok(raw.map(|b| from_bytes::<Option<LogId>>(&b)).transpose()?.flatten())
+            Ok(raw
+                .map(|b| from_bytes::<Option<LogId>>(&b))
+                .transpose()?
+                .flatten())
         })
         .await
     }

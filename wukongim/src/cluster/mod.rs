@@ -9,9 +9,9 @@ pub mod log_store;
 pub mod messages;
 mod network;
 mod raft_config;
+pub mod rpc;
 mod service;
 pub mod state_machine;
-pub mod transport;
 pub mod types;
 mod writer;
 
@@ -23,13 +23,13 @@ use crate::core::Hub;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use openraft::type_config::async_runtime::WatchReceiver;
+use rpc::{RpcClient, RpcSettings};
 use state_machine::{SnapshotStats, StateMachine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use transport::{RpcClient, RpcSettings};
 use types::Raft;
 
 /// This node's membership in the Raft group.
@@ -110,12 +110,7 @@ impl Cluster {
         let handler = Arc::new(service::Service {
             cluster: cluster.clone(),
         });
-        tokio::spawn(transport::serve(
-            listener,
-            settings,
-            handler,
-            shutdown.clone(),
-        ));
+        tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));

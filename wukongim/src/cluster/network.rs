@@ -1,7 +1,7 @@
 //! The client side of Raft traffic: openraft's network factory over the pooled cluster RPC.
 
 use super::messages::{kind, SnapshotRequest};
-use super::transport::{RpcClient, RpcError};
+use super::rpc::{RpcClient, RpcError};
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig, Vote};
 use crate::metrics::Histogram;
 use openraft::errors::{

@@ -4,7 +4,7 @@
 use super::messages::{
     kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest,
 };
-use super::transport::RpcHandler;
+use super::rpc::RpcHandler;
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig};
 use super::Cluster;
 use bytes::Bytes;

@@ -8,7 +8,10 @@ mod validate;
 
 pub use load::{load, Loaded};
 pub use model::{Auth, Cluster, Config, Conn, External, Manager, Mode, Tls};
-pub use units::{format_duration, parse_duration, parse_size, ByteSize, Dur, NodeSpec, Tick};
+pub use units::{
+    check_tick, duration_unit_secs, format_duration, parse_duration, parse_size, size_unit_bytes,
+    ByteSize, Dur, NodeSpec, Tick,
+};
 pub use validate::strip_scheme;
 
 use std::fmt;

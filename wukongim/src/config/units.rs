@@ -34,24 +34,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: f64 = num.parse().map_err(|_| {
         format!("`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")")
     })?;
-    let scale = match unit {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")"
-            ))
-        }
+    let Some(scale) = duration_unit_secs(unit) else {
+        return Err(format!(
+            "`{s}` is not a duration (expected e.g. \"100ms\", \"5s\", \"24h\")"
+        ));
     };
     let secs = n * scale;
     if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(format!("`{s}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Seconds in one `unit` of a single-unit duration ("1.5s"): ns, us (or µs), ms, s, m, h.
+pub fn duration_unit_secs(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    })
 }
 
 /// Formats a duration the way the guide writes them ("10ms", "5s", "24h").
@@ -132,14 +137,20 @@ impl<'de> Deserialize<'de> for Tick {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Tick, E> {
                 let d = parse_duration(v).map_err(E::custom)?;
-                if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
-                    return Err(E::custom(format!("`{v}` is out of range (10ms..=1h)")));
-                }
+                check_tick(d, v).map_err(E::custom)?;
                 Ok(Tick(d))
             }
         }
         d.deserialize_any(V)
     }
+}
+
+/// The range of a heartbeat given as a duration (`spelled` as written): 10ms..=1h.
+pub fn check_tick(d: Duration, spelled: &str) -> Result<(), String> {
+    if d < Duration::from_millis(10) || d > Duration::from_secs(3600) {
+        return Err(format!("`{spelled}` is out of range (10ms..=1h)"));
+    }
+    Ok(())
 }
 
 /// A byte size: plain bytes (1048576) or a string with a unit ("2GB", "512MiB", "64KB").
@@ -156,19 +167,26 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{s}` is not a size (expected bytes or e.g. \"512MiB\", \"2GB\")"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("`{s}` has an unknown size unit `{unit}`")),
-    };
+    let mult = size_unit_bytes(unit.trim())
+        .ok_or_else(|| format!("`{s}` has an unknown size unit `{unit}`"))?;
     let v = n * mult as f64;
     if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
         return Err(format!("`{s}` is out of range"));
     }
     Ok(v as u64)
+}
+
+/// Bytes in one `unit` of a size, any case: none or b, k/kb/kib, m/mb/mib, g/gb/gib,
+/// t/tb/tib (powers of 1024 for the decimal spellings too, as WuKongIM reads them).
+pub fn size_unit_bytes(unit: &str) -> Option<u64> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    })
 }
 
 impl Serialize for ByteSize {

@@ -117,12 +117,9 @@ impl Store {
         entries: &[Option<Vec<Command>>],
         meta: &[(&str, Vec<u8>)],
     ) -> Result<Vec<Applied>> {
-        let mut txn = self.db().begin_write()?;
-        // No fsync of its own: the Raft log is the durable record. A crash loses at most applies
-        // since the last durable commit (the next log append persists them too), and openraft
-        // re-applies committed entries — or installs the newer snapshot — on restart.
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        // Durable like the log: an acknowledged message is readable again the moment a node
+        // restarts, without waiting for openraft to re-apply the log tail.
+        let txn = self.db().begin_write()?;
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             out.push(match e {
@@ -139,7 +136,7 @@ impl Store {
                 t.insert(*k, v.as_slice())?;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(out)
     }
 }

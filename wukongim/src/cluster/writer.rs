@@ -3,7 +3,9 @@
 //! across leader changes until `requestTimeout`, and answered once applied on this node.
 
 use super::messages::{kind, ForwardResult, ForwardWrite};
-use super::types::{from_bytes, to_bytes, Batch, BatchResult};
+use super::types::{from_bytes, to_bytes, Batch, BatchResult, TypeConfig};
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
 use super::Cluster;
 use crate::store::{Command, Outcome};
 use openraft::errors::{ClientWriteError, RaftError};
@@ -24,6 +26,9 @@ pub enum ProposeError {
 }
 
 type Reply = oneshot::Sender<Result<Outcome, ProposeError>>;
+
+/// Batches a leader keeps in flight at once.
+const PIPELINE: usize = 16;
 
 /// Write statistics for /varz and /metrics.
 #[derive(Debug)]
@@ -101,6 +106,7 @@ async fn batcher(
     let max = cluster.config.cluster.batch_size.max(1) as usize;
     let linger = cluster.config.cluster.batch_timeout.0;
     let mut last_full = false;
+    let pipeline = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < max {
@@ -125,20 +131,44 @@ async fn batcher(
         stats.batches.fetch_add(1, Relaxed);
         stats.batch_sizes.observe(cmds.len() as f64);
         let started = Instant::now();
-        let res = cluster.write(Batch(cmds), &stats).await;
-        stats
-            .commit_latency
-            .observe(started.elapsed().as_secs_f64());
-        match res {
-            Ok(BatchResult(outcomes)) => {
-                for (reply, o) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(o));
-                }
+        // On the leader, batches are pipelined: enqueued into Raft in order (so one client's
+        // sends keep their order in the log) and awaited concurrently, up to PIPELINE at once.
+        if cluster.raft.is_leader() {
+            let permit = pipeline.clone().acquire_owned().await.expect("semaphore never closed");
+            let (responder, done) = ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
+            if cluster.raft.client_write_ff(Batch(cmds.clone()), Some(responder)).await.is_ok() {
+                let (cluster, stats) = (cluster.clone(), stats.clone());
+                tokio::spawn(async move {
+                    let res = match done.await {
+                        Ok(Ok(resp)) => Ok(resp.data),
+                        // Leadership moved while in flight: retry through the normal path
+                        // (sends are deduplicated by clientMsgNo, so nothing is stored twice).
+                        _ => cluster.write(Batch(cmds), &stats).await,
+                    };
+                    stats.commit_latency.observe(started.elapsed().as_secs_f64());
+                    answer(replies, res);
+                    drop(permit);
+                });
+                continue;
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        }
+        let res = cluster.write(Batch(cmds), &stats).await;
+        stats.commit_latency.observe(started.elapsed().as_secs_f64());
+        answer(replies, res);
+    }
+}
+
+/// Sends each proposer its outcome (or the batch's error).
+fn answer(replies: Vec<Reply>, res: Result<BatchResult, ProposeError>) {
+    match res {
+        Ok(BatchResult(outcomes)) => {
+            for (reply, o) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(o));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

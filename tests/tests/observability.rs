@@ -38,30 +38,18 @@ async fn metrics_pass_promtool_and_match_the_status_endpoints() {
         .text()
         .await
         .unwrap();
+    // Every family of the contract is exported, and nothing outside it.
+    for name in wukongim::metrics::FAMILIES {
+        assert!(text.contains(&format!("# TYPE {name} ")), "missing {name}");
+    }
+    for line in text.lines().filter(|l| l.starts_with("# TYPE wukongim_")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            wukongim::metrics::FAMILIES.contains(&name),
+            "{name} is not in metrics::FAMILIES"
+        );
+    }
     for name in [
-        "wukongim_info",
-        "wukongim_raft_state",
-        "wukongim_raft_term",
-        "wukongim_raft_leader_id",
-        "wukongim_raft_commit_index",
-        "wukongim_raft_applied_index",
-        "wukongim_raft_last_log_index",
-        "wukongim_raft_replication_lag_entries",
-        "wukongim_raft_rpc_duration_seconds_bucket",
-        "wukongim_raft_proposals_total",
-        "wukongim_raft_batches_total",
-        "wukongim_storage_fsyncs_total",
-        "wukongim_raft_batch_size_bucket",
-        "wukongim_snapshots_total",
-        "wukongim_snapshot_duration_seconds",
-        "wukongim_snapshot_size_bytes",
-        "wukongim_connections",
-        "wukongim_packets_received_total",
-        "wukongim_packets_sent_total",
-        "wukongim_messages_sent_total",
-        "wukongim_messages_delivered_total",
-        "wukongim_send_ack_duration_seconds_bucket",
-        "wukongim_storage_bytes",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "process_open_fds",

@@ -213,33 +213,8 @@ fn systemd_units_score_at_most_2_in_security_analysis() {
     }
 }
 
-/// Metric names the server exposes (see the observability issue).
-const METRICS: &[&str] = &[
-    "wukongim_info",
-    "wukongim_raft_state",
-    "wukongim_raft_term",
-    "wukongim_raft_leader_id",
-    "wukongim_raft_commit_index",
-    "wukongim_raft_applied_index",
-    "wukongim_raft_last_log_index",
-    "wukongim_raft_replication_lag_entries",
-    "wukongim_raft_rpc_duration_seconds",
-    "wukongim_raft_proposals_total",
-    "wukongim_raft_batches_total",
-    "wukongim_storage_fsyncs_total",
-    "wukongim_raft_batch_size",
-    "wukongim_snapshots_total",
-    "wukongim_snapshot_failures_total",
-    "wukongim_snapshot_duration_seconds",
-    "wukongim_snapshot_size_bytes",
-    "wukongim_connections",
-    "wukongim_packets_received_total",
-    "wukongim_packets_sent_total",
-    "wukongim_messages_sent_total",
-    "wukongim_messages_delivered_total",
-    "wukongim_send_ack_duration_seconds",
-    "wukongim_storage_bytes",
-];
+/// Metric families the server exposes: the server's own list.
+const METRICS: &[&str] = wukongim::metrics::FAMILIES;
 
 fn metric_names(text: &str) -> Vec<String> {
     let mut out = Vec::new();

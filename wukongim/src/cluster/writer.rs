@@ -4,11 +4,11 @@
 
 use super::messages::{kind, ForwardResult, ForwardWrite};
 use super::types::{from_bytes, to_bytes, Batch, BatchResult, TypeConfig};
-use openraft::impls::ProgressResponder;
-use openraft::raft::ClientWriteResult;
 use super::Cluster;
 use crate::store::{Command, Outcome};
 use openraft::errors::{ClientWriteError, RaftError};
+use openraft::impls::ProgressResponder;
+use openraft::raft::ClientWriteResult;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,9 +134,19 @@ async fn batcher(
         // On the leader, batches are pipelined: enqueued into Raft in order (so one client's
         // sends keep their order in the log) and awaited concurrently, up to PIPELINE at once.
         if cluster.raft.is_leader() {
-            let permit = pipeline.clone().acquire_owned().await.expect("semaphore never closed");
-            let (responder, done) = ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
-            if cluster.raft.client_write_ff(Batch(cmds.clone()), Some(responder)).await.is_ok() {
+            let permit = pipeline
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
+            let (responder, done) =
+                ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
+            if cluster
+                .raft
+                .client_write_ff(Batch(cmds.clone()), Some(responder))
+                .await
+                .is_ok()
+            {
                 let (cluster, stats) = (cluster.clone(), stats.clone());
                 tokio::spawn(async move {
                     let res = match done.await {
@@ -145,7 +155,9 @@ async fn batcher(
                         // (sends are deduplicated by clientMsgNo, so nothing is stored twice).
                         _ => cluster.write(Batch(cmds), &stats).await,
                     };
-                    stats.commit_latency.observe(started.elapsed().as_secs_f64());
+                    stats
+                        .commit_latency
+                        .observe(started.elapsed().as_secs_f64());
                     answer(replies, res);
                     drop(permit);
                 });
@@ -153,7 +165,9 @@ async fn batcher(
             }
         }
         let res = cluster.write(Batch(cmds), &stats).await;
-        stats.commit_latency.observe(started.elapsed().as_secs_f64());
+        stats
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
         answer(replies, res);
     }
 }

@@ -14,6 +14,40 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+/// Every `wukongim_*` metric family /metrics exports: the contract dashboards and alert rules
+/// (rendered by wk-ops) are checked against.
+pub const FAMILIES: &[&str] = &[
+    "wukongim_info",
+    "wukongim_raft_state",
+    "wukongim_raft_term",
+    "wukongim_raft_leader_id",
+    "wukongim_raft_commit_index",
+    "wukongim_raft_applied_index",
+    "wukongim_raft_last_log_index",
+    "wukongim_raft_replication_lag_entries",
+    "wukongim_raft_rpc_duration_seconds",
+    "wukongim_raft_proposals_total",
+    "wukongim_raft_batches_total",
+    "wukongim_raft_forwarded_batches_total",
+    "wukongim_raft_batch_size",
+    "wukongim_raft_commit_duration_seconds",
+    "wukongim_storage_fsyncs_total",
+    "wukongim_storage_bytes",
+    "wukongim_snapshots_total",
+    "wukongim_snapshots_installed_total",
+    "wukongim_snapshot_failures_total",
+    "wukongim_snapshot_duration_seconds",
+    "wukongim_snapshot_size_bytes",
+    "wukongim_connections",
+    "wukongim_packets_received_total",
+    "wukongim_packets_sent_total",
+    "wukongim_messages_sent_total",
+    "wukongim_messages_delivered_total",
+    "wukongim_received_bytes_total",
+    "wukongim_sent_bytes_total",
+    "wukongim_send_ack_duration_seconds",
+];
+
 /// Seconds buckets for latencies.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

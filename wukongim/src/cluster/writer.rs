@@ -197,8 +197,30 @@ impl Cluster {
         batch: Batch,
         stats: &WriteStats,
     ) -> Result<BatchResult, ProposeError> {
-        let timeout = self.config.cluster.request_timeout.0;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + self.config.cluster.request_timeout.0;
+        let (index, result) = self.commit(batch, stats, deadline).await?;
+        self.applied_locally(index, deadline).await;
+        Ok(result)
+    }
+
+    /// Waits (bounded by `deadline`) until this node applied `index`.
+    async fn applied_locally(&self, index: u64, deadline: Instant) {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        if !self.wait_applied(index, left).await {
+            tracing::warn!(index, "write committed but not applied locally in time");
+        }
+    }
+
+    /// Commits `batch` through the leader (here or remote), retrying across leader changes until
+    /// `deadline`; returns the log index it was applied at on the leader.
+    async fn commit(
+        &self,
+        batch: Batch,
+        stats: &WriteStats,
+        deadline: Instant,
+    ) -> Result<(u64, BatchResult), ProposeError> {
         let pause = (self.config.heartbeat() / 2)
             .clamp(Duration::from_millis(10), Duration::from_millis(200));
         let mut attempt = 0u32;
@@ -221,15 +243,7 @@ impl Cluster {
                 }
             };
             match res {
-                ForwardResult::Applied { index, result } => {
-                    let left = deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(100));
-                    if !self.wait_applied(index, left).await {
-                        tracing::warn!(index, "write committed but not applied locally in time");
-                    }
-                    return Ok(result);
-                }
+                ForwardResult::Applied { index, result } => return Ok((index, result)),
                 ForwardResult::NotLeader { .. } => continue,
                 ForwardResult::Failed(e) => {
                     tracing::debug!(error = %e, attempt, "write attempt failed, retrying");

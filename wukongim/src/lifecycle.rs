@@ -29,11 +29,11 @@ pub fn status_line(app: &App) -> String {
 /// Sends READY=1 once the node has joined or formed the cluster, or after `3 × election timeout`
 /// with a STATUS explaining that there is no quorum yet; then keeps STATUS current.
 pub async fn notify_ready(app: Arc<App>) {
-    let wait = app.config.election_timeout() * 3;
-    let deadline = tokio::time::Instant::now() + wait;
-    while app.core.cluster.leader().is_none() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let cluster = &app.core.cluster;
+    crate::core::wait_until(app.config.election_timeout() * 3, || {
+        cluster.leader().is_some()
+    })
+    .await;
     let mut status = status_line(&app);
     let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     tracing::info!(status = %status, "ready");

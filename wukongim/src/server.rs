@@ -138,10 +138,7 @@ impl Node {
         let cluster = &app.core.cluster;
         cluster.hand_over_leadership().await;
         // Writes already queued finish before clients are told to go.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && app.core.proposer.pending() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::core::wait_until(Duration::from_secs(5), || app.core.proposer.pending() == 0).await;
         app.core.hub.kick_all(0, "server shutting down");
         tokio::time::sleep(Duration::from_millis(100)).await;
         app.shutdown.cancel();

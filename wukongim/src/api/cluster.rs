@@ -2,9 +2,10 @@
 //! internals, data version, forced sync and snapshots. Changes run on the leader (forwarded
 //! when this node follows); views that need the whole cluster come from the leader too.
 
-use super::error::{ApiError, Body};
+use super::error::{ok_data, ApiError, Body};
 use crate::app::App;
 use crate::cluster::messages::AdminRequest;
+use crate::core::wait_until;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -57,7 +58,7 @@ pub async fn add_node(
         },
     )
     .await?;
-    Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
+    Ok(ok_data(v))
 }
 
 pub async fn remove_node(
@@ -68,7 +69,7 @@ pub async fn remove_node(
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("node id `{id}` is not a number")))?;
     let v = admin(&app, AdminRequest::RemoveNode { id }).await?;
-    Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
+    Ok(ok_data(v))
 }
 
 #[derive(Deserialize)]
@@ -87,7 +88,7 @@ pub async fn transfer_leadership(
         },
     )
     .await?;
-    Ok(axum::Json(json!({"status": 200, "data": v})).into_response())
+    Ok(ok_data(v))
 }
 
 pub async fn status(State(app): State<Arc<App>>) -> Response {
@@ -196,15 +197,13 @@ pub async fn election(State(app): State<Arc<App>>) -> Result<Response, ApiError>
         .elect(false)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let deadline = tokio::time::Instant::now() + app.config.election_timeout() * 4;
-    while tokio::time::Instant::now() < deadline {
-        let m = c.raft.metrics().borrow_watched().clone();
-        if m.current_leader.is_some() {
-            return Ok(axum::Json(json!({"status": 200, "data": {"leader": m.current_leader, "term": m.current_term}})).into_response());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if !wait_until(app.config.election_timeout() * 4, || c.leader().is_some()).await {
+        return Err(ApiError::Unavailable("no leader elected in time".into()));
     }
-    Err(ApiError::Unavailable("no leader elected in time".into()))
+    let m = c.raft.metrics().borrow_watched().clone();
+    Ok(ok_data(
+        json!({"leader": m.current_leader, "term": m.current_term}),
+    ))
 }
 
 pub async fn data_version(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
@@ -241,7 +240,9 @@ pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiErro
             "applied {applied} of {target} within {timeout:?}"
         )));
     }
-    Ok(axum::Json(json!({"status": 200, "data": {"node_id": c.node_id, "applied_index": applied, "leader_commit_index": target}})).into_response())
+    Ok(ok_data(
+        json!({"node_id": c.node_id, "applied_index": applied, "leader_commit_index": target}),
+    ))
 }
 
 pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
@@ -252,22 +253,21 @@ pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError>
         .snapshot()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while c.snapshots.built.load(Relaxed) == before {
-        if tokio::time::Instant::now() > deadline {
-            return Err(ApiError::Unavailable(
-                "snapshot not built within 60s".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if !wait_until(Duration::from_secs(60), || {
+        c.snapshots.built.load(Relaxed) != before
+    })
+    .await
+    {
+        return Err(ApiError::Unavailable(
+            "snapshot not built within 60s".into(),
+        ));
     }
     let m = c.raft.metrics().borrow_watched().clone();
     let snap = m.snapshot;
-    Ok(axum::Json(json!({"status": 200, "data": {
+    Ok(ok_data(json!({
         "index": c.snapshots.last_index.load(Relaxed),
         "term": snap.as_ref().map(|l| l.leader_id.term),
         "size": c.snapshots.last_size_bytes.load(Relaxed),
         "duration_ms": c.snapshots.last_duration_ms.load(Relaxed),
-    }}))
-    .into_response())
+    })))
 }

@@ -137,12 +137,8 @@ impl Cluster {
                     .await
                     .map_err(|e| (503, e.to_string()))?;
                 let deadline = self.config.election_timeout() * 4;
-                let until = tokio::time::Instant::now() + deadline;
-                while tokio::time::Instant::now() < until {
-                    if self.leader() == Some(target) {
-                        return Ok(json!({"leader": target}).to_string());
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                if crate::core::wait_until(deadline, || self.leader() == Some(target)).await {
+                    return Ok(json!({"leader": target}).to_string());
                 }
                 Err((
                     503,

@@ -204,13 +204,13 @@ impl Cluster {
         if self.raft.trigger().transfer_leader(target).await.is_err() {
             return;
         }
-        let deadline = tokio::time::Instant::now() + self.config.election_timeout() * 2;
-        while tokio::time::Instant::now() < deadline {
-            if self.leader().is_some_and(|l| l != self.node_id) {
-                tracing::info!(leader = ?self.leader(), "raft leadership handed over");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let handed_over = crate::core::wait_until(self.config.election_timeout() * 2, || {
+            self.leader().is_some_and(|l| l != self.node_id)
+        })
+        .await;
+        if handed_over {
+            tracing::info!(leader = ?self.leader(), "raft leadership handed over");
+            return;
         }
         tracing::warn!(
             to = target,

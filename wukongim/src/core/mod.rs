@@ -34,6 +34,20 @@ impl Core {
     }
 }
 
+/// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn wait_until(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Current unix time in seconds, as WuKongIM stamps messages.
 pub fn now_secs() -> i32 {
     std::time::SystemTime::now()

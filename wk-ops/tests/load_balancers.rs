@@ -283,6 +283,16 @@ fn balancer_survives_a_dead_node(kind: &'static str) {
         Duration::from_secs(20),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // A balancer that just bound its ports may not have marked its backends up yet (HAProxy's
+    // first health checks): wait, with a deadline, until one request goes through.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Err(e) = get(fleet.lb_api, "/api/warmup") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{kind} never served a request: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let seen = drive(&fleet, 6, kind);
     assert!(

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wk_ops::testkit::{self, Balancer, LoopbackFleet};
+use wk_testkit::{self as testkit, Balancer, LoopbackFleet};
 use wk_tests::js::recv_text;
 use wk_tests::{bin, get, poll, post, retry, try_post, JsClient, TestCluster, WkClient};
 use wukongim::proto::{Packet, ReasonCode, SendackPacket};

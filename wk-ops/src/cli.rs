@@ -2,7 +2,15 @@
 //! validated settings (stage two) before doing anything. Exit codes: 0 ok, 1 check failed or
 //! some target failed, 2 usage or configuration error.
 
+mod backup;
+mod check;
+mod health;
 mod render;
+mod restore;
+mod rolling;
+mod scale;
+mod status;
+mod upgrade;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io;
@@ -30,6 +38,24 @@ pub enum Command {
     /// Compile an inventory into node configs, systemd units, nginx/haproxy, Prometheus,
     /// Ansible and Grafana files.
     Render(render::RenderArgs),
+    /// One table of every node: role, term, indexes, lag, heartbeat, version, up/down.
+    Status(status::StatusArgs),
+    /// Health checks with mail alerts (firing, reminders, resolved); run by wk-ops-health.timer.
+    Health(health::HealthArgs),
+    /// Consistent zstd backup of the replicated state; `backup verify ARCHIVE` checks one.
+    Backup(backup::BackupArgs),
+    /// Restore a backup archive onto every node of the inventory.
+    Restore(restore::RestoreArgs),
+    /// Leader-aware rolling restart: followers first, leader last, each caught up before the next.
+    RollingRestart(rolling::RollingArgs),
+    /// Upload a new wukongim binary to every node, check it, swap it in and roll.
+    Upgrade(upgrade::UpgradeArgs),
+    /// Add a node of the inventory to the running cluster.
+    ScaleOut(scale::ScaleArgs),
+    /// Remove a node from the running cluster (its data directory stays).
+    ScaleIn(scale::ScaleArgs),
+    /// Preflight: SSH, cluster ports between nodes, clocks, data directories, installed files.
+    Check(check::CheckArgs),
 }
 
 /// An error the user must fix in the command line, the inventory or the templates (exit 2).
@@ -50,12 +76,32 @@ pub fn run() -> anyhow::Result<ExitCode> {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Render(args) => render::run(args),
+        Command::Status(args) => block_on(status::run(args)),
+        Command::Health(args) => block_on(health::run(args)),
+        Command::Backup(args) => block_on(backup::run(args)),
+        Command::Restore(args) => block_on(restore::run(args)),
+        Command::RollingRestart(args) => block_on(rolling::run(args)),
+        Command::Upgrade(args) => block_on(upgrade::run(args)),
+        Command::ScaleOut(args) => block_on(scale::run_out(args)),
+        Command::ScaleIn(args) => block_on(scale::run_in(args)),
+        Command::Check(args) => block_on(check::run(args)),
     };
     match result {
         // A closed stdout (`wk-ops render … | head`) is not a failure.
         Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         other => other,
     }
+}
+
+/// Runs an async command on a fresh multi-threaded runtime.
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// The exit code for an error returned by [`run`].

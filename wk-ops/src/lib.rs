@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod inventory;
+pub mod node_api;
+pub mod remote;
 pub mod render;
-pub mod testkit;
 pub mod yaml;

@@ -2,7 +2,7 @@
 //! 127.0.0.11–13: HTTP through `/api/` (prefix stripped), a WebSocket upgrade followed by
 //! tunnelled bytes, and raw TCP all reach the nodes, round-robin; after one node dies, traffic
 //! through each balancer keeps working. (The full end-to-end test with a running cluster and
-//! the real SDK, `tests/tests/load_balancer.rs`, builds on `wk_ops::testkit` the same way.)
+//! the real SDK, `tests/tests/load_balancer.rs`, builds on `wk_testkit` the same way.)
 
 mod common;
 
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
-use wk_ops::testkit::{Balancer, LoopbackFleet, LoopbackNode};
+use wk_testkit::{Balancer, LoopbackFleet, LoopbackNode};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 

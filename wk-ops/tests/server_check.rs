@@ -170,7 +170,7 @@ nodes:
 #[test]
 fn server_accepts_loopback_fleet_node_files() {
     let t = tempfile::tempdir().unwrap();
-    let fleet = wk_ops::testkit::LoopbackFleet::new(t.path(), 3).unwrap();
+    let fleet = wk_testkit::LoopbackFleet::new(t.path(), 3).unwrap();
     let checked = check_all(&fleet.inventory(""));
     if checked.is_empty() {
         return;

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use wk_ops::testkit::{self, LoopbackFleet};
+use wk_testkit::{self as testkit, LoopbackFleet};
 
 /// Renders the example inventory (plus `extra` sections) into `dir/out`.
 fn render_example(dir: &Path, extra: &str) -> PathBuf {

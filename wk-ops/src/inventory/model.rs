@@ -112,6 +112,8 @@ pub struct Ssh {
     pub user: String,
     pub port: Port,
     pub identity_file: Option<String>,
+    /// Commands for this node run on this machine, without SSH.
+    pub local: bool,
 }
 
 /// The node's service and the commands that drive it (placeholders already filled in).

@@ -136,6 +136,7 @@ pub fn node(d: &DefaultsSection, index: usize, n: &NodeEntry) -> Node {
                 .as_ref()
                 .or(d.ssh.identity_file.as_ref())
                 .map(|p| p.to_string()),
+            local: n.ssh.local.or(d.ssh.local).unwrap_or(false),
         },
         service,
         host,

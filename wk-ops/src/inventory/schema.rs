@@ -228,6 +228,9 @@ pub struct SshPartial {
     pub user: Option<Account>,
     pub port: Option<Port>,
     pub identity_file: Option<SshPath>,
+    /// Run this node's commands on this machine directly, without SSH (the node's host is
+    /// this machine).
+    pub local: Option<bool>,
 }
 
 /// How actions start, stop, restart and query a node's service.

@@ -92,7 +92,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 /// Finds an external tool (failing under CI, skipping with a notice otherwise), and nginx with
 /// its stream module.
 #[allow(unused_imports)]
-pub use wk_ops::testkit::{nginx_with_stream, tool};
+pub use wk_testkit::{nginx_with_stream, tool};
 
 /// Runs a command, returning (success, combined output).
 pub fn run_tool(cmd: &mut Command) -> (bool, String) {

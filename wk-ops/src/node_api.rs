@@ -1,0 +1,264 @@
+//! The one way wk-ops talks to a node's HTTP API: every request carries the manager token
+//! (read once from the inventory's `cluster.managerTokenFile`), has a deadline, and fails with
+//! a typed [`NodeError`] that says which node and what went wrong. `status`, `health`,
+//! `backup`, `restore`, `rolling-restart`, scaling and `check` all build on [`NodeApi`].
+
+use crate::inventory::{Inventory, Node};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Why a request to a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node {node} ({url}) is unreachable: {source}")]
+    Unreachable {
+        node: u64,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("node {node} refused the manager token (HTTP 401 on {path}); check cluster.managerTokenFile")]
+    Unauthorized { node: u64, path: String },
+    #[error("node {node} answered HTTP {status} on {path}: {body}")]
+    Status {
+        node: u64,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("node {node} sent an unexpected answer on {path}: {reason}")]
+    BadAnswer {
+        node: u64,
+        path: String,
+        reason: String,
+    },
+}
+
+/// Reading the manager token file failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the manager token file {file}: {source}")]
+pub struct TokenFileError {
+    pub file: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A client for every node of one inventory.
+#[derive(Clone)]
+pub struct NodeApi {
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// `GET /cluster/raft/status` of one node.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct RaftStatus {
+    pub node_id: u64,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub last_log_index: Option<u64>,
+    #[serde(default)]
+    pub replication: Vec<Replication>,
+    pub membership: Membership,
+}
+
+/// One follower's replication progress as the leader sees it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Replication {
+    pub node_id: u64,
+    pub matched_index: Option<u64>,
+    pub lag: u64,
+}
+
+/// Voters and learners.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Membership {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// `GET /cluster/status`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct ClusterStatus {
+    pub status: String,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub quorum: usize,
+    pub members: Vec<u64>,
+    pub online: usize,
+    #[serde(default)]
+    pub lagging: Vec<Value>,
+}
+
+impl NodeApi {
+    /// A client for `inv`, with the manager token from `cluster.managerTokenFile` when set.
+    pub fn new(inv: &Inventory, timeout: Duration) -> Result<NodeApi, TokenFileError> {
+        let token = match &inv.cluster.manager_token_file {
+            Some(file) => Some(read_token(file)?),
+            None => None,
+        };
+        Ok(NodeApi::with_token(token, timeout))
+    }
+
+    /// A client with an explicit token (or none).
+    pub fn with_token(token: Option<String>, timeout: Duration) -> NodeApi {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .no_proxy()
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        NodeApi { http, token }
+    }
+
+    fn url(node: &Node, path: &str) -> String {
+        format!("{}{}", node.api_url(), path)
+    }
+
+    async fn send(
+        &self,
+        node: &Node,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, NodeError> {
+        let url = Self::url(node, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.header("token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|source| NodeError::Unreachable {
+            node: node.id,
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status().as_u16();
+        if status == 401 {
+            return Err(NodeError::Unauthorized {
+                node: node.id,
+                path: path.into(),
+            });
+        }
+        if !(200..300).contains(&status) {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(NodeError::Status {
+                node: node.id,
+                path: path.into(),
+                status,
+                body: body.chars().take(500).collect(),
+            });
+        }
+        Ok(resp)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        node: &Node,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, NodeError> {
+        let resp = self.send(node, method, path, body).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| NodeError::Unreachable {
+                node: node.id,
+                url: Self::url(node, path),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::BadAnswer {
+            node: node.id,
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// GET `path` as JSON.
+    pub async fn get<T: DeserializeOwned>(&self, node: &Node, path: &str) -> Result<T, NodeError> {
+        self.json(node, reqwest::Method::GET, path, None).await
+    }
+
+    /// POST `body` to `path`, JSON answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        node: &Node,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, NodeError> {
+        self.json(node, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// DELETE `path`, JSON answer.
+    pub async fn delete<T: DeserializeOwned>(
+        &self,
+        node: &Node,
+        path: &str,
+    ) -> Result<T, NodeError> {
+        self.json(node, reqwest::Method::DELETE, path, None).await
+    }
+
+    /// GET `path` as a raw response (for streaming downloads).
+    pub async fn get_raw(&self, node: &Node, path: &str) -> Result<reqwest::Response, NodeError> {
+        self.send(node, reqwest::Method::GET, path, None).await
+    }
+
+    /// `GET /health`: Ok when the node answers 200.
+    pub async fn health(&self, node: &Node) -> Result<Value, NodeError> {
+        self.get(node, "/health").await
+    }
+
+    /// `GET /cluster/raft/status`.
+    pub async fn raft_status(&self, node: &Node) -> Result<RaftStatus, NodeError> {
+        self.get(node, "/cluster/raft/status").await
+    }
+
+    /// `GET /cluster/status`.
+    pub async fn cluster_status(&self, node: &Node) -> Result<ClusterStatus, NodeError> {
+        self.get(node, "/cluster/status").await
+    }
+
+    /// `GET /cluster/nodes`.
+    pub async fn nodes(&self, node: &Node) -> Result<Value, NodeError> {
+        self.get(node, "/cluster/nodes").await
+    }
+
+    /// `POST /cluster/transfer-leadership {target_node}`.
+    pub async fn transfer_leadership(&self, via: &Node, target: u64) -> Result<Value, NodeError> {
+        self.post(
+            via,
+            "/cluster/transfer-leadership",
+            &serde_json::json!({ "target_node": target }),
+        )
+        .await
+    }
+
+    /// Raft status of every node, in inventory order, errors kept per node.
+    pub async fn raft_status_all<'a>(
+        &self,
+        nodes: &'a [Node],
+    ) -> Vec<(&'a Node, Result<RaftStatus, NodeError>)> {
+        let futs = nodes
+            .iter()
+            .map(|n| async move { (n, self.raft_status(n).await) });
+        futures::future::join_all(futs).await
+    }
+}
+
+/// Reads a secret file: its first line, trimmed.
+pub fn read_token(file: &str) -> Result<String, TokenFileError> {
+    let text = std::fs::read_to_string(file).map_err(|source| TokenFileError {
+        file: file.into(),
+        source,
+    })?;
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}

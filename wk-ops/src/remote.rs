@@ -1,0 +1,119 @@
+//! Running a command on a node's host: over SSH, or directly on this machine for nodes whose
+//! inventory entry says `ssh: { local: true }`. Restore, rolling restart, upgrade, scaling and
+//! `check` all go through [`Runner`], so their plan logic can be tested with any runner while
+//! every end-to-end test goes through the real thing.
+
+use crate::inventory::Node;
+use std::time::Duration;
+
+/// What a finished command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// Why a command could not be run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("node {node}: `{command}` did not finish within {timeout:?}")]
+    Timeout {
+        node: u64,
+        command: String,
+        timeout: Duration,
+    },
+    #[error("node {node}: cannot run `{command}`: {reason}")]
+    Spawn {
+        node: u64,
+        command: String,
+        reason: String,
+    },
+    #[error("node {node}: `{command}` exited with {status}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}")]
+    Failed {
+        node: u64,
+        command: String,
+        status: i32,
+        stdout: String,
+        stderr: String,
+    },
+}
+
+/// Runs shell commands on one node's host.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync {
+    /// Runs `command` through `sh -c` on the node's host; Ok whatever its exit status.
+    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError>;
+    /// The node this runner drives.
+    fn node(&self) -> u64;
+
+    /// Runs `command` and fails with its output unless it exits 0.
+    async fn check(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
+        let out = self.run(command, timeout).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(RemoteError::Failed {
+                node: self.node(),
+                command: command.into(),
+                status: out.status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
+        }
+    }
+}
+
+/// Runs commands on this machine.
+pub struct LocalRunner {
+    pub node: u64,
+}
+
+#[async_trait::async_trait]
+impl Runner for LocalRunner {
+    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(command).kill_on_drop(true);
+        cmd.stdin(std::process::Stdio::null());
+        let fut = cmd.output();
+        let out = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| RemoteError::Timeout {
+                node: self.node,
+                command: command.into(),
+                timeout,
+            })?
+            .map_err(|e| RemoteError::Spawn {
+                node: self.node,
+                command: command.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+    fn node(&self) -> u64 {
+        self.node
+    }
+}
+
+/// The runner for `node`: local when the inventory says so, SSH otherwise.
+pub fn for_node(node: &Node) -> Result<Box<dyn Runner>, RemoteError> {
+    if node.ssh.local {
+        return Ok(Box::new(LocalRunner { node: node.id }));
+    }
+    // SCAFFOLD: the SSH runner is built by the rolling-restart issue.
+    Err(RemoteError::Spawn {
+        node: node.id,
+        command: String::new(),
+        reason: "SSH is not built yet".into(),
+    })
+}

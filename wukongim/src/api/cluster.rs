@@ -175,11 +175,11 @@ pub fn raft_status_json(app: &App) -> Value {
         "purged_index": idx(&m.purged),
         "snapshot": {
             "index": idx(&m.snapshot),
-            "built": s.built.load(Relaxed),
-            "installed": s.installed.load(Relaxed),
-            "failures": s.failures.load(Relaxed),
-            "last_size_bytes": s.last_size_bytes.load(Relaxed),
-            "last_duration_ms": s.last_duration_ms.load(Relaxed),
+            "built": s.built.get(),
+            "installed": s.installed.get(),
+            "failures": s.failures.get(),
+            "last_size_bytes": s.last_size_bytes.get(),
+            "last_duration_ms": (s.last_duration_seconds.get() * 1000.0) as u64,
         },
         "replication": replication,
         "membership": {
@@ -247,14 +247,14 @@ pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiErro
 
 pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
-    let before = c.snapshots.built.load(Relaxed);
+    let before = c.snapshots.built.get();
     c.raft
         .trigger()
         .snapshot()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     if !wait_until(Duration::from_secs(60), || {
-        c.snapshots.built.load(Relaxed) != before
+        c.snapshots.built.get() != before
     })
     .await
     {
@@ -267,7 +267,7 @@ pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError>
     Ok(ok_data(json!({
         "index": c.snapshots.last_index.load(Relaxed),
         "term": snap.as_ref().map(|l| l.leader_id.term),
-        "size": c.snapshots.last_size_bytes.load(Relaxed),
-        "duration_ms": c.snapshots.last_duration_ms.load(Relaxed),
+        "size": c.snapshots.last_size_bytes.get(),
+        "duration_ms": (c.snapshots.last_duration_seconds.get() * 1000.0) as u64,
     })))
 }

@@ -268,6 +268,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     std::fs::write(d.join("manager-token"), format!("{TOKEN}\n")).unwrap();
     let mut smtp = Smtp::new(&d);
     smtp.start();
+    let smtp_port = smtp.port;
     let inventory_text = |token_file: &str| {
         fleet.inventory_with(
             &format!("  managerTokenFile: {}/{token_file}\n", d.display()),
@@ -281,7 +282,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
                  thresholds: {{ nodeDownFor: 0s, noLeaderFor: 5s }}\n\
                  backup:\n  dir: {}/backups\n\
                  systemd:\n  opsBinary: {}\n  inventoryPath: {}/inventory.yaml\n",
-                smtp.port,
+                smtp_port,
                 d.display(),
                 bin("wk-ops").display(),
                 d.display()
@@ -536,7 +537,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         let out = wk_ops(&args, &[]);
         assert_eq!(code(&out), 2, "{}", show(&out));
         let err = stderr(&out);
-        assert!(err.contains("refused the manager token"), "{err}");
+        assert!(err.contains("refused the manager token"), "{}", show(&out));
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     let bad = d_join(&s, "bad.yaml");

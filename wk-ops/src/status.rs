@@ -142,17 +142,16 @@ impl Observation {
             .find(|r| r.node_id == id)
     }
 
-    /// Every node refused the manager token: a configuration error, not an outage.
+    /// The manager token is wrong: some node refused it and none accepted it (the others
+    /// being unreachable). A configuration error, not an outage.
     pub fn token_refused(&self) -> Option<&NodeError> {
-        let mut refused = self
-            .probes
-            .iter()
-            .map(|p| match &p.raft {
-                Err(e @ NodeError::Unauthorized { .. }) => Some(e),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
-        refused.pop()
+        if self.probes.iter().any(|p| p.raft.is_ok()) {
+            return None;
+        }
+        self.probes.iter().find_map(|p| match &p.raft {
+            Err(e @ NodeError::Unauthorized { .. }) => Some(e),
+            _ => None,
+        })
     }
 
     /// Replication lag of `id` as the agreed leader reports it.

@@ -3,8 +3,10 @@
 //! The binary (`main.rs`) only calls [`cli::run`].
 
 pub mod cli;
+pub mod health;
 pub mod inventory;
 pub mod node_api;
 pub mod remote;
 pub mod render;
+pub mod status;
 pub mod yaml;

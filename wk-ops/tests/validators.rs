@@ -295,3 +295,65 @@ fn yaml_outputs_parse_and_node_files_carry_the_guide_keys() {
     assert_eq!(h["wukongim_config_src"], "nodes/1002/wk.yaml");
     assert_eq!(h["wukongim_service"], "wukongim@1002");
 }
+
+#[test]
+fn amtool_accepts_the_alertmanager_config() {
+    let Some(amtool) = tool("amtool", "prometheus-alertmanager") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let check = |out: &Path, expect: &[&str]| {
+        let file = out.join("alertmanager/alertmanager.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (ok, log) = run_tool(
+            std::process::Command::new(&amtool)
+                .arg("check-config")
+                .arg(&file),
+        );
+        assert!(
+            ok,
+            "amtool check-config:\n{log}\n--- {}\n{text}",
+            file.display()
+        );
+        assert!(log.contains("SUCCESS"), "{log}");
+        for e in expect {
+            assert!(text.contains(e), "{e} in\n{text}");
+        }
+    };
+    // The example: plain SMTP, one recipient, repeat interval 4h; Prometheus sends to it.
+    let out = render_example(t.path(), "");
+    check(
+        &out,
+        &[
+            "smtp_smarthost: \"localhost:25\"",
+            "- to: \"admin@example.com\"",
+            "repeat_interval: 4h",
+            "send_resolved: true",
+        ],
+    );
+    let prom = std::fs::read_to_string(out.join("prometheus/prometheus.yml")).unwrap();
+    assert!(prom.contains("- \"127.0.0.1:9093\""), "{prom}");
+    // STARTTLS with a login, password from a file.
+    let t2 = tempfile::tempdir().unwrap();
+    let inv = minimal_inventory(
+        "alerts:\n  email:\n    to: [a@example.com, b@example.com]\n    from: wk@example.com\n    \
+         smtp: { host: smtp.example.com, port: 587, starttls: true, username: wk, \
+         passwordFile: /etc/wk-ops/smtp-password }\n  repeatInterval: 30m\n",
+    );
+    write(t2.path(), "inventory.yaml", &inv);
+    wk_ops(t2.path(), &["render", "inventory.yaml", "--out", "out"]).expect(0);
+    check(
+        &t2.path().join("out"),
+        &[
+            "smtp_require_tls: true",
+            "smtp_auth_password_file: \"/etc/wk-ops/smtp-password\"",
+            "- to: \"b@example.com\"",
+            "repeat_interval: 30m",
+        ],
+    );
+    // No alerts.email: a receiver without mail (still a valid config).
+    let t3 = tempfile::tempdir().unwrap();
+    write(t3.path(), "inventory.yaml", &minimal_inventory(""));
+    wk_ops(t3.path(), &["render", "inventory.yaml", "--out", "out"]).expect(0);
+    check(&t3.path().join("out"), &["receiver: wukongim-oncall"]);
+}

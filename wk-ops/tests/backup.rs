@@ -148,6 +148,7 @@ fn every_structural_mutation_is_refused_naming_the_problem() {
             r.stderr
         );
         assert!(r.stderr.contains("refused"), "{}: {}", m.name, r.stderr);
+        eprintln!("{}: {}", m.name, r.stderr.trim());
     }
     // The original is untouched by all this.
     wk_ops(dir.path(), &["backup", "verify", a.to_str().unwrap()]).expect(0);

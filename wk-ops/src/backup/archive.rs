@@ -91,12 +91,8 @@ impl<R: Read> Read for HashReader<R> {
 /// Why writing an archive failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot write {path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("the {member} stream ended after {got} of {expected} bytes")]
     Short {
         member: String,
@@ -138,7 +134,7 @@ impl ArchiveWriter {
         let tmp = path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()));
         let io_err = |source| WriteError::Io {
             path: tmp.display().to_string(),
-            source,
+            error: source,
         };
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -176,7 +172,7 @@ impl ArchiveWriter {
     fn io_err(&self, source: io::Error) -> WriteError {
         WriteError::Io {
             path: self.tmp.display().to_string(),
-            source,
+            error: source,
         }
     }
 
@@ -268,7 +264,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         let _ = std::fs::remove_file(&tmp);
         WriteError::Io {
             path: path.display().to_string(),
-            source,
+            error: source,
         }
     })
 }

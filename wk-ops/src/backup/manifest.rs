@@ -122,8 +122,12 @@ impl Manifest {
                 })
             }
         }
-        let m: Manifest = serde_path_to_error::deserialize(value)
-            .map_err(|e| ManifestError::Parse(format!("{}: {}", e.path(), e.inner())))?;
+        let m: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." => ManifestError::Parse(e.inner().to_string()),
+                path => ManifestError::Parse(format!("{path}: {}", e.inner())),
+            }
+        })?;
         m.check()?;
         Ok(m)
     }

@@ -37,13 +37,9 @@ pub enum BackupError {
     #[error(transparent)]
     Write(#[from] super::archive::WriteError),
     #[error("the new archive failed verification: {0}")]
-    Verify(#[from] VerifyError),
-    #[error("cannot create the backup directory {dir}: {source}")]
-    Dir {
-        dir: String,
-        #[source]
-        source: io::Error,
-    },
+    Verify(VerifyError),
+    #[error("cannot create the backup directory {dir}: {error}")]
+    Dir { dir: String, error: io::Error },
 }
 
 /// What `backup` was asked to do.
@@ -119,9 +115,9 @@ pub async fn pick_source<'a>(
 /// Takes a backup of `inv` into `req.dir`.
 pub async fn take(inv: &Inventory, api: &NodeApi, req: &Request) -> Result<Taken, BackupError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&req.dir).map_err(|source| BackupError::Dir {
+    std::fs::create_dir_all(&req.dir).map_err(|error| BackupError::Dir {
         dir: req.dir.display().to_string(),
-        source,
+        error,
     })?;
     let (node, status) = pick_source(api, &inv.nodes, req.node).await?;
     tracing::info!(node_id = node.id, state = %status.state, "backup source chosen");
@@ -195,7 +191,7 @@ pub async fn take(inv: &Inventory, api: &NodeApi, req: &Request) -> Result<Taken
             Err(e) => {
                 // Never leave an archive behind that looks finished but is not.
                 let _ = std::fs::remove_file(super::name::checksum_path(&written.path));
-                Err(e.into())
+                Err(BackupError::Verify(e))
             }
         }
     });

@@ -17,12 +17,8 @@ use std::path::{Path, PathBuf};
 /// Why an archive was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("the detached checksum {0} is missing (every archive wk-ops writes has one)")]
     ChecksumMissing(String),
     #[error("the detached checksum {0} is not `<64 hex digits>  <file name>`")]
@@ -34,21 +30,17 @@ pub enum VerifyError {
         expected: String,
         actual: String,
     },
-    #[error("{file} is corrupt or truncated (zstd/tar): {reason}")]
+    #[error("the archive is corrupt or truncated (zstd/tar): {reason}")]
     Corrupt { file: String, reason: String },
-    #[error("{file}: unexpected member `{member}` (an archive holds only manifest.json and snapshot.bin)")]
+    #[error("unexpected member `{member}` (an archive holds only manifest.json and snapshot.bin)")]
     UnexpectedMember { file: String, member: String },
-    #[error("{file}: member `{member}` appears twice")]
+    #[error("member `{member}` appears twice")]
     DuplicateMember { file: String, member: String },
-    #[error("{file}: member `{member}` is missing")]
+    #[error("member `{member}` is missing")]
     MissingMember { file: String, member: String },
-    #[error("{file}: {source}")]
-    Manifest {
-        file: String,
-        #[source]
-        source: ManifestError,
-    },
-    #[error("{file}: member `{member}` does not match manifest.json: {what} is {actual}, the manifest says {expected}")]
+    #[error("{error}")]
+    Manifest { file: String, error: ManifestError },
+    #[error("member `{member}` does not match manifest.json: {what} is {actual}, the manifest says {expected}")]
     MemberMismatch {
         file: String,
         member: String,
@@ -56,7 +48,7 @@ pub enum VerifyError {
         expected: String,
         actual: String,
     },
-    #[error("{file}: the file name says {what} {from_name}, manifest.json says {from_manifest}")]
+    #[error("the file name says {what} {from_name}, manifest.json says {from_manifest}")]
     NameMismatch {
         file: String,
         what: &'static str,
@@ -115,7 +107,7 @@ pub fn read_detached(path: &Path) -> Result<String, VerifyError> {
         Err(source) => {
             return Err(VerifyError::Io {
                 path: sum_name,
-                source,
+                error: source,
             })
         }
     };
@@ -130,7 +122,7 @@ fn check_detached(path: &Path) -> Result<(String, u64), VerifyError> {
     let expected = read_detached(path)?;
     let io_err = |source| VerifyError::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     };
     let mut f = File::open(path).map_err(io_err)?;
     let mut hash = Sha256::new();
@@ -171,7 +163,7 @@ fn decode(path: &Path, extract: Option<&Path>) -> Result<Found, VerifyError> {
     };
     let f = File::open(path).map_err(|source| VerifyError::Io {
         path: file.clone(),
-        source,
+        error: source,
     })?;
     let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, f))
         .map_err(corrupt)?;
@@ -206,7 +198,7 @@ fn decode(path: &Path, extract: Option<&Path>) -> Result<Found, VerifyError> {
                     CopyError::Read(e) => corrupt(e),
                     CopyError::Write(source) => VerifyError::Io {
                         path: x.display().to_string(),
-                        source,
+                        error: source,
                     },
                 })?,
                 None => {
@@ -247,9 +239,9 @@ fn check_members(file: &str, found: Found) -> Result<Manifest, VerifyError> {
         file: file.into(),
         member: MANIFEST.into(),
     })?;
-    let manifest = Manifest::parse(&bytes).map_err(|source| VerifyError::Manifest {
+    let manifest = Manifest::parse(&bytes).map_err(|error| VerifyError::Manifest {
         file: file.into(),
-        source,
+        error,
     })?;
     for Member { name, size, sha256 } in &manifest.members {
         let Some((len, sha)) = found.members.get(name) else {

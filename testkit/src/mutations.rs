@@ -21,6 +21,14 @@ pub struct Mutation {
     pub structural: bool,
 }
 
+/// A manifest edit: name, expected words, structural, the edit.
+type Edit<'a> = (
+    &'static str,
+    &'static str,
+    bool,
+    &'a dyn Fn(&mut serde_json::Value),
+);
+
 /// A tar member: name, bytes, entry type.
 type Member = (String, Vec<u8>, tar::EntryType);
 
@@ -333,12 +341,7 @@ pub fn mutate(archive: &Path, out: &Path) -> Vec<Mutation> {
         f(&mut v);
         rebuilt(&with_manifest(&members, &v))
     };
-    let cases: [(
-        &'static str,
-        &'static str,
-        bool,
-        &dyn Fn(&mut serde_json::Value),
-    ); 8] = [
+    let cases: [Edit; 8] = [
         ("manifest-format-version", "format version 99", true, &|v| {
             v["format_version"] = 99.into()
         }),

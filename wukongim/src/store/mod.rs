@@ -11,9 +11,19 @@ mod snapshot;
 pub use apply::Applied;
 pub use model::*;
 pub use query::{ConversationView, SyncRange};
-pub use snapshot::StateImage;
+pub use snapshot::{
+    decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion, Digest32,
+    ReplaceResult, Row, MAX_ROW,
+};
 
 use redb::{Database, TableDefinition};
+
+/// The database file inside `rootDir`.
+pub const DB_FILE: &str = "state.redb";
+
+/// redb's page cache (reads and the write buffer of a transaction). Bounded so that walking or
+/// installing a large state does not grow the process by the size of the state.
+const CACHE_BYTES: usize = 64 << 20;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +41,8 @@ pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 pub enum StoreError {
     #[error("storage: {0}")]
     Db(String),
+    #[error("{0} is locked by another process (is the node still running?)")]
+    Locked(std::path::PathBuf),
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -70,7 +82,20 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join("state.redb"))?;
+        Self::open_file(&dir.join(DB_FILE))
+    }
+
+    /// Opens (creating if needed) the database file `path`; its directory holds snapshots.
+    /// Fails with [`StoreError::Locked`] while another process has it open.
+    pub fn open_file(path: &Path) -> Result<Store> {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+                other => StoreError::Db(format!("{}: {other}", path.display())),
+            })?;
         let txn = db.begin_write()?;
         {
             txn.open_table(META)?;
@@ -87,7 +112,7 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             db: Arc::new(db),
-            dir: dir.to_path_buf(),
+            dir,
             fsyncs: Default::default(),
         })
     }

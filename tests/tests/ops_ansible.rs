@@ -197,7 +197,9 @@ impl Deploy {
             .env("ANSIBLE_HOME", &home)
             .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
             .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
-            .env("ANSIBLE_STDOUT_CALLBACK", "json")
+            // The JSON report callback of the ansible.posix collection (Debian's `ansible`).
+            .env("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
+            .env("ANSIBLE_PIPELINING", "1")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_FORCE_COLOR", "0")
@@ -290,6 +292,34 @@ async fn api_post(url: &str, body: Value) -> Result<(u16, Value), reqwest::Error
     let status = resp.status().as_u16();
     let v = resp.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, v))
+}
+
+/// What the concurrent writer saw.
+#[derive(Debug, Default)]
+struct WriteLog {
+    acked: Vec<String>,
+    failed: Vec<String>,
+    /// Requests no node handled, sent again to the next node.
+    retried: u64,
+}
+
+/// The request reached no handler: the connection was refused, or closed before any response
+/// (hyper closes a connection it has not read a request from when the server shuts down).
+fn not_handled(e: &reqwest::Error) -> bool {
+    if e.is_connect() {
+        return true;
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        if err
+            .to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn send_body(from: &str, to: &str, no: &str) -> Value {
@@ -465,41 +495,44 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
     let pids_before: Vec<Option<String>> = ids.iter().map(|id| deploy.pid(*id)).collect();
 
     // A client sends messages over HTTP the whole time, each to the next node in turn. A
-    // refused connection (the node is down and got nothing) goes to the next node, as a load
-    // balancer would; anything else that is not a 200 with a message_seq is a failed write.
+    // request that no node handled — connection refused, or a connection a stopping node
+    // closed before reading the request (hyper's graceful shutdown) — goes to the next node
+    // with the same client_msg_no, as a load balancer would retry it; anything else that is not
+    // a 200 with a message_seq is a failed write. That the retried ones were really not
+    // handled is checked at the end: no message is stored twice.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, deploy) = (stop.clone(), deploy.clone());
         tokio::spawn(async move {
-            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            let mut log = WriteLog::default();
             let mut k = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let no = format!("roll-{k}");
                 let body = send_body("roll-writer", "roll-reader", &no);
-                let mut sent = false;
-                for attempt in 0..deploy.fleet.nodes.len() {
-                    let i = (k + attempt) % deploy.fleet.nodes.len();
+                let nodes = deploy.fleet.nodes.len();
+                let mut outcome = Err(format!("{no}: no node handled it"));
+                for attempt in 0..nodes {
+                    let i = (k + attempt) % nodes;
                     match api_post(&deploy.api(i, "/message/send"), body.clone()).await {
-                        Err(e) if e.is_connect() => continue,
+                        Err(e) if not_handled(&e) => log.retried += 1,
                         Ok((200, v)) if v["data"]["message_seq"].as_u64() > Some(0) => {
-                            acked.push(no.clone());
-                            sent = true;
+                            outcome = Ok(());
                             break;
                         }
                         other => {
-                            failed.push(format!("{no} via node {i}: {other:?}"));
-                            sent = true;
+                            outcome = Err(format!("{no} via node {i}: {other:?}"));
                             break;
                         }
                     }
                 }
-                if !sent {
-                    failed.push(format!("{no}: no node accepted a connection"));
+                match outcome {
+                    Ok(()) => log.acked.push(no),
+                    Err(e) => log.failed.push(e),
                 }
                 k += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            (acked, failed)
+            log
         })
     };
 
@@ -508,9 +541,14 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    let (acked, failed) = writer.await.unwrap();
+    let WriteLog {
+        acked,
+        failed,
+        retried,
+    } = writer.await.unwrap();
     eprintln!(
-        "writes during the rolling restart: {} acknowledged, {} failed",
+        "writes during the rolling restart: {} acknowledged, {} failed, {retried} sent again to \
+         another node (refused, or closed unhandled by a stopping node)",
         acked.len(),
         failed.len()
     );
@@ -547,20 +585,21 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
         let (st, _) = wk_tests::get(&deploy.api(i, "/health")).await;
         assert_eq!(st, 200, "node {} after the rolling restart", ids[i]);
     }
-    // Every acknowledged message is there, on every node.
+    // Every acknowledged message is there, on every node, and none twice (a request sent
+    // again to another node had not been handled by the first).
     for i in 0..ids.len() {
         let url = deploy.api(i, "/channel/messagesync");
-        poll(T, "every acknowledged message on every node", || async {
+        let stored = poll(T, "every acknowledged message on every node", || async {
             let h = history(&url, "roll-reader", "roll-writer").await;
-            let have: std::collections::HashSet<&str> = h
+            let stored: Vec<String> = h
                 .iter()
-                .filter_map(|m| m["client_msg_no"].as_str())
+                .filter_map(|m| m["client_msg_no"].as_str().map(String::from))
                 .collect();
-            acked
-                .iter()
-                .all(|no| have.contains(no.as_str()))
-                .then_some(())
+            acked.iter().all(|no| stored.contains(no)).then_some(stored)
         })
         .await;
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&String> = stored.iter().filter(|no| !seen.insert(*no)).collect();
+        assert!(twice.is_empty(), "node {} stores twice: {twice:?}", ids[i]);
     }
 }

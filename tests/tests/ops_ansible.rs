@@ -581,13 +581,13 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
         assert!(before.is_some());
         assert_ne!(&deploy.pid(*id), before, "node {id} was not restarted");
     }
-    for i in 0..ids.len() {
+    for (i, id) in ids.iter().enumerate() {
         let (st, _) = wk_tests::get(&deploy.api(i, "/health")).await;
-        assert_eq!(st, 200, "node {} after the rolling restart", ids[i]);
+        assert_eq!(st, 200, "node {id} after the rolling restart");
     }
     // Every acknowledged message is there, on every node, and none twice (a request sent
     // again to another node had not been handled by the first).
-    for i in 0..ids.len() {
+    for (i, id) in ids.iter().enumerate() {
         let url = deploy.api(i, "/channel/messagesync");
         let stored = poll(T, "every acknowledged message on every node", || async {
             let h = history(&url, "roll-reader", "roll-writer").await;
@@ -600,6 +600,6 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
         .await;
         let mut seen = std::collections::HashSet::new();
         let twice: Vec<&String> = stored.iter().filter(|no| !seen.insert(*no)).collect();
-        assert!(twice.is_empty(), "node {} stores twice: {twice:?}", ids[i]);
+        assert!(twice.is_empty(), "node {id} stores twice: {twice:?}");
     }
 }

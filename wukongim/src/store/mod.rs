@@ -171,7 +171,8 @@ pub(crate) fn conv_key(channel_id: &str, channel_type: u8) -> String {
     format!("{channel_type}:{channel_id}")
 }
 
-pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+/// Encodes a value with postcard: stored records, Raft types and cluster RPC bodies alike.
+pub fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("in-memory serialization cannot fail")
 }
 

@@ -42,12 +42,12 @@ impl Store {
         for k in keys {
             vals.push(t.get(*k)?.map(|g| g.value().to_vec()));
         }
-        Ok((encode(&image_in(&txn)?), vals))
+        Ok((to_bytes(&image_in(&txn)?), vals))
     }
 
     /// The image as bytes.
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
-        Ok(encode(&self.image()?))
+        Ok(to_bytes(&self.image()?))
     }
 
     /// SHA-256 (hex) of the IM state image and the raw value of a state-machine metadata key

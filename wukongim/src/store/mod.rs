@@ -33,7 +33,14 @@ pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
-    Db(String),
+    Db(#[from] redb::Error),
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unsupported snapshot format {0}")]
+    SnapshotFormat(u32),
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -44,13 +51,13 @@ pub enum StoreError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
         }
     )*};
 }
 from_redb!(
-    redb::Error,
     redb::DatabaseError,
+    redb::SetDurabilityError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -94,8 +101,10 @@ impl StoreMetrics {
 impl Store {
     /// Opens (creating if needed) `dir/state.redb`.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let db = Database::create(dir.join("state.redb"))?;
         let txn = db.begin_write()?;
         {

@@ -75,10 +75,7 @@ impl Store {
     pub fn restore(&self, bytes: &[u8], meta: &[(&str, Vec<u8>)]) -> Result<()> {
         let img: StateImage = decode("snapshot", bytes)?;
         if img.format != FORMAT {
-            return Err(StoreError::Db(format!(
-                "unsupported snapshot format {}",
-                img.format
-            )));
+            return Err(StoreError::SnapshotFormat(img.format));
         }
         let txn = self.db().begin_write()?;
         clear_all(&txn)?;

@@ -1,4 +1,5 @@
-//! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
+//! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory;
+//! and [`io_err`], for interfaces that speak `io::Result` (openraft's storage, the transports).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -31,4 +32,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Any error as an `io::Error` (kind `Other`), keeping its message.
+pub fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }

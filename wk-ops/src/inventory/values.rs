@@ -10,11 +10,11 @@
 
 pub use super::names::*;
 
-use serde::de::value::{I64Deserializer, U64Deserializer};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 use wukongim::config as server;
+use wukongim::config::Written;
 
 /// A duration written with a unit: "100ms", "5s", "1.5s", "2m", "24h".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,30 +78,8 @@ pub fn plain_duration(d: Duration) -> String {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(DURATION_HINT)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                let value = parse_duration(v).map_err(E::custom)?;
-                Ok(Dur {
-                    text: v.trim().to_string(),
-                    value,
-                })
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                Err(E::custom(format!("{v} has no unit ({DURATION_HINT})")))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                Err(E::custom(format!("{v} has no unit ({DURATION_HINT})")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Err(E::custom(format!("{v} has no unit ({DURATION_HINT})")))
-            }
-        }
-        d.deserialize_any(V)
+        let (text, value) = server::read_duration(d, parse_duration, DURATION_HINT)?;
+        Ok(Dur { text, value })
     }
 }
 
@@ -127,33 +105,13 @@ impl Tick {
     }
 }
 
+// The range (1..=3600 s, 10ms..=1h) and its messages are the server's.
 impl<'de> Deserialize<'de> for Tick {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Tick;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("whole seconds (e.g. 1) or a duration such as \"100ms\"")
-            }
-            // The range (1..=3600 s, 10ms..=1h) and its messages are the server's.
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tick, E> {
-                server::Tick::deserialize(U64Deserializer::<E>::new(v))?;
-                Ok(Tick::Secs(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tick, E> {
-                server::Tick::deserialize(I64Deserializer::<E>::new(v))?;
-                Ok(Tick::Secs(v.unsigned_abs()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Tick, E> {
-                let value = parse_duration(v).map_err(E::custom)?;
-                server::check_tick(value, v).map_err(E::custom)?;
-                Ok(Tick::Text(Dur {
-                    text: v.trim().to_string(),
-                    value,
-                }))
-            }
-        }
-        d.deserialize_any(V)
+        Ok(match server::read_tick(d, parse_duration)? {
+            Written::Number(v) => Tick::Secs(v.as_secs()),
+            Written::Text(text, value) => Tick::Text(Dur { text, value }),
+        })
     }
 }
 
@@ -199,25 +157,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Size;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a byte count or a size such as \"512MiB\" or \"2GB\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
-                Ok(Size::Bytes(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
-                let b = server::ByteSize::deserialize(I64Deserializer::<E>::new(v))?;
-                Ok(Size::Bytes(b.0))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
-                let b = parse_size(v).map_err(E::custom)?;
-                Ok(Size::Text(v.trim().to_string(), b))
-            }
-        }
-        d.deserialize_any(V)
+        Ok(match server::read_size(d, parse_size)? {
+            Written::Number(b) => Size::Bytes(b),
+            Written::Text(text, b) => Size::Text(text, b),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::error::{ok_data, ApiError, Body};
 use crate::app::App;
-use crate::cluster::messages::AdminRequest;
+use crate::cluster::messages::{AdminError, AdminRequest};
 use crate::core::wait_until;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn admin_error((status, msg): (u16, String)) -> ApiError {
-    match status {
-        400 | 409 => ApiError::BadRequest(msg),
-        404 => ApiError::NotFound(msg),
-        _ => ApiError::Unavailable(msg),
+fn admin_error(e: AdminError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        AdminError::Invalid(_) | AdminError::Conflict(_) => ApiError::BadRequest(msg),
+        AdminError::NotFound(_) => ApiError::NotFound(msg),
+        AdminError::Unavailable(_) | AdminError::BadReply(_) => ApiError::Unavailable(msg),
     }
 }
 

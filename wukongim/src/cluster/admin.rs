@@ -1,7 +1,7 @@
 //! Cluster administration and views: membership changes, leadership transfer, and the JSON the
 //! /cluster/* endpoints show. Changes run on the leader; other nodes forward them.
 
-use super::messages::{kind, AdminRequest, AdminResult};
+use super::messages::{kind, AdminError, AdminRequest, AdminResult};
 use super::types::{from_bytes, to_bytes};
 use super::Cluster;
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -24,8 +24,8 @@ fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn bad(msg: impl Into<String>) -> (u16, String) {
-    (400, msg.into())
+fn bad(msg: impl Into<String>) -> AdminError {
+    AdminError::Invalid(msg.into())
 }
 
 impl Cluster {
@@ -35,7 +35,9 @@ impl Cluster {
             Some(l) if l == self.node_id => self.admin_as_leader(req).await,
             Some(l) => {
                 let Some(addr) = self.addr_of(l) else {
-                    return Err((503, format!("no address for leader {l}")));
+                    return Err(AdminError::Unavailable(format!(
+                        "no address for leader {l}"
+                    )));
                 };
                 let timeout = self.config.cluster.request_timeout.0 * 3;
                 match self
@@ -44,18 +46,20 @@ impl Cluster {
                     .await
                 {
                     Ok(body) => from_bytes::<AdminResult>(&body)
-                        .unwrap_or_else(|e| Err((502, e.to_string()))),
-                    Err(e) => Err((503, format!("leader {l} unreachable: {e}"))),
+                        .unwrap_or_else(|e| Err(AdminError::BadReply(e.to_string()))),
+                    Err(e) => Err(AdminError::Unavailable(format!(
+                        "leader {l} unreachable: {e}"
+                    ))),
                 }
             }
-            None => Err((503, "no leader".into())),
+            None => Err(AdminError::Unavailable("no leader".into())),
         }
     }
 
     /// Runs `req` on this node, which must be the leader.
     pub async fn admin_as_leader(&self, req: AdminRequest) -> AdminResult {
         if !self.raft.is_leader() {
-            return Err((503, "not the leader".into()));
+            return Err(AdminError::Unavailable("not the leader".into()));
         }
         let membership = self
             .raft
@@ -73,24 +77,25 @@ impl Cluster {
                 }
                 crate::config::NodeSpec::parse(&format!("{id}@{addr}")).map_err(bad)?;
                 if voters.contains(&id) {
-                    return Err((409, format!("node {id} is already a voter")));
+                    return Err(AdminError::Conflict(format!(
+                        "node {id} is already a voter"
+                    )));
                 }
                 if let Some((other, _)) = m.nodes().find(|(nid, n)| n.addr == addr && **nid != id) {
-                    return Err((
-                        409,
-                        format!("address {addr} already belongs to node {other}"),
-                    ));
+                    return Err(AdminError::Conflict(format!(
+                        "address {addr} already belongs to node {other}"
+                    )));
                 }
                 tracing::info!(id, %addr, "raft adding learner");
                 self.raft
                     .add_learner(id, BasicNode { addr: addr.clone() }, true)
                     .await
-                    .map_err(|e| (503, format!("adding learner {id}: {e}")))?;
+                    .map_err(|e| AdminError::Unavailable(format!("adding learner {id}: {e}")))?;
                 tracing::info!(id, "raft promoting learner to voter");
                 self.raft
                     .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                     .await
-                    .map_err(|e| (503, format!("promoting {id}: {e}")))?;
+                    .map_err(|e| AdminError::Unavailable(format!("promoting {id}: {e}")))?;
                 Ok(json!({"id": id, "addr": addr, "status": "follower"}).to_string())
             }
             AdminRequest::RemoveNode { id } => {
@@ -104,15 +109,15 @@ impl Cluster {
                     self.raft
                         .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
                         .await
-                        .map_err(|e| (503, format!("removing {id}: {e}")))?;
+                        .map_err(|e| AdminError::Unavailable(format!("removing {id}: {e}")))?;
                 } else if learners.contains(&id) {
                     tracing::info!(id, "raft removing learner");
                     self.raft
                         .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
                         .await
-                        .map_err(|e| (503, format!("removing {id}: {e}")))?;
+                        .map_err(|e| AdminError::Unavailable(format!("removing {id}: {e}")))?;
                 } else {
-                    return Err((404, format!("node {id} is not a member")));
+                    return Err(AdminError::NotFound(format!("node {id} is not a member")));
                 }
                 if let Some(addr) = m.get_node(&id).map(|n: &BasicNode| n.addr.clone()) {
                     self.rpc.forget(&addr);
@@ -135,15 +140,14 @@ impl Cluster {
                     .trigger()
                     .transfer_leader(target)
                     .await
-                    .map_err(|e| (503, e.to_string()))?;
+                    .map_err(|e| AdminError::Unavailable(e.to_string()))?;
                 let deadline = self.config.election_timeout() * 4;
                 if crate::core::wait_until(deadline, || self.leader() == Some(target)).await {
                     return Ok(json!({"leader": target}).to_string());
                 }
-                Err((
-                    503,
-                    format!("node {target} did not take over within {deadline:?}"),
-                ))
+                Err(AdminError::Unavailable(format!(
+                    "node {target} did not take over within {deadline:?}"
+                )))
             }
             AdminRequest::Nodes => {
                 Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default())

@@ -2,6 +2,7 @@
 //! after the transaction committed (fsync); the vote is durable before `save_vote` returns.
 
 use super::types::{from_bytes, to_bytes, Entry, LogId, TypeConfig, Vote};
+use crate::fsutil::io_err;
 use crate::store::Store;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
@@ -24,10 +25,6 @@ impl LogStore {
     pub fn new(store: Store) -> Self {
         LogStore { store }
     }
-}
-
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 /// Runs blocking storage work off the async threads.

@@ -78,8 +78,21 @@ pub enum ForwardResult {
     Applied { index: u64, result: BatchResult },
     /// The receiver is not the leader; it knows this one (if any).
     NotLeader { leader: Option<u64> },
-    /// The write failed (message for logs).
-    Failed(String),
+    /// The write failed; the proposer retries until its deadline.
+    Failed(ForwardError),
+}
+
+/// Why a write attempt through the leader failed.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardError {
+    #[error("no address known for leader {0}")]
+    NoAddress(u64),
+    #[error("forward to leader {leader}: {reason}")]
+    Unreachable { leader: u64, reason: String },
+    #[error("undecodable reply from leader {leader}: {reason}")]
+    BadReply { leader: u64, reason: String },
+    #[error("raft refused the write: {0}")]
+    Raft(String),
 }
 
 /// Membership and leadership operations forwarded to the leader.
@@ -99,5 +112,25 @@ pub enum AdminRequest {
     Nodes,
 }
 
-/// Result of an admin operation: Ok(JSON text) or a client error (status, message).
-pub type AdminResult = Result<String, (u16, String)>;
+/// Result of an admin operation: the JSON text to show, or why it was refused. It crosses the
+/// wire from the leader, so causes travel as their messages.
+pub type AdminResult = Result<String, AdminError>;
+
+/// Why an admin operation was refused or failed. `api/` maps each kind to an HTTP status.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum AdminError {
+    /// The request itself is wrong (bad id or address, not a voter, the last voter).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request contradicts the membership (already a voter, address taken).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// No leader, or the leader or Raft could not do it now; worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The leader's reply could not be decoded.
+    #[error("{0}")]
+    BadReply(String),
+}

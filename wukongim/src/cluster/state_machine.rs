@@ -11,6 +11,7 @@ use super::types::{
     TypeConfig,
 };
 use crate::core::Hub;
+use crate::fsutil::io_err;
 use crate::store::{Command, Store};
 use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
@@ -76,10 +77,6 @@ pub struct StateMachine {
     applied: Arc<watch::Sender<u64>>,
     pub snapshots: SnapshotDir,
     pub stats: Arc<SnapshotStats>,
-}
-
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 impl StateMachine {

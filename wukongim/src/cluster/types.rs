@@ -38,10 +38,7 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>
 pub type Snapshot =
     openraft::type_config::alias::SnapshotOf<TypeConfig, super::snapfile::SnapshotFile>;
 
-/// Encodes a value for the log, metadata or the wire.
-pub fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_stdvec(v).expect("in-memory serialization cannot fail")
-}
+pub use crate::store::to_bytes;
 
 /// Decodes what [`to_bytes`] produced.
 pub fn from_bytes<T: DeserializeOwned>(b: &[u8]) -> Result<T, std::io::Error> {

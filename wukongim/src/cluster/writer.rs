@@ -2,7 +2,7 @@
 //! one fsync per batch on every node), proposed on the leader — or forwarded to it — with retries
 //! across leader changes until `requestTimeout`, and answered once applied on this node.
 
-use super::messages::{kind, ForwardResult, ForwardWrite};
+use super::messages::{kind, ForwardError, ForwardResult, ForwardWrite};
 use super::types::{from_bytes, to_bytes, Batch, BatchResult, TypeConfig};
 use super::Cluster;
 use crate::store::{Command, Outcome};
@@ -24,8 +24,6 @@ pub enum ProposeError {
     Closed,
     #[error("no leader accepted the write within the request timeout")]
     Timeout,
-    #[error("{0}")]
-    Failed(String),
 }
 
 type Reply = oneshot::Sender<Result<Outcome, ProposeError>>;
@@ -293,7 +291,7 @@ impl Cluster {
 
     async fn forward(&self, leader: u64, batch: &Batch, deadline: Instant) -> ForwardResult {
         let Some(addr) = self.addr_of(leader) else {
-            return ForwardResult::Failed(format!("no address for leader {leader}"));
+            return ForwardResult::Failed(ForwardError::NoAddress(leader));
         };
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -306,8 +304,16 @@ impl Cluster {
             .call_timeout(&addr, kind::FORWARD_WRITE, body.into(), left)
             .await
         {
-            Ok(resp) => from_bytes(&resp).unwrap_or_else(|e| ForwardResult::Failed(e.to_string())),
-            Err(e) => ForwardResult::Failed(format!("forward to leader {leader}: {e}")),
+            Ok(resp) => from_bytes(&resp).unwrap_or_else(|e| {
+                ForwardResult::Failed(ForwardError::BadReply {
+                    leader,
+                    reason: e.to_string(),
+                })
+            }),
+            Err(e) => ForwardResult::Failed(ForwardError::Unreachable {
+                leader,
+                reason: e.to_string(),
+            }),
         }
     }
 
@@ -323,7 +329,7 @@ impl Cluster {
                     leader: f.leader_id,
                 }
             }
-            Err(e) => ForwardResult::Failed(e.to_string()),
+            Err(e) => ForwardResult::Failed(ForwardError::Raft(e.to_string())),
         }
     }
 }

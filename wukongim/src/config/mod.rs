@@ -9,8 +9,8 @@ mod validate;
 pub use load::{load, Loaded};
 pub use model::{Auth, Cluster, Config, Conn, External, Manager, Mode, Tls};
 pub use units::{
-    check_tick, duration_unit_secs, format_duration, parse_duration, parse_size, size_unit_bytes,
-    ByteSize, Dur, NodeSpec, Tick,
+    check_tick, duration_unit_secs, format_duration, parse_duration, parse_size, read_duration,
+    read_size, read_tick, size_unit_bytes, ByteSize, Dur, NodeSpec, Parse, Tick, Written,
 };
 pub use validate::strip_scheme;
 

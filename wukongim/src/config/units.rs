@@ -1,6 +1,8 @@
 //! Value types the config file spells as strings: durations ("10ms", "5s", "24h"), byte sizes
 //! ("2GB", "512MiB" or plain bytes), the heartbeat tick (integer seconds or a duration) and
 //! `id@host:port` node specs. Each parses strictly and serializes back to the same spelling.
+//! The deserializers ([`read_duration`], [`read_tick`], [`read_size`]) are shared with wk-ops'
+//! inventory, which reads the same values with a narrower grammar and keeps their spelling.
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -86,17 +88,7 @@ impl Serialize for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration string such as \"10ms\", \"5s\" or \"24h\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                parse_duration(v).map(Dur).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
+        read_duration(d, parse_duration, DURATION_HINT).map(|(_, v)| Dur(v))
     }
 }
 
@@ -118,30 +110,7 @@ impl Serialize for Tick {
 
 impl<'de> Deserialize<'de> for Tick {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Tick;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("whole seconds (e.g. 1) or a duration string (e.g. \"100ms\")")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tick, E> {
-                if v == 0 || v > 3600 {
-                    return Err(E::custom(format!("{v} seconds is out of range (1..=3600)")));
-                }
-                Ok(Tick(Duration::from_secs(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tick, E> {
-                u64::try_from(v)
-                    .map_err(|_| E::custom(format!("{v} is negative")))
-                    .and_then(|v| self.visit_u64(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Tick, E> {
-                let d = parse_duration(v).map_err(E::custom)?;
-                check_tick(d, v).map_err(E::custom)?;
-                Ok(Tick(d))
-            }
-        }
-        d.deserialize_any(V)
+        read_tick(d, parse_duration).map(|w| Tick(w.value()))
     }
 }
 
@@ -203,26 +172,120 @@ impl Serialize for ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a byte count or a size string such as \"512MiB\" or \"2GB\"")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("{v} is negative")))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                parse_size(v).map(ByteSize).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
+        read_size(d, parse_size).map(|w| ByteSize(w.value()))
     }
+}
+
+/// How a tick or size was written: a bare number, or a string (trimmed) with what it means.
+/// The server keeps only the value; wk-ops' inventory keeps the text, so rendered files show
+/// it as the operator wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written<T> {
+    Number(T),
+    Text(String, T),
+}
+
+impl<T: Copy> Written<T> {
+    pub fn value(&self) -> T {
+        match self {
+            Written::Number(v) | Written::Text(_, v) => *v,
+        }
+    }
+}
+
+/// A parser of the string form of a value (the server's grammar, or the inventory's narrower one).
+pub type Parse<T> = fn(&str) -> Result<T, String>;
+
+/// What the server's durations look like, for error messages.
+const DURATION_HINT: &str = "a duration string such as \"10ms\", \"5s\" or \"24h\"";
+
+/// Reads a duration string with `parse`; a bare number is refused, saying a unit is missing
+/// (`hint` says what was expected). Returns the trimmed text and the duration.
+pub fn read_duration<'de, D: Deserializer<'de>>(
+    d: D,
+    parse: Parse<Duration>,
+    hint: &'static str,
+) -> Result<(String, Duration), D::Error> {
+    struct V(Parse<Duration>, &'static str);
+    impl de::Visitor<'_> for V {
+        type Value = (String, Duration);
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let d = (self.0)(v).map_err(E::custom)?;
+            Ok((v.trim().to_string(), d))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Err(E::custom(format!("{v} has no unit ({})", self.1)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Err(E::custom(format!("{v} has no unit ({})", self.1)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Err(E::custom(format!("{v} has no unit ({})", self.1)))
+        }
+    }
+    d.deserialize_any(V(parse, hint))
+}
+
+/// Reads a heartbeat tick: whole seconds (1..=3600) or a duration string read with `parse`
+/// (10ms..=1h).
+pub fn read_tick<'de, D: Deserializer<'de>>(
+    d: D,
+    parse: Parse<Duration>,
+) -> Result<Written<Duration>, D::Error> {
+    struct V(Parse<Duration>);
+    impl de::Visitor<'_> for V {
+        type Value = Written<Duration>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("whole seconds (e.g. 1) or a duration string (e.g. \"100ms\")")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            if v == 0 || v > 3600 {
+                return Err(E::custom(format!("{v} seconds is out of range (1..=3600)")));
+            }
+            Ok(Written::Number(Duration::from_secs(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("{v} is negative")))
+                .and_then(|v| self.visit_u64(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let d = (self.0)(v).map_err(E::custom)?;
+            check_tick(d, v).map_err(E::custom)?;
+            Ok(Written::Text(v.trim().to_string(), d))
+        }
+    }
+    d.deserialize_any(V(parse))
+}
+
+/// Reads a byte size: a byte count, or a size string read with `parse`.
+pub fn read_size<'de, D: Deserializer<'de>>(
+    d: D,
+    parse: Parse<u64>,
+) -> Result<Written<u64>, D::Error> {
+    struct V(Parse<u64>);
+    impl de::Visitor<'_> for V {
+        type Value = Written<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a byte count or a size string such as \"512MiB\" or \"2GB\"")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Written::Number(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Written::Number)
+                .map_err(|_| E::custom(format!("{v} is negative")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let b = (self.0)(v).map_err(E::custom)?;
+            Ok(Written::Text(v.trim().to_string(), b))
+        }
+    }
+    d.deserialize_any(V(parse))
 }
 
 /// One entry of `cluster.initNodes`: `"1001@192.168.1.101:11110"`.

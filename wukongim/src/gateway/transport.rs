@@ -2,6 +2,7 @@
 //! text) are concatenated into one byte stream, as the Go server does. Outbound, one packet per
 //! binary frame.
 
+use crate::fsutil::io_err;
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
@@ -85,10 +86,6 @@ impl Transport for Ws {
         let (w, r) = self.0.split();
         (WsRead(r), WsWrite(w))
     }
-}
-
-fn io_err(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(e.to_string())
 }
 
 impl Inbound for WsRead {

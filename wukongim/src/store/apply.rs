@@ -45,7 +45,7 @@ fn load_channel(txn: &WriteTransaction, ty: u8, id: &str) -> Result<Option<Chann
 
 fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
     txn.open_table(CHANNELS)?
-        .insert((ty, id), encode(info).as_slice())?;
+        .insert((ty, id), to_bytes(info).as_slice())?;
     Ok(())
 }
 
@@ -66,7 +66,7 @@ fn apply_one(
                 device_level: *device_level,
             };
             txn.open_table(TOKENS)?
-                .insert((uid.as_str(), *device_flag), encode(&rec).as_slice())?;
+                .insert((uid.as_str(), *device_flag), to_bytes(&rec).as_slice())?;
             Outcome::Done
         }
         Command::UpsertChannel {
@@ -147,7 +147,7 @@ fn apply_one(
                     drop(t);
                     c.version = next_counter(txn, "conv_version")? as i64;
                     txn.open_table(CONVS)?
-                        .insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+                        .insert((uid.as_str(), key.as_str()), to_bytes(&c).as_slice())?;
                     Outcome::Done
                 }
                 None => rejected(
@@ -266,11 +266,11 @@ fn apply_send(
     if persist {
         let key = log_key(&s.from_uid, &s.channel_id, s.channel_type);
         txn.open_table(MESSAGES)?
-            .insert((key.as_str(), message_seq), encode(&msg).as_slice())?;
+            .insert((key.as_str(), message_seq), to_bytes(&msg).as_slice())?;
         if !s.client_msg_no.is_empty() {
             txn.open_table(DEDUP)?.insert(
                 (s.from_uid.as_str(), s.client_msg_no.as_str()),
-                encode(&(message_id, message_seq)).as_slice(),
+                to_bytes(&(message_id, message_seq)).as_slice(),
             )?;
         }
         update_conversations(txn, &msg, &recipients)?;
@@ -320,7 +320,7 @@ fn update_conversations(
         }
         c.version = next_counter(txn, "conv_version")? as i64;
         txn.open_table(CONVS)?
-            .insert((uid.as_str(), key.as_str()), encode(&c).as_slice())?;
+            .insert((uid.as_str(), key.as_str()), to_bytes(&c).as_slice())?;
     }
     Ok(())
 }

@@ -43,9 +43,21 @@ pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
-    Db(String),
+    Db(#[from] redb::Error),
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("{0} is locked by another process (is the node still running?)")]
     Locked(std::path::PathBuf),
+    #[error("writing snapshot rows: {source}")]
+    SnapshotRows { source: std::io::Error },
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -56,13 +68,13 @@ pub enum StoreError {
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
         }
     )*};
 }
 from_redb!(
-    redb::Error,
     redb::DatabaseError,
+    redb::SetDurabilityError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -106,8 +118,10 @@ impl StoreMetrics {
 impl Store {
     /// Opens (creating if needed) `dir/state.redb`.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         Self::open_file(&dir.join(DB_FILE))
     }
 
@@ -120,7 +134,10 @@ impl Store {
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
-                other => StoreError::Db(format!("{}: {other}", path.display())),
+                other => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: other,
+                },
             })?;
         let txn = db.begin_write()?;
         {
@@ -196,7 +213,8 @@ pub(crate) fn conv_key(channel_id: &str, channel_type: u8) -> String {
     format!("{channel_type}:{channel_id}")
 }
 
-pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+/// Encodes a value with postcard: stored records, Raft types and cluster RPC bodies alike.
+pub fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("in-memory serialization cannot fail")
 }
 

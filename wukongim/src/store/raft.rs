@@ -96,8 +96,7 @@ impl Store {
     /// for hints that may safely be lost, such as the committed index.
     pub fn raft_meta_put_lazy(&self, key: &str, value: &[u8]) -> Result<()> {
         let mut txn = self.db().begin_write()?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
+        txn.set_durability(redb::Durability::None)?;
         txn.open_table(RAFT_META)?.insert(key, value)?;
         txn.commit()?;
         Ok(())

@@ -95,7 +95,7 @@ pub fn walk_rows(
     txn: &ReadTransaction,
     f: &mut dyn FnMut(&Row) -> std::io::Result<()>,
 ) -> Result<()> {
-    let io = |e: std::io::Error| StoreError::Db(format!("writing snapshot rows: {e}"));
+    let io = |source: std::io::Error| StoreError::SnapshotRows { source };
     for item in txn.open_table(META)?.iter()? {
         let (k, v) = item?;
         f(&Row::Meta(k.value(), v.value())).map_err(io)?;

@@ -1,0 +1,100 @@
+//! One client session, whatever the transport. [`run`] is the whole life of a connection:
+//! CONNECT is checked ([`auth`]), then three tasks share the session — the read loop
+//! ([`read`]: PING, SEND, RECVACK, SUB, DISCONNECT), the SENDACK writer keeping SEND order
+//! ([`acks`], fed by [`send`]) and the writer owning the socket ([`write`], which frames hub
+//! pushes as RECV with [`recv`]). Bad input closes this connection only.
+
+mod acks;
+mod auth;
+mod read;
+mod recv;
+mod send;
+mod write;
+
+use super::transport::{Outbound as _, Transport};
+use crate::app::App;
+use crate::core::{ConnInfo, Outbound};
+use crate::proto::{encode, DisconnectPacket, Packet, ReasonCode, SessionCipher};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// State fixed at CONNECT time.
+struct Session {
+    app: Arc<App>,
+    uid: String,
+    device_id: String,
+    version: u8,
+    cipher: SessionCipher,
+    conn_id: u64,
+}
+
+/// Runs a connection to completion.
+pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, peer: String) {
+    let (mut r, mut w) = io.split();
+    let mut buf = BytesMut::new();
+    let mut dec = crate::proto::Decoder::new(app.config.conn.max_packet_size.0 as usize);
+    let Some(accepted) = auth::accept(&app, &mut r, &mut w, &mut buf, &mut dec, &peer).await else {
+        w.close().await;
+        return;
+    };
+    app.traffic.connects.fetch_add(1, Relaxed);
+    let connect = accepted.connect;
+    let (hub_tx, hub_rx) = mpsc::channel::<Outbound>(1024);
+    let conn_id = app.core.hub.next_conn_id();
+    let info = ConnInfo {
+        id: conn_id,
+        uid: connect.uid.clone(),
+        device_id: connect.device_id.clone(),
+        device_flag: connect.device_flag,
+        device_level: accepted.device_level,
+        transport,
+    };
+    let s = Arc::new(Session {
+        app: app.clone(),
+        uid: connect.uid,
+        device_id: connect.device_id,
+        version: accepted.version,
+        cipher: accepted.cipher,
+        conn_id,
+    });
+    // CONNACK must go out before any RECV: write it before registering with the hub.
+    if w.send(accepted.connack).await.is_err() {
+        return;
+    }
+    for m in app.core.hub.register(info, hub_tx.clone()) {
+        let _ = hub_tx.try_send(Outbound::Recv(m));
+    }
+    tracing::debug!(%peer, uid = %s.uid, device = %s.device_id, version = s.version, transport, "client connected");
+
+    let closed = CancellationToken::new();
+    let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
+    let (ack_tx, ack_rx) = mpsc::channel::<acks::PendingAck>(1024);
+    let writer = tokio::spawn(write::write_loop(
+        s.clone(),
+        w,
+        out_rx,
+        hub_rx,
+        closed.clone(),
+    ));
+    let acker = tokio::spawn(acks::ack_loop(s.clone(), ack_rx, out_tx.clone()));
+    read::read_loop(&s, &mut r, &mut buf, &mut dec, &out_tx, &ack_tx, &closed).await;
+    app.core.hub.unregister(&s.uid, s.conn_id);
+    drop(ack_tx);
+    let _ = acker.await; // in-flight SENDACKs are still written
+    drop(out_tx);
+    closed.cancel();
+    let _ = writer.await;
+    tracing::debug!(%peer, uid = %s.uid, "client disconnected");
+}
+
+/// A DISCONNECT frame.
+fn disconnect(reason: ReasonCode, text: &str, version: u8) -> Bytes {
+    let p = Packet::Disconnect(DisconnectPacket {
+        reason_code: reason,
+        reason: text.into(),
+    });
+    encode(&p, version).unwrap_or_default()
+}

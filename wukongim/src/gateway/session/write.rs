@@ -1,0 +1,52 @@
+//! The writer: owns the socket's writing half and sends session replies (queued by the read
+//! loop and the ack loop) and hub pushes (RECV, kicks) until the session closes.
+
+use super::{disconnect, recv, Session};
+use crate::core::Outbound;
+use crate::gateway::transport::Outbound as Out;
+use crate::proto::ReasonCode;
+use bytes::Bytes;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Owns the writing half: session replies and hub pushes, until closed or kicked.
+pub(super) async fn write_loop<W: Out>(
+    s: Arc<Session>,
+    mut w: W,
+    mut out: mpsc::Receiver<Bytes>,
+    mut hub: mpsc::Receiver<Outbound>,
+    closed: CancellationToken,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            f = out.recv() => match f { Some(f) => f, None => break },
+            h = hub.recv() => match h {
+                Some(Outbound::Recv(m)) => recv::frame(&s, &m),
+                Some(Outbound::Kick { reason, text }) => {
+                    tracing::info!(uid = %s.uid, device = %s.device_id, reason, %text, "disconnecting client");
+                    let _ = w.send(disconnect(ReasonCode::from_u8(reason), &text, s.version)).await;
+                    break;
+                }
+                None => break,
+            },
+            _ = closed.cancelled() => {
+                // Flush what the session already queued (e.g. a final DISCONNECT).
+                while let Ok(f) = out.try_recv() {
+                    let _ = w.send(f).await;
+                }
+                break;
+            }
+        };
+        s.app.traffic.out_bytes.inc_by(frame.len() as u64);
+        if let Some(b) = frame.first() {
+            s.app.traffic.packets_out.inc(b >> 4);
+        }
+        if w.send(frame).await.is_err() {
+            break;
+        }
+    }
+    closed.cancel();
+    w.close().await;
+}

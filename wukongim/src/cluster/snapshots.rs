@@ -57,6 +57,20 @@ impl SnapshotDir {
         Ok(SnapshotDir { dir })
     }
 
+    /// Removes temporary files a crash left behind (half-built or half-received snapshots).
+    pub fn clean_temp(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                tracing::info!(file = %name, "removing a leftover snapshot temp file");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// The current snapshot file.
     pub fn current_path(&self) -> PathBuf {
         self.dir.join("current.snap")

@@ -90,7 +90,11 @@ impl StateMachine {
             store,
             hub,
             applied,
-            snapshots: SnapshotDir::new(dir)?,
+            snapshots: {
+                let d = SnapshotDir::new(dir)?;
+                d.clean_temp();
+                d
+            },
             stats: Arc::new(SnapshotStats::default()),
         })
     }

@@ -26,7 +26,7 @@ pub const DB_FILE: &str = "state.redb";
 
 /// redb's page cache (reads and the write buffer of a transaction). Bounded so that walking or
 /// installing a large state does not grow the process by the size of the state.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 32 << 20;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -207,6 +207,13 @@ fn wk_ops(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Creates group `channel` with `members` through node `i`.
+async fn create_group(f: &Fleet, i: usize, channel: &str, members: &[String]) {
+    let body = json!({"channel_id": channel, "channel_type": 2, "subscribers": members});
+    let (st, v) = post(&f.url(i, "/channel"), body).await;
+    assert_eq!(st, 200, "create {channel}: {v}");
+}
+
 /// Sends PER_CHANNEL messages to each of CHANNELS group channels, one task per channel, spread
 /// over the nodes; returns channel → (clientMsgNo → messageSeq).
 async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
@@ -216,6 +223,8 @@ async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
         let url = f.url(c % 3, "/message/send");
         async move {
             let channel = format!("room-{c}");
+            let members: Vec<String> = (0..7).map(|u| format!("user-{u}")).collect();
+            create_group(f, c % 3, &channel, &members).await;
             let mut seqs = BTreeMap::new();
             for m in 0..PER_CHANNEL {
                 let no = format!("{channel}-{m}");
@@ -385,6 +394,10 @@ async fn backup_wipe_restore_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn damaged_archives_are_refused_and_live_data_untouched() {
     let f = Fleet::start().await;
+    for k in 0..3 {
+        create_group(&f, k, &format!("room-{k}"), &["u1".into()]).await;
+    }
+    create_group(&f, 0, "after", &["u1".into()]).await;
     for k in 0..30 {
         let body = json!({"from_uid": "u1", "channel_id": format!("room-{}", k % 3), "channel_type": 2, "payload": "aGVsbG8="});
         let (st, v) = post(&f.url(k % 3, "/message/send"), body).await;

@@ -214,19 +214,30 @@ async fn create_group(f: &Fleet, i: usize, channel: &str, members: &[String]) {
     assert_eq!(st, 200, "create {channel}: {v}");
 }
 
-/// Sends PER_CHANNEL messages to each of CHANNELS group channels, one task per channel, spread
-/// over the nodes; returns channel → (clientMsgNo → messageSeq).
+/// In-flight sends per channel while writing the history.
+const LANES: usize = 4;
+
+/// Sends PER_CHANNEL messages to each of CHANNELS group channels (LANES concurrent senders per
+/// channel), spread over the nodes; returns channel → (clientMsgNo → messageSeq).
 async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let members: Vec<String> = (0..7).map(|u| format!("user-{u}")).collect();
+    let channels: Vec<String> = (0..CHANNELS).map(|c| format!("room-{c}")).collect();
+    futures::future::join_all(
+        channels
+            .iter()
+            .enumerate()
+            .map(|(c, ch)| create_group(f, c % 3, ch, &members)),
+    )
+    .await;
     let http = reqwest::Client::new();
-    let tasks = (0..CHANNELS).map(|c| {
+    let tasks = (0..CHANNELS * LANES).map(|t| {
+        let (c, lane) = (t / LANES, t % LANES);
         let http = http.clone();
-        let url = f.url(c % 3, "/message/send");
+        let url = f.url(t % 3, "/message/send");
         async move {
             let channel = format!("room-{c}");
-            let members: Vec<String> = (0..7).map(|u| format!("user-{u}")).collect();
-            create_group(f, c % 3, &channel, &members).await;
-            let mut seqs = BTreeMap::new();
-            for m in 0..PER_CHANNEL {
+            let mut seqs = Vec::new();
+            for m in (lane..PER_CHANNEL).step_by(LANES) {
                 let no = format!("{channel}-{m}");
                 let body = json!({"from_uid": format!("user-{}", m % 7), "channel_id": channel,
                     "channel_type": 2, "client_msg_no": no, "payload": "aGVsbG8="});
@@ -243,12 +254,16 @@ async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
                 let seq = v["data"]["message_seq"]
                     .as_u64()
                     .unwrap_or_else(|| panic!("{v}"));
-                seqs.insert(no, seq);
+                seqs.push((no, seq));
             }
             (channel, seqs)
         }
     });
-    futures::future::join_all(tasks).await.into_iter().collect()
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (channel, seqs) in futures::future::join_all(tasks).await {
+        out.entry(channel).or_default().extend(seqs);
+    }
+    out
 }
 
 /// The channel's history on node `i`: clientMsgNo → messageSeq.

@@ -150,6 +150,12 @@ impl Fleet {
         out
     }
 
+    /// `wk-ops restore INVENTORY ARCHIVE --yes`.
+    fn restore(&self, archive: &Path) -> (i32, String) {
+        let inv = self.inventory.to_str().unwrap();
+        wk_ops(&["restore", inv, archive.to_str().unwrap(), "--yes"])
+    }
+
     /// The only archive in the backup directory.
     fn archive(&self) -> PathBuf {
         let archives: Vec<PathBuf> = std::fs::read_dir(&self.backups)
@@ -268,20 +274,9 @@ async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
 
 /// The channel's history on node `i`: clientMsgNo → messageSeq.
 async fn history(f: &Fleet, i: usize, login: &str, channel: &str, ty: u8) -> BTreeMap<String, u64> {
-    let body = json!({"login_uid": login, "channel_id": channel, "channel_type": ty,
-        "start_message_seq": 0, "limit": 10000, "pull_mode": 1});
-    let (st, v) = post(&f.url(i, "/channel/messagesync"), body).await;
-    assert_eq!(st, 200, "{v}");
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["client_msg_no"].as_str().unwrap().to_string(),
-                m["message_seq"].as_u64().unwrap(),
-            )
-        })
+    wk_tests::message_seqs(&f.url(i, ""), login, channel, ty)
+        .await
+        .into_iter()
         .collect()
 }
 
@@ -362,12 +357,7 @@ async fn backup_wipe_restore_round_trip() {
         std::fs::remove_dir_all(f.data_dir(id)).unwrap();
     }
     let t2 = Instant::now();
-    let (code, text) = wk_ops(&[
-        "restore",
-        f.inventory.to_str().unwrap(),
-        archive.to_str().unwrap(),
-        "--yes",
-    ]);
+    let (code, text) = f.restore(&archive);
     assert_eq!(code, 0, "{text}");
     eprintln!("restore took {:?}:\n{text}", t2.elapsed());
     f.wait_healthy().await;
@@ -469,12 +459,7 @@ async fn damaged_archives_are_refused_and_live_data_untouched() {
     assert!(moved.is_empty(), "{moved:?}");
 
     // The good archive restores over the live data, which is moved aside, not deleted.
-    let (code, text) = wk_ops(&[
-        "restore",
-        f.inventory.to_str().unwrap(),
-        archive.to_str().unwrap(),
-        "--yes",
-    ]);
+    let (code, text) = f.restore(&archive);
     assert_eq!(code, 0, "{text}");
     f.wait_healthy().await;
     let after = f.data_versions().await;

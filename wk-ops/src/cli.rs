@@ -115,6 +115,15 @@ pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(if config { 2 } else { 1 })
 }
 
+/// A `--timeout`/`--watch` value: "500ms", "3s", "1m".
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::inventory::values::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than 0".into());
+    }
+    Ok(d)
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<io::Error>())

@@ -4,8 +4,10 @@
 
 pub mod backup;
 pub mod cli;
+pub mod health;
 pub mod inventory;
 pub mod node_api;
 pub mod remote;
 pub mod render;
+pub mod status;
 pub mod yaml;

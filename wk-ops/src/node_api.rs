@@ -7,7 +7,7 @@ use crate::inventory::{Inventory, Node};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Why a request to a node failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,47 @@ pub enum NodeError {
         path: String,
         reason: String,
     },
+}
+
+impl NodeError {
+    /// The node this error is about.
+    pub fn node(&self) -> u64 {
+        match self {
+            NodeError::Unreachable { node, .. }
+            | NodeError::Unauthorized { node, .. }
+            | NodeError::Status { node, .. }
+            | NodeError::BadAnswer { node, .. } => *node,
+        }
+    }
+
+    /// A short reason for tables and alert lines: "timed out", "connection refused",
+    /// "HTTP 500: no raft leader known".
+    pub fn brief(&self) -> String {
+        match self {
+            NodeError::Unreachable { source, .. } if source.is_timeout() => "timed out".into(),
+            NodeError::Unreachable { source, .. } => {
+                let mut last: &dyn std::error::Error = source;
+                while let Some(next) = last.source() {
+                    last = next;
+                }
+                last.to_string()
+            }
+            NodeError::Unauthorized { .. } => "manager token refused (HTTP 401)".into(),
+            NodeError::Status { status, body, .. } => {
+                let msg = serde_json::from_str::<Value>(body)
+                    .ok()
+                    .and_then(|v| {
+                        v["message"]
+                            .as_str()
+                            .or(v["msg"].as_str())
+                            .map(String::from)
+                    })
+                    .unwrap_or_else(|| body.clone());
+                format!("HTTP {status}: {msg}")
+            }
+            NodeError::BadAnswer { path, reason, .. } => format!("bad answer on {path}: {reason}"),
+        }
+    }
 }
 
 /// Reading the manager token file failed.
@@ -169,7 +210,18 @@ impl NodeApi {
         path: &str,
         body: Option<&Value>,
     ) -> Result<reqwest::Response, NodeError> {
-        let url = Self::url(node, path);
+        self.send_to(node, Self::url(node, path), method, path, body)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        node: &Node,
+        url: String,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, NodeError> {
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.header("token", t);
@@ -284,9 +336,61 @@ impl NodeApi {
         .await
     }
 
+    /// `GET /cluster/nodes`, typed: the members as the leader (or this node) sees them.
+    pub async fn nodes_view(&self, node: &Node) -> Result<NodesView, NodeError> {
+        self.get(node, "/cluster/nodes").await
+    }
+
+    /// `GET /varz` with the node's clock: the HTTP `Date` header against this machine's
+    /// clock at the request's midpoint.
+    pub async fn varz(&self, node: &Node) -> Result<Dated<Varz>, NodeError> {
+        let path = "/varz";
+        let sent = SystemTime::now();
+        let resp = self.send(node, reqwest::Method::GET, path, None).await?;
+        let server_date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|source| NodeError::Unreachable {
+                node: node.id,
+                url: Self::url(node, path),
+                source,
+            })?;
+        let received = SystemTime::now();
+        let value = serde_json::from_slice(&bytes).map_err(|e| NodeError::BadAnswer {
+            node: node.id,
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let midpoint = sent + received.duration_since(sent).unwrap_or_default() / 2;
+        Ok(Dated {
+            value,
+            server_date,
+            local_midpoint: midpoint,
+        })
+    }
+
     /// `GET /cluster/data/version`: the IM state's hash, applied index and counts.
     pub async fn data_version(&self, node: &Node) -> Result<DataVersion, NodeError> {
         self.get(node, "/cluster/data/version").await
+    }
+
+    /// `GET /metrics` on the node's metrics port, as Prometheus text.
+    pub async fn metrics_text(&self, node: &Node) -> Result<String, NodeError> {
+        let path = "/metrics";
+        let url = format!("http://{}{path}", node.metrics_target());
+        let resp = self
+            .send_to(node, url.clone(), reqwest::Method::GET, path, None)
+            .await?;
+        resp.text().await.map_err(|source| NodeError::Unreachable {
+            node: node.id,
+            url,
+            source,
+        })
     }
 
     /// `POST /cluster/sync/force`: returns once the node has applied the leader's commit index.
@@ -324,6 +428,56 @@ impl NodeApi {
             .iter()
             .map(|n| async move { (n, self.raft_status(n).await) });
         futures::future::join_all(futs).await
+    }
+}
+
+/// `GET /cluster/nodes`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct NodesView {
+    pub leader: Option<u64>,
+    pub nodes: Vec<MemberView>,
+}
+
+/// One member in [`NodesView`].
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct MemberView {
+    pub id: u64,
+    pub addr: String,
+    /// leader, follower, learner, candidate or offline.
+    pub status: String,
+    /// RFC 3339, when the leader last heard from it.
+    pub last_heartbeat: Option<String>,
+}
+
+/// `GET /varz` (the fields wk-ops reads).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Varz {
+    pub version: String,
+    #[serde(default)]
+    pub uptime_seconds: u64,
+}
+
+/// An answer with the node's clock reading.
+#[derive(Debug, Clone)]
+pub struct Dated<T> {
+    pub value: T,
+    /// The HTTP `Date` header (whole seconds), if the node sent one.
+    pub server_date: Option<SystemTime>,
+    /// This machine's clock halfway between sending and receiving.
+    pub local_midpoint: SystemTime,
+}
+
+impl<T> Dated<T> {
+    /// Node clock minus local clock, in seconds (None without a `Date` header). The header has
+    /// whole seconds, so a reading is exact to about one second.
+    pub fn skew_secs(&self) -> Option<f64> {
+        let date = self.server_date?;
+        Some(
+            match date.duration_since(self.local_midpoint) {
+                Ok(ahead) => ahead.as_secs_f64(),
+                Err(behind) => -behind.duration().as_secs_f64(),
+            } + 0.5,
+        )
     }
 }
 

@@ -26,6 +26,8 @@ pub enum Kind {
     Haproxy,
     /// prometheus/prometheus.yml and wukongim-alerts.yml
     Prometheus,
+    /// alertmanager/alertmanager.yml
+    Alertmanager,
     /// ansible/hosts.yml
     Ansible,
     /// grafana/wukongim-dashboard.json
@@ -33,12 +35,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Nodes,
         Kind::Systemd,
         Kind::Nginx,
         Kind::Haproxy,
         Kind::Prometheus,
+        Kind::Alertmanager,
         Kind::Ansible,
         Kind::Grafana,
     ];
@@ -51,6 +54,7 @@ impl Kind {
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
             Kind::Prometheus => "prometheus",
+            Kind::Alertmanager => "alertmanager",
             Kind::Ansible => "ansible",
             Kind::Grafana => "grafana",
         }
@@ -163,6 +167,10 @@ pub fn render(
                 &ctx,
             )?;
         }
+    }
+    if wanted(Kind::Alertmanager) {
+        let path = "alertmanager/alertmanager.yml";
+        file(Kind::Alertmanager, &format!("{path}.j2"), path.into(), &ctx)?;
     }
     if wanted(Kind::Ansible) {
         file(

@@ -213,9 +213,6 @@ fn systemd_units_score_at_most_2_in_security_analysis() {
     }
 }
 
-/// Metric families the server exposes: the server's own list.
-const METRICS: &[&str] = wukongim::metrics::FAMILIES;
-
 fn metric_names(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -264,11 +261,13 @@ fn dashboard_is_json_and_uses_only_known_metrics() {
         );
     }
     let alerts = read(&out, "prometheus/wukongim-alerts.yml");
+    // Metric families the server exposes, read off its registry.
+    let known = wukongim::metrics::families();
     for name in metric_names(&text).into_iter().chain(metric_names(&alerts)) {
         let base = ["_bucket", "_sum", "_count"]
             .iter()
             .fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
-        assert!(METRICS.contains(&base), "unknown metric {name}");
+        assert!(known.iter().any(|k| k == base), "unknown metric {name}");
     }
 }
 
@@ -295,4 +294,66 @@ fn yaml_outputs_parse_and_node_files_carry_the_guide_keys() {
     assert_eq!(h["ansible_host"], "192.168.1.102");
     assert_eq!(h["wukongim_config_src"], "nodes/1002/wk.yaml");
     assert_eq!(h["wukongim_service"], "wukongim@1002");
+}
+
+#[test]
+fn amtool_accepts_the_alertmanager_config() {
+    let Some(amtool) = tool("amtool", "prometheus-alertmanager") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let check = |out: &Path, expect: &[&str]| {
+        let file = out.join("alertmanager/alertmanager.yml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (ok, log) = run_tool(
+            std::process::Command::new(&amtool)
+                .arg("check-config")
+                .arg(&file),
+        );
+        assert!(
+            ok,
+            "amtool check-config:\n{log}\n--- {}\n{text}",
+            file.display()
+        );
+        assert!(log.contains("SUCCESS"), "{log}");
+        for e in expect {
+            assert!(text.contains(e), "{e} in\n{text}");
+        }
+    };
+    // The example: plain SMTP, one recipient, repeat interval 4h; Prometheus sends to it.
+    let out = render_example(t.path(), "");
+    check(
+        &out,
+        &[
+            "smtp_smarthost: \"localhost:25\"",
+            "- to: \"admin@example.com\"",
+            "repeat_interval: 4h",
+            "send_resolved: true",
+        ],
+    );
+    let prom = std::fs::read_to_string(out.join("prometheus/prometheus.yml")).unwrap();
+    assert!(prom.contains("- \"127.0.0.1:9093\""), "{prom}");
+    // STARTTLS with a login, password from a file.
+    let t2 = tempfile::tempdir().unwrap();
+    let inv = minimal_inventory(
+        "alerts:\n  email:\n    to: [a@example.com, b@example.com]\n    from: wk@example.com\n    \
+         smtp: { host: smtp.example.com, port: 587, starttls: true, username: wk, \
+         passwordFile: /etc/wk-ops/smtp-password }\n  repeatInterval: 30m\n",
+    );
+    write(t2.path(), "inventory.yaml", &inv);
+    wk_ops(t2.path(), &["render", "inventory.yaml", "--out", "out"]).expect(0);
+    check(
+        &t2.path().join("out"),
+        &[
+            "smtp_require_tls: true",
+            "smtp_auth_password_file: \"/etc/wk-ops/smtp-password\"",
+            "- to: \"b@example.com\"",
+            "repeat_interval: 30m",
+        ],
+    );
+    // No alerts.email: a receiver without mail (still a valid config).
+    let t3 = tempfile::tempdir().unwrap();
+    write(t3.path(), "inventory.yaml", &minimal_inventory(""));
+    wk_ops(t3.path(), &["render", "inventory.yaml", "--out", "out"]).expect(0);
+    check(&t3.path().join("out"), &["receiver: wukongim-oncall"]);
 }

@@ -310,6 +310,12 @@ pub fn alerts(a: &AlertsSection, p: &mut Problems) {
                 format!("{SECRET_HINT} alerts.email.smtp.passwordFile"),
             );
         }
+        if e.smtp.starttls == Some(true) && e.smtp.implicit_tls == Some(true) {
+            p.error(
+                "alerts.email.smtp.implicitTls",
+                "choose one of starttls and implicitTls".into(),
+            );
+        }
         if e.smtp.password_file.is_some() && e.smtp.username.is_none() {
             p.error(
                 "alerts.email.smtp.username",
@@ -332,6 +338,14 @@ pub fn alerts(a: &AlertsSection, p: &mut Problems) {
             p.error(
                 &format!("alerts.thresholds.{key}"),
                 "must be whole seconds".into(),
+            );
+        }
+    }
+    for (key, d) in [("clockSkew", &t.clock_skew), ("backupAge", &t.backup_age)] {
+        if d.as_ref().is_some_and(|d| d.value.is_zero()) {
+            p.error(
+                &format!("alerts.thresholds.{key}"),
+                "must be greater than 0".into(),
             );
         }
     }

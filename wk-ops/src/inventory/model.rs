@@ -227,6 +227,7 @@ pub struct Smtp {
     pub host: String,
     pub port: Port,
     pub starttls: bool,
+    pub implicit_tls: bool,
     pub username: Option<String>,
     pub password_file: Option<String>,
 }
@@ -239,6 +240,10 @@ pub struct Thresholds {
     pub node_down_for: Dur,
     pub no_leader_for: Dur,
     pub elections_per_hour: u32,
+    /// Largest difference between a node's clock and wk-ops' clock.
+    pub clock_skew: Dur,
+    /// Oldest the newest backup archive may be.
+    pub backup_age: Dur,
 }
 
 /// Backup schedule and retention.

@@ -205,6 +205,7 @@ pub fn alerts(a: Option<&AlertsSection>) -> Alerts {
                 host: e.smtp.host.to_string(),
                 port: e.smtp.port.unwrap_or(Port(25)),
                 starttls: e.smtp.starttls.unwrap_or(false),
+                implicit_tls: e.smtp.implicit_tls.unwrap_or(false),
                 username: e.smtp.username.as_ref().map(|u| u.to_string()),
                 password_file: e.smtp.password_file.as_ref().map(|p| p.to_string()),
             },
@@ -219,6 +220,8 @@ pub fn alerts(a: Option<&AlertsSection>) -> Alerts {
             node_down_for: dur_or(&t.node_down_for, "1m"),
             no_leader_for: dur_or(&t.no_leader_for, "30s"),
             elections_per_hour: t.elections_per_hour.unwrap_or(5),
+            clock_skew: dur_or(&t.clock_skew, "2s"),
+            backup_age: dur_or(&t.backup_age, "26h"),
         },
     }
 }

@@ -389,6 +389,8 @@ pub struct SmtpSection {
     pub host: Host,
     pub port: Option<Port>,
     pub starttls: Option<bool>,
+    /// TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS.
+    pub implicit_tls: Option<bool>,
     pub username: Option<Line>,
     pub password_file: Option<AbsPath>,
     /// Refused with a pointer to `passwordFile`.
@@ -404,6 +406,8 @@ pub struct ThresholdsPartial {
     pub node_down_for: Option<Dur>,
     pub no_leader_for: Option<Dur>,
     pub elections_per_hour: Option<u32>,
+    pub clock_skew: Option<Dur>,
+    pub backup_age: Option<Dur>,
 }
 
 /// `backup:` — where and when `wk-ops backup` runs, and what it keeps.

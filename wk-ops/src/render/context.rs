@@ -7,6 +7,10 @@ use crate::inventory::{Cluster, Inventory, Node};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+/// The rendered Alertmanager's address when `monitoring.alertmanagers` names none: on the
+/// Prometheus host, Alertmanager's default port.
+pub const DEFAULT_ALERTMANAGER: &str = "127.0.0.1:9093";
+
 /// The root object of every template.
 #[derive(Debug, Clone, Serialize)]
 pub struct Context {
@@ -114,6 +118,12 @@ pub struct AlertsCtx {
     /// Durations in Prometheus syntax.
     pub node_down_for: String,
     pub no_leader_for: String,
+    /// `repeatInterval` in Prometheus/Alertmanager syntax.
+    pub repeat_interval_plain: String,
+    /// `host:port` of the SMTP relay (empty without `alerts.email`).
+    pub smarthost: String,
+    /// Alertmanager's mail subject (a Go template), shaped like wk-ops health's subjects.
+    pub alertmanager_subject: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +132,9 @@ pub struct MonitoringCtx {
     pub monitoring: crate::inventory::Monitoring,
     pub scrape_interval: String,
     pub evaluation_interval: String,
+    /// Where Prometheus sends alerts: `monitoring.alertmanagers`, or the rendered
+    /// Alertmanager on the Prometheus host.
+    pub alertmanager_targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +192,18 @@ pub fn build(inv: &Inventory) -> Context {
             storage_bytes: inv.alerts.thresholds.storage_bytes.bytes(),
             node_down_for: plain_duration(inv.alerts.thresholds.node_down_for.value),
             no_leader_for: plain_duration(inv.alerts.thresholds.no_leader_for.value),
+            alertmanager_subject: format!(
+                "[wukongim {}] {{{{ .Status | toUpper }}}} {{{{ .Alerts | len }}}}: \
+                 {{{{ range .Alerts }}}}{{{{ .Labels.alertname }}}}\
+                 {{{{ with .Labels.node_id }}}} on {{{{ . }}}}{{{{ end }}}}; {{{{ end }}}}",
+                inv.cluster.name
+            ),
+            repeat_interval_plain: plain_duration(inv.alerts.repeat_interval.value),
+            smarthost: inv
+                .alerts
+                .email
+                .as_ref()
+                .map_or_else(String::new, |e| host_port(&e.smtp.host, e.smtp.port)),
             alerts: inv.alerts.clone(),
         },
         backup: inv.backup.clone(),
@@ -186,6 +211,11 @@ pub fn build(inv: &Inventory) -> Context {
         monitoring: MonitoringCtx {
             scrape_interval: plain_duration(inv.monitoring.scrape_interval.value),
             evaluation_interval: plain_duration(inv.monitoring.evaluation_interval.value),
+            alertmanager_targets: if inv.monitoring.alertmanagers.is_empty() {
+                vec![DEFAULT_ALERTMANAGER.to_string()]
+            } else {
+                inv.monitoring.alertmanagers.clone()
+            },
             monitoring: inv.monitoring.clone(),
         },
         systemd: systemd(inv),

@@ -27,6 +27,7 @@ embedded!(
     "haproxy/haproxy.cfg.j2",
     "prometheus/prometheus.yml.j2",
     "prometheus/wukongim-alerts.yml.j2",
+    "alertmanager/alertmanager.yml.j2",
     "ansible/hosts.yml.j2",
     "grafana/wukongim-dashboard.json.j2",
 );

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use openraft::type_config::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 fn admin_error((status, msg): (u16, String)) -> ApiError {
@@ -174,11 +173,11 @@ pub fn raft_status_json(app: &App) -> Value {
         "purged_index": idx(&m.purged),
         "snapshot": {
             "index": idx(&m.snapshot),
-            "built": s.built.load(Relaxed),
-            "installed": s.installed.load(Relaxed),
-            "failures": s.failures.load(Relaxed),
-            "last_size_bytes": s.last_size_bytes.load(Relaxed),
-            "last_duration_ms": s.last_duration_ms.load(Relaxed),
+            "built": s.built.get(),
+            "installed": s.installed.get(),
+            "failures": s.failures.get(),
+            "last_size_bytes": s.last_size_bytes.get(),
+            "last_duration_ms": (s.last_duration_seconds.get() * 1000.0) as u64,
         },
         "replication": replication,
         "membership": {

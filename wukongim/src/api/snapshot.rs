@@ -21,18 +21,18 @@ const CHUNK: usize = 256 << 10;
 
 pub async fn take(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
-    let before = c.snapshots.built.load(Relaxed);
-    let failed = c.snapshots.failures.load(Relaxed);
+    let before = c.snapshots.built.get();
+    let failed = c.snapshots.failures.get();
     c.raft
         .trigger()
         .snapshot()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     if !wait_until(Duration::from_secs(600), || {
-        c.snapshots.built.load(Relaxed) != before || c.snapshots.failures.load(Relaxed) != failed
+        c.snapshots.built.get() != before || c.snapshots.failures.get() != failed
     })
     .await
-        || c.snapshots.built.load(Relaxed) == before
+        || c.snapshots.built.get() == before
     {
         return Err(ApiError::Unavailable(
             "snapshot not built (failed, or not within 600s: see the node's log)".into(),
@@ -43,8 +43,8 @@ pub async fn take(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(ok_data(json!({
         "index": c.snapshots.last_index.load(Relaxed),
         "term": snap.as_ref().map(|l| l.leader_id.term),
-        "size": c.snapshots.last_size_bytes.load(Relaxed),
-        "duration_ms": c.snapshots.last_duration_ms.load(Relaxed),
+        "size": c.snapshots.last_size_bytes.get(),
+        "duration_ms": (c.snapshots.last_duration_seconds.get() * 1000.0) as u64,
     })))
 }
 

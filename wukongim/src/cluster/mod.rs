@@ -4,6 +4,7 @@
 
 mod admin;
 mod bootstrap;
+pub mod gauges;
 mod health;
 pub mod log_store;
 pub mod messages;
@@ -19,7 +20,9 @@ pub mod types;
 mod writer;
 
 pub use admin::NodeView;
-pub use writer::{ProposeError, Proposer};
+pub use gauges::RaftGauges;
+pub use network::PeerLatency;
+pub use writer::{ProposeError, Proposer, WriteStats};
 
 use crate::config::Config;
 use crate::core::Hub;

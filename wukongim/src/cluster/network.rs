@@ -4,7 +4,6 @@ use super::messages::{kind, ChunkAck, SnapshotChunk, SnapshotInstall};
 use super::rpc::{RpcClient, RpcError};
 use super::snapfile::SnapshotFile;
 use super::types::{from_bytes, to_bytes, Snapshot, SnapshotMeta, TypeConfig, Vote};
-use crate::metrics::Histogram;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
@@ -15,15 +14,41 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Raft RPC latency histograms by peer id.
-pub type PeerLatency = Arc<Mutex<BTreeMap<u64, Arc<Histogram>>>>;
+#[derive(Debug, Clone)]
+pub struct PeerLatency(ByPeer);
+
+type ByPeer = Family<[(&'static str, u64); 1], Histogram, fn() -> Histogram>;
+
+impl Default for PeerLatency {
+    fn default() -> Self {
+        PeerLatency(Family::new_with_constructor(
+            crate::metrics::latency_histogram,
+        ))
+    }
+}
+
+impl PeerLatency {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "wukongim_raft_rpc_duration_seconds",
+            "Cluster RPC latency by peer.",
+            self.0.clone(),
+        );
+    }
+
+    fn of(&self, peer: u64) -> Histogram {
+        self.0.get_or_create(&[("peer", peer)]).clone()
+    }
+}
 
 /// Creates per-peer clients sharing one connection pool.
 #[derive(Clone)]
@@ -36,13 +61,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
-        let latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(target)
-            .or_default()
-            .clone();
+        let latency = self.latency.of(target);
         Peer {
             rpc: self.rpc.clone(),
             addr: node.addr.clone(),
@@ -57,7 +76,7 @@ pub struct Peer {
     rpc: RpcClient,
     addr: String,
     target: u64,
-    latency: Arc<Histogram>,
+    latency: Histogram,
 }
 
 fn to_rpc_error(e: RpcError) -> RPCError<TypeConfig> {

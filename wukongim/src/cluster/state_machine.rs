@@ -16,6 +16,9 @@ use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,15 +26,46 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// Snapshot counters shared with /metrics and /cluster/raft/status.
+/// Snapshot metrics, also shown on /cluster/raft/status.
 #[derive(Debug, Default)]
 pub struct SnapshotStats {
-    pub built: AtomicU64,
-    pub installed: AtomicU64,
-    pub failures: AtomicU64,
-    pub last_duration_ms: AtomicU64,
-    pub last_size_bytes: AtomicU64,
+    pub built: Counter,
+    pub installed: Counter,
+    pub failures: Counter,
+    pub last_duration_seconds: Gauge<f64, AtomicU64>,
+    pub last_size_bytes: Gauge,
     pub last_index: AtomicU64,
+}
+
+impl SnapshotStats {
+    pub fn register(&self, r: &mut Registry) {
+        let counters = [
+            ("wukongim_snapshots", "Snapshots built.", &self.built),
+            (
+                "wukongim_snapshots_installed",
+                "Snapshots received and installed.",
+                &self.installed,
+            ),
+            (
+                "wukongim_snapshot_failures",
+                "Snapshot builds that failed.",
+                &self.failures,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "wukongim_snapshot_duration_seconds",
+            "Duration of the last snapshot build.",
+            self.last_duration_seconds.clone(),
+        );
+        r.register(
+            "wukongim_snapshot_size_bytes",
+            "Size of the last snapshot.",
+            self.last_size_bytes.clone(),
+        );
+    }
 }
 
 /// The state machine handle given to openraft.
@@ -99,11 +133,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         .map_err(io_err)?;
         match &res {
             Ok(s) => {
-                self.stats.built.fetch_add(1, Relaxed);
+                self.stats.built.inc();
                 self.stats
-                    .last_duration_ms
-                    .store(started.elapsed().as_millis() as u64, Relaxed);
-                self.stats.last_size_bytes.store(s.snapshot.len, Relaxed);
+                    .last_duration_seconds
+                    .set(started.elapsed().as_secs_f64());
+                self.stats.last_size_bytes.set(s.snapshot.len as i64);
                 self.stats.last_index.store(
                     s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
                     Relaxed,
@@ -115,7 +149,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 );
             }
             Err(e) => {
-                self.stats.failures.fetch_add(1, Relaxed);
+                self.stats.failures.inc();
                 tracing::error!(error = %e, "raft snapshot failed");
             }
         }
@@ -202,7 +236,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(io_err)?;
         match res {
             Ok((info, _)) => {
-                self.stats.installed.fetch_add(1, Relaxed);
+                self.stats.installed.inc();
                 tracing::info!(
                     index,
                     bytes = info.len,
@@ -212,7 +246,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 );
             }
             Err(e) => {
-                self.stats.failures.fetch_add(1, Relaxed);
+                self.stats.failures.inc();
                 tracing::error!(index, error = %e, "raft snapshot install refused");
                 return Err(e.into());
             }

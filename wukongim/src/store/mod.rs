@@ -16,6 +16,9 @@ pub use snapshot::{
     ReplaceResult, Row, MAX_ROW,
 };
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use redb::{Database, TableDefinition};
 
 /// The database file inside `rootDir`.
@@ -73,8 +76,31 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     db: Arc<Database>,
     dir: std::path::PathBuf,
-    /// Durable commits (each one fsync), for /metrics.
-    pub fsyncs: Arc<std::sync::atomic::AtomicU64>,
+    pub metrics: StoreMetrics,
+}
+
+/// Storage metrics.
+#[derive(Debug, Default, Clone)]
+pub struct StoreMetrics {
+    /// Durable commits (each one fsync).
+    pub fsyncs: Counter,
+    /// Bytes used by rootDir, refreshed at each scrape.
+    pub bytes: Gauge,
+}
+
+impl StoreMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "wukongim_storage_fsyncs",
+            "Durable storage commits (one fsync each).",
+            self.fsyncs.clone(),
+        );
+        r.register(
+            "wukongim_storage_bytes",
+            "Bytes used by rootDir.",
+            self.bytes.clone(),
+        );
+    }
 }
 
 impl Store {
@@ -113,7 +139,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             dir,
-            fsyncs: Default::default(),
+            metrics: StoreMetrics::default(),
         })
     }
 
@@ -124,9 +150,13 @@ impl Store {
     /// Commits a write transaction durably (one fsync) and counts it.
     pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<()> {
         txn.commit()?;
-        self.fsyncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.fsyncs.inc();
         Ok(())
+    }
+
+    /// Sets the storage-bytes gauge (walks rootDir: blocking).
+    pub fn refresh_metrics(&self) {
+        self.metrics.bytes.set(self.disk_bytes() as i64);
     }
 
     /// Bytes used by the data directory (database and snapshots).

@@ -121,6 +121,31 @@ async fn try_post_with(
     ))
 }
 
+/// A channel's whole history as the node at `base_url` serves it to `login`: (clientMsgNo,
+/// messageSeq) in seq order.
+pub async fn message_seqs(
+    base_url: &str,
+    login: &str,
+    channel: &str,
+    ty: u8,
+) -> Vec<(String, u64)> {
+    let body = serde_json::json!({"login_uid": login, "channel_id": channel, "channel_type": ty,
+        "start_message_seq": 1, "limit": 10000, "pull_mode": 1});
+    let (st, v) = post(&format!("{base_url}/channel/messagesync"), body).await;
+    assert_eq!(st, 200, "messagesync of {channel} at {base_url}: {v}");
+    v["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages in {v}"))
+        .iter()
+        .map(|m| {
+            (
+                m["client_msg_no"].as_str().unwrap_or_default().to_string(),
+                m["message_seq"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// GETs a URL and returns (status, body as JSON or {"raw": text}).
 pub async fn get(url: &str) -> (u16, serde_json::Value) {
     match reqwest::Client::new()

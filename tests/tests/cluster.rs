@@ -23,23 +23,7 @@ async fn delete(url: &str) -> (u16, Value) {
 
 /// Client message numbers and seqs of a person channel as `node` serves them.
 async fn history(c: &TestCluster, node: usize, login: &str, peer: &str) -> Vec<(String, u64)> {
-    let (st, v) = post(
-        &c.nodes[node].url("/channel/messagesync"),
-        json!({"login_uid": login, "channel_id": peer, "channel_type": 1, "start_message_seq": 1, "limit": 10000, "pull_mode": 1}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["client_msg_no"].as_str().unwrap().to_string(),
-                m["message_seq"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+    wk_tests::message_seqs(&c.nodes[node].url(""), login, peer, 1).await
 }
 
 /// Every acknowledged message is stored exactly once, seqs are 1..n without gaps, and every

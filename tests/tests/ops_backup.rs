@@ -150,6 +150,12 @@ impl Fleet {
         out
     }
 
+    /// `wk-ops restore INVENTORY ARCHIVE --yes`.
+    fn restore(&self, archive: &Path) -> (i32, String) {
+        let inv = self.inventory.to_str().unwrap();
+        wk_ops(&["restore", inv, archive.to_str().unwrap(), "--yes"])
+    }
+
     /// The only archive in the backup directory.
     fn archive(&self) -> PathBuf {
         let archives: Vec<PathBuf> = std::fs::read_dir(&self.backups)
@@ -207,17 +213,37 @@ fn wk_ops(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// Sends PER_CHANNEL messages to each of CHANNELS group channels, one task per channel, spread
-/// over the nodes; returns channel → (clientMsgNo → messageSeq).
+/// Creates group `channel` with `members` through node `i`.
+async fn create_group(f: &Fleet, i: usize, channel: &str, members: &[String]) {
+    let body = json!({"channel_id": channel, "channel_type": 2, "subscribers": members});
+    let (st, v) = post(&f.url(i, "/channel"), body).await;
+    assert_eq!(st, 200, "create {channel}: {v}");
+}
+
+/// In-flight sends per channel while writing the history.
+const LANES: usize = 4;
+
+/// Sends PER_CHANNEL messages to each of CHANNELS group channels (LANES concurrent senders per
+/// channel), spread over the nodes; returns channel → (clientMsgNo → messageSeq).
 async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let members: Vec<String> = (0..7).map(|u| format!("user-{u}")).collect();
+    let channels: Vec<String> = (0..CHANNELS).map(|c| format!("room-{c}")).collect();
+    futures::future::join_all(
+        channels
+            .iter()
+            .enumerate()
+            .map(|(c, ch)| create_group(f, c % 3, ch, &members)),
+    )
+    .await;
     let http = reqwest::Client::new();
-    let tasks = (0..CHANNELS).map(|c| {
+    let tasks = (0..CHANNELS * LANES).map(|t| {
+        let (c, lane) = (t / LANES, t % LANES);
         let http = http.clone();
-        let url = f.url(c % 3, "/message/send");
+        let url = f.url(t % 3, "/message/send");
         async move {
             let channel = format!("room-{c}");
-            let mut seqs = BTreeMap::new();
-            for m in 0..PER_CHANNEL {
+            let mut seqs = Vec::new();
+            for m in (lane..PER_CHANNEL).step_by(LANES) {
                 let no = format!("{channel}-{m}");
                 let body = json!({"from_uid": format!("user-{}", m % 7), "channel_id": channel,
                     "channel_type": 2, "client_msg_no": no, "payload": "aGVsbG8="});
@@ -234,30 +260,23 @@ async fn write_history(f: &Fleet) -> BTreeMap<String, BTreeMap<String, u64>> {
                 let seq = v["data"]["message_seq"]
                     .as_u64()
                     .unwrap_or_else(|| panic!("{v}"));
-                seqs.insert(no, seq);
+                seqs.push((no, seq));
             }
             (channel, seqs)
         }
     });
-    futures::future::join_all(tasks).await.into_iter().collect()
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (channel, seqs) in futures::future::join_all(tasks).await {
+        out.entry(channel).or_default().extend(seqs);
+    }
+    out
 }
 
 /// The channel's history on node `i`: clientMsgNo → messageSeq.
 async fn history(f: &Fleet, i: usize, login: &str, channel: &str, ty: u8) -> BTreeMap<String, u64> {
-    let body = json!({"login_uid": login, "channel_id": channel, "channel_type": ty,
-        "start_message_seq": 0, "limit": 10000, "pull_mode": 1});
-    let (st, v) = post(&f.url(i, "/channel/messagesync"), body).await;
-    assert_eq!(st, 200, "{v}");
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["client_msg_no"].as_str().unwrap().to_string(),
-                m["message_seq"].as_u64().unwrap(),
-            )
-        })
+    wk_tests::message_seqs(&f.url(i, ""), login, channel, ty)
+        .await
+        .into_iter()
         .collect()
 }
 
@@ -338,12 +357,7 @@ async fn backup_wipe_restore_round_trip() {
         std::fs::remove_dir_all(f.data_dir(id)).unwrap();
     }
     let t2 = Instant::now();
-    let (code, text) = wk_ops(&[
-        "restore",
-        f.inventory.to_str().unwrap(),
-        archive.to_str().unwrap(),
-        "--yes",
-    ]);
+    let (code, text) = f.restore(&archive);
     assert_eq!(code, 0, "{text}");
     eprintln!("restore took {:?}:\n{text}", t2.elapsed());
     f.wait_healthy().await;
@@ -385,6 +399,10 @@ async fn backup_wipe_restore_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn damaged_archives_are_refused_and_live_data_untouched() {
     let f = Fleet::start().await;
+    for k in 0..3 {
+        create_group(&f, k, &format!("room-{k}"), &["u1".into()]).await;
+    }
+    create_group(&f, 0, "after", &["u1".into()]).await;
     for k in 0..30 {
         let body = json!({"from_uid": "u1", "channel_id": format!("room-{}", k % 3), "channel_type": 2, "payload": "aGVsbG8="});
         let (st, v) = post(&f.url(k % 3, "/message/send"), body).await;
@@ -441,12 +459,7 @@ async fn damaged_archives_are_refused_and_live_data_untouched() {
     assert!(moved.is_empty(), "{moved:?}");
 
     // The good archive restores over the live data, which is moved aside, not deleted.
-    let (code, text) = wk_ops(&[
-        "restore",
-        f.inventory.to_str().unwrap(),
-        archive.to_str().unwrap(),
-        "--yes",
-    ]);
+    let (code, text) = f.restore(&archive);
     assert_eq!(code, 0, "{text}");
     f.wait_healthy().await;
     let after = f.data_versions().await;

@@ -72,16 +72,15 @@ fn snapshot_bytes() -> Vec<u8> {
         .collect()
 }
 
+/// `loop-20261202T100000Z-4242.tar.zst` with a 400 kB snapshot.
+fn good_archive(dir: &Path) -> PathBuf {
+    write_archive(dir, "loop", "2026-12-02T10:00:00Z", 4242, &snapshot_bytes())
+}
+
 #[test]
 fn a_good_archive_verifies_and_matches_sha256sum() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write_archive(
-        dir.path(),
-        "loop",
-        "2026-12-02T10:00:00Z",
-        4242,
-        &snapshot_bytes(),
-    );
+    let a = good_archive(dir.path());
     assert_eq!(
         a.file_name().unwrap().to_str().unwrap(),
         "loop-20261202T100000Z-4242.tar.zst"
@@ -120,13 +119,7 @@ fn a_good_archive_verifies_and_matches_sha256sum() {
 #[test]
 fn every_structural_mutation_is_refused_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write_archive(
-        dir.path(),
-        "loop",
-        "2026-12-02T10:00:00Z",
-        4242,
-        &snapshot_bytes(),
-    );
+    let a = good_archive(dir.path());
     let mutations = wk_testkit::mutations::mutate(&a, &dir.path().join("mutations"));
     let structural: Vec<_> = mutations.iter().filter(|m| m.structural).collect();
     assert!(

@@ -87,16 +87,17 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// A fresh scratch directory (under `parent` when given) with a config on free ports.
+    /// A fresh scratch directory (under `parent` when given and writable) with a config on
+    /// free ports.
     pub fn new(parent: Option<&Path>) -> Result<Scratch, DrillError> {
         let setup = |e: std::io::Error| DrillError::Setup(e.to_string());
         let mut b = tempfile::Builder::new();
         b.prefix("wk-ops-drill-");
-        let dir = match parent {
-            Some(p) => b.tempdir_in(p),
-            None => b.tempdir(),
-        }
-        .map_err(setup)?;
+        // Beside the archive (where there is room for a second copy), else the temp dir.
+        let dir = match parent.map(|p| b.tempdir_in(p)) {
+            Some(Ok(d)) => d,
+            _ => b.tempdir().map_err(setup)?,
+        };
         let free = || -> Result<u16, DrillError> {
             Ok(std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())

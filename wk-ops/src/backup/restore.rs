@@ -190,7 +190,8 @@ impl Plan {
     }
 }
 
-/// Carries out `plan`; on an error part-way, the error message ends with the rollback.
+/// Carries out `plan`; returns how long it took and the nodes whose data was moved aside. On an
+/// error part-way the rollback instructions are printed to stderr before the error returns.
 pub async fn execute(
     plan: &Plan,
     inv: &Inventory,
@@ -198,7 +199,7 @@ pub async fn execute(
     local_snapshot: &Path,
     m: &Manifest,
     timeout: Duration,
-) -> Result<Duration, anyhow::Error> {
+) -> Result<(Duration, Vec<u64>), anyhow::Error> {
     let started = Instant::now();
     let mut runners: Vec<Box<dyn Runner>> = Vec::new();
     for n in &inv.nodes {
@@ -213,7 +214,7 @@ pub async fn execute(
         Err(e) => Err(e),
     };
     match res {
-        Ok(()) => Ok(started.elapsed()),
+        Ok(()) => Ok((started.elapsed(), moved)),
         Err(e) => {
             eprintln!("{}", plan.rollback(&moved));
             Err(e)

@@ -94,7 +94,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let api = NodeApi::new(&inv, Duration::from_secs(10))?;
-    let took = restore::execute(
+    let (took, moved) = restore::execute(
         &plan,
         &inv,
         &api,
@@ -105,13 +105,16 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("restore of {} failed", args.archive.display()))?;
     println!(
-        "restored cluster {} to raft index {} (data version {}) on {} nodes in {:.1}s; the old data directories are kept as <rootDir>/<id>.pre-restore-{stamp}",
+        "restored cluster {} to raft index {} (data version {}) on {} nodes in {:.1}s",
         m.cluster,
         m.raft.index,
         m.data_version,
         plan.steps.len(),
         took.as_secs_f64()
     );
+    for st in plan.steps.iter().filter(|st| moved.contains(&st.id)) {
+        println!("node {}: the old data is kept in {}", st.id, st.aside);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -103,7 +103,10 @@ impl Smtp {
         names
             .iter()
             .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap().replace("\r\n", "\n");
+                let mut text = std::fs::read_to_string(p).unwrap().replace("\r\n", "\n");
+                if text.contains("Content-Transfer-Encoding: quoted-printable") {
+                    text = unquote(&text);
+                }
                 let subject = text
                     .lines()
                     .find_map(|l| l.strip_prefix("Subject: "))
@@ -113,6 +116,31 @@ impl Smtp {
             })
             .collect()
     }
+}
+
+/// Decodes quoted-printable text (soft line breaks and `=XX` escapes).
+fn unquote(text: &str) -> String {
+    let joined = text.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Drop for Smtp {
@@ -503,7 +531,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     let before = std::fs::read(&s.state).unwrap();
     let sent = s.smtp.mails().len();
     s.cluster.nodes[victim].kill9();
-    s.wait_cluster(&others, "degraded", None).await;
+    let current = s.wait_cluster(&others, "degraded", None).await;
     let out = s.health(&["--dry-run"]);
     assert_eq!(code(&out), 1, "{}", show(&out));
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -518,6 +546,44 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         "dry run wrote the state"
     );
     assert_eq!(s.smtp.mails().len(), sent, "dry run sent mail");
+    step("dry run");
+
+    // Quorum lost: one node dead, the leader frozen. The last node still names the frozen
+    // leader (it cannot elect another), but no answering node is the leader: no_leader is
+    // pending for noLeaderFor (5s), then fires.
+    let li = s.cluster.index_of(current);
+    let frozen = Frozen::freeze(s.cluster.nodes[li].pid().unwrap());
+    let out = s.health(&[]);
+    assert_eq!(code(&out), 1, "{}", show(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("FAIL  no_leader") && l.ends_with("(pending)")),
+        "{report}"
+    );
+    let deadline = Instant::now() + T;
+    let fired = loop {
+        let mails = s.health_mails(1);
+        if let Some(m) = mails
+            .iter()
+            .find(|(subject, _)| subject.contains("no leader"))
+        {
+            break m.clone();
+        }
+        assert!(Instant::now() < deadline, "no_leader never fired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(fired.0.contains("FIRING"), "{}", fired.0);
+    assert!(
+        fired.1.contains(&format!(
+            "none of the 1 answering nodes is the raft leader (they still name {current}"
+        )),
+        "{}",
+        fired.1
+    );
+    drop(frozen);
+    step("no_leader fired after noLeaderFor");
 
     // Errors: one line each, documented exit codes, no panic.
     std::fs::write(d_join(&s, "wrong-token"), "not-the-token\n").unwrap();

@@ -249,13 +249,21 @@ fn split_brain(obs: &Observation, fail: &mut Fail) -> String {
 }
 
 fn no_leader(obs: &Observation, fail: &mut Fail) -> String {
-    if obs.leaders().is_empty() {
+    // A leader counts only when it answers as leader itself: followers keep naming a leader
+    // that died or froze for as long as no new one is elected (and with pre-vote a lone
+    // follower never becomes a candidate).
+    if obs.self_leaders().is_empty() {
         let reachable = obs.probes.iter().filter(|p| p.raft.is_ok()).count();
-        fail(
-            None,
-            "no leader".into(),
-            format!("none of the {reachable} answering nodes knows a raft leader"),
-        );
+        let named: BTreeSet<u64> = obs.leaders().iter().map(|(l, _)| *l).collect();
+        let mut detail = format!("none of the {reachable} answering nodes is the raft leader");
+        if !named.is_empty() {
+            let named: Vec<String> = named.iter().map(u64::to_string).collect();
+            detail.push_str(&format!(
+                " (they still name {}, which does not answer)",
+                named.join(", ")
+            ));
+        }
+        fail(None, "no leader".into(), detail);
     }
     String::new()
 }

@@ -420,6 +420,43 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     );
     assert!(s.health_mails(0).is_empty());
 
+    // --watch: a report every interval until interrupted (SIGINT), then the last exit code.
+    let watch_out = d_join(&s, "watch.out");
+    let mut watch = Command::new(bin("wk-ops"))
+        .args(["health", inv_path.as_str(), "--watch", "200ms", "--dry-run"])
+        .args(["--timeout", "1s"])
+        .arg("--state")
+        .arg(&s.state)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&watch_out).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while std::fs::read_to_string(&watch_out)
+        .unwrap()
+        .matches("cluster loopback, ")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "--watch did not repeat");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal("INT", watch.id());
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(st) = watch.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "--watch did not stop on SIGINT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&watch_out).unwrap()
+    );
+
     // kill -9 a follower: exactly one FIRING mail naming it.
     let victim = (0..3).find(|&i| s.inv.nodes[i].id != leader).unwrap();
     let victim_id = s.inv.nodes[victim].id;

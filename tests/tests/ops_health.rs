@@ -149,6 +149,16 @@ impl Drop for Smtp {
     }
 }
 
+/// A child process killed however the test ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A frozen process is thawed again however the test ends.
 struct Frozen(u32);
 
@@ -422,15 +432,17 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
 
     // --watch: a report every interval until interrupted (SIGINT), then the last exit code.
     let watch_out = d_join(&s, "watch.out");
-    let mut watch = Command::new(bin("wk-ops"))
-        .args(["health", inv_path.as_str(), "--watch", "200ms", "--dry-run"])
-        .args(["--timeout", "1s"])
-        .arg("--state")
-        .arg(&s.state)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&watch_out).unwrap())
-        .spawn()
-        .unwrap();
+    let mut watch = KillOnDrop(
+        Command::new(bin("wk-ops"))
+            .args(["health", inv_path.as_str(), "--watch", "200ms", "--dry-run"])
+            .args(["--timeout", "1s"])
+            .arg("--state")
+            .arg(&s.state)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&watch_out).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + T;
     while std::fs::read_to_string(&watch_out)
         .unwrap()
@@ -441,10 +453,10 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         assert!(Instant::now() < deadline, "--watch did not repeat");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    signal("INT", watch.id());
+    signal("INT", watch.0.id());
     let deadline = Instant::now() + T;
     let status = loop {
-        if let Some(st) = watch.try_wait().unwrap() {
+        if let Some(st) = watch.0.try_wait().unwrap() {
             break st;
         }
         assert!(Instant::now() < deadline, "--watch did not stop on SIGINT");

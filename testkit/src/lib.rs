@@ -6,6 +6,8 @@
 //! (`tests/tests/load_balancer.rs`: render → start nodes from `nodes/<id>/wk.yaml` → start the
 //! balancers → drive traffic through them).
 
+pub mod mutations;
+
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! `render` compiles it into node configs, systemd units, load balancer and monitoring configs.
 //! The binary (`main.rs`) only calls [`cli::run`].
 
+pub mod backup;
 pub mod cli;
 pub mod health;
 pub mod inventory;

@@ -123,6 +123,35 @@ pub struct Membership {
     pub learners: Vec<u64>,
 }
 
+/// `GET /cluster/data/version`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct DataVersion {
+    pub node_id: u64,
+    pub applied_index: u64,
+    pub hash: String,
+    #[serde(default)]
+    pub counts: Option<Counts>,
+}
+
+/// Message, channel and user counts of a node's IM state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Counts {
+    pub messages: u64,
+    pub channels: u64,
+    pub users: u64,
+}
+
+/// `POST /cluster/snapshot`'s answer.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct SnapshotBuilt {
+    pub index: Option<u64>,
+    pub term: Option<u64>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
 /// `GET /cluster/status`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct ClusterStatus {
@@ -144,6 +173,19 @@ impl NodeApi {
             None => None,
         };
         Ok(NodeApi::with_token(token, timeout))
+    }
+
+    /// A client for long transfers (snapshot downloads): no overall deadline, but each read
+    /// must make progress within `idle`.
+    pub fn for_transfers(inv: &Inventory, idle: Duration) -> Result<NodeApi, TokenFileError> {
+        let mut api = NodeApi::new(inv, idle)?;
+        api.http = reqwest::Client::builder()
+            .read_timeout(idle)
+            .connect_timeout(idle.min(Duration::from_secs(5)))
+            .no_proxy()
+            .build()
+            .expect("a reqwest client with timeouts builds");
+        Ok(api)
     }
 
     /// A client with an explicit token (or none).
@@ -329,7 +371,7 @@ impl NodeApi {
         })
     }
 
-    /// `GET /cluster/data/version`: applied index and state hash.
+    /// `GET /cluster/data/version`: the IM state's hash, applied index and counts.
     pub async fn data_version(&self, node: &Node) -> Result<DataVersion, NodeError> {
         self.get(node, "/cluster/data/version").await
     }
@@ -346,6 +388,32 @@ impl NodeApi {
             url,
             source,
         })
+    }
+
+    /// `POST /cluster/sync/force`: returns once the node has applied the leader's commit index.
+    pub async fn sync_force(&self, node: &Node) -> Result<Value, NodeError> {
+        self.post(node, "/cluster/sync/force", &serde_json::json!({}))
+            .await
+    }
+
+    /// `POST /cluster/snapshot`: builds a fresh snapshot on the node.
+    pub async fn snapshot(&self, node: &Node) -> Result<SnapshotBuilt, NodeError> {
+        let v: Value = self
+            .post(node, "/cluster/snapshot", &serde_json::json!({}))
+            .await?;
+        serde_json::from_value(v.get("data").cloned().unwrap_or(v)).map_err(|e| {
+            NodeError::BadAnswer {
+                node: node.id,
+                path: "/cluster/snapshot".into(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// `GET /cluster/snapshot/download`: the node's latest snapshot as a streaming response
+    /// (metadata in its `x-wk-*` headers).
+    pub async fn snapshot_download(&self, node: &Node) -> Result<reqwest::Response, NodeError> {
+        self.get_raw(node, "/cluster/snapshot/download").await
     }
 
     /// Raft status of every node, in inventory order, errors kept per node.
@@ -384,13 +452,6 @@ pub struct Varz {
     pub version: String,
     #[serde(default)]
     pub uptime_seconds: u64,
-}
-
-/// `GET /cluster/data/version`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct DataVersion {
-    pub applied_index: u64,
-    pub hash: String,
 }
 
 /// An answer with the node's clock reading.

@@ -53,6 +53,16 @@ pub trait Runner: Send + Sync {
     /// The node this runner drives.
     fn node(&self) -> u64;
 
+    /// Copies the local file `local` to `remote` on the node's host. Runners that cannot copy
+    /// files say so.
+    async fn upload(&self, local: &std::path::Path, remote: &str) -> Result<(), RemoteError> {
+        Err(RemoteError::Spawn {
+            node: self.node(),
+            command: format!("upload {} to {remote}", local.display()),
+            reason: "this runner cannot copy files".into(),
+        })
+    }
+
     /// Runs `command` and fails with its output unless it exits 0.
     async fn check(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
         let out = self.run(command, timeout).await?;
@@ -103,6 +113,30 @@ impl Runner for LocalRunner {
     fn node(&self) -> u64 {
         self.node
     }
+    async fn upload(&self, local: &std::path::Path, remote: &str) -> Result<(), RemoteError> {
+        if local == std::path::Path::new(remote) {
+            return Ok(());
+        }
+        tokio::fs::copy(local, remote)
+            .await
+            .map(|_| ())
+            .map_err(|e| RemoteError::Spawn {
+                node: self.node,
+                command: format!("copy {} to {remote}", local.display()),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Quotes `s` for `sh` (single quotes; embedded single quotes closed, escaped and reopened).
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The runner for `node`: local when the inventory says so, SSH otherwise.

@@ -3,24 +3,10 @@
 
 use crate::config::Config;
 use crate::core::Core;
+use crate::gateway::Traffic;
+use crate::metrics::NodeMetrics;
 use crate::store::Store;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
-
-/// Traffic counters shared by the gateways, /varz and /metrics.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    /// Packets received / sent, indexed by packet type.
-    pub packets_in: [AtomicU64; 16],
-    pub packets_out: [AtomicU64; 16],
-    /// SEND received → SENDACK written.
-    pub send_ack: crate::metrics::Histogram,
-    pub in_msgs: AtomicU64,
-    pub out_msgs: AtomicU64,
-    pub in_bytes: AtomicU64,
-    pub out_bytes: AtomicU64,
-    pub connects: AtomicU64,
-}
 
 /// One running node.
 pub struct App {
@@ -30,6 +16,7 @@ pub struct App {
     pub core: Core,
     pub manager_token: Option<String>,
     pub traffic: Traffic,
+    pub metrics: NodeMetrics,
     pub started: Instant,
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -1,5 +1,6 @@
-//! Command line of the `wukongim` binary: parse, load config, then check it or run the server.
-//! Exit codes: 0 ok, 1 runtime failure, 2 invalid usage or configuration.
+//! Command line of the `wukongim` binary: parse, load config, then check it, run the server, or
+//! run an offline subcommand (`restore`). Exit codes: 0 ok, 1 runtime failure, 2 invalid usage
+//! or configuration.
 
 use crate::config;
 use clap::Parser;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 #[command(name = "wukongim", version, about)]
 pub struct Args {
     /// Node configuration file (YAML). Without it the node runs on embedded defaults.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
     /// Validate the configuration, print the effective values (secrets redacted) and exit.
     #[arg(long)]
@@ -25,6 +26,23 @@ pub struct Args {
     /// Log format: `text` (default; human) or `json`.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Offline operations on a stopped node.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Restore a snapshot file (from `GET /cluster/snapshot/download`) as this node's state,
+    /// with the membership of `cluster.initNodes`. Prints one line of JSON.
+    Restore {
+        /// The snapshot file.
+        #[arg(long, value_name = "FILE")]
+        snapshot: PathBuf,
+        /// Replace the data already in rootDir (by default that is refused).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Entry point used by `main`: never panics on bad input, maps errors to exit codes.
@@ -47,6 +65,9 @@ pub fn main() -> ExitCode {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(Command::Restore { snapshot, force }) = &args.command {
+        return restore(&loaded.config, snapshot, *force);
+    }
     if args.check {
         let name = loaded.file.as_ref().map(|p| p.display().to_string());
         println!(
@@ -60,6 +81,19 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn restore(config: &config::Config, snapshot: &std::path::Path, force: bool) -> ExitCode {
+    match crate::restore::restore(config, snapshot, force) {
+        Ok(r) => {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -14,5 +14,6 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod proto;
+pub mod restore;
 pub mod server;
 pub mod store;

@@ -1,10 +1,12 @@
 //! Starting and stopping a node: logging, storage, write path, the four listeners (TCP, WS,
 //! HTTP API, manager), systemd notification and signal-driven graceful shutdown.
 
-use crate::app::{App, Traffic};
+use crate::app::App;
 use crate::cli::Args;
 use crate::config::Loaded;
 use crate::core::{Core, Hub};
+use crate::gateway::Traffic;
+use crate::metrics::NodeMetrics;
 use crate::store::Store;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -78,13 +80,29 @@ impl Node {
         } else {
             None
         };
+        let traffic = Traffic::default();
+        let raft_gauges = crate::cluster::RaftGauges::default();
+        let registry = crate::metrics::registry(crate::metrics::Sources {
+            node_id: config.cluster.node_id,
+            raft: &raft_gauges,
+            peers: &core.cluster.peer_latency,
+            writes: &core.proposer.stats,
+            snapshots: &core.cluster.snapshots,
+            store: &store.metrics,
+            hub: &core.hub.metrics,
+            traffic: &traffic,
+        });
         let app = Arc::new(App {
             node_id: config.cluster.node_id,
             config,
             store,
             core,
             manager_token,
-            traffic: Traffic::default(),
+            traffic,
+            metrics: NodeMetrics {
+                registry,
+                raft: raft_gauges,
+            },
             started: Instant::now(),
             shutdown,
         });

@@ -1,5 +1,5 @@
 //! The /cluster/* admin endpoints of the cluster guide: membership, leadership, status, raft
-//! internals, data version, forced sync and snapshots. Changes run on the leader (forwarded
+//! internals, data version and forced sync (snapshots: [`super::snapshot`]). Changes run on the leader (forwarded
 //! when this node follows); views that need the whole cluster come from the leader too.
 
 use super::error::{ok_data, ApiError, Body};
@@ -11,9 +11,7 @@ use axum::response::{IntoResponse, Response};
 use openraft::type_config::async_runtime::WatchReceiver;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 fn admin_error((status, msg): (u16, String)) -> ApiError {
     match status {
@@ -175,11 +173,11 @@ pub fn raft_status_json(app: &App) -> Value {
         "purged_index": idx(&m.purged),
         "snapshot": {
             "index": idx(&m.snapshot),
-            "built": s.built.load(Relaxed),
-            "installed": s.installed.load(Relaxed),
-            "failures": s.failures.load(Relaxed),
-            "last_size_bytes": s.last_size_bytes.load(Relaxed),
-            "last_duration_ms": s.last_duration_ms.load(Relaxed),
+            "built": s.built.get(),
+            "installed": s.installed.get(),
+            "failures": s.failures.get(),
+            "last_size_bytes": s.last_size_bytes.get(),
+            "last_duration_ms": (s.last_duration_seconds.get() * 1000.0) as u64,
         },
         "replication": replication,
         "membership": {
@@ -209,7 +207,7 @@ pub async fn election(State(app): State<Arc<App>>) -> Result<Response, ApiError>
 pub async fn data_version(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let store = app.store.clone();
     // Hash and applied index from one consistent read of the state machine.
-    let (hash, raw) = tokio::task::spawn_blocking(move || {
+    let (version, raw) = tokio::task::spawn_blocking(move || {
         store.version(crate::cluster::state_machine::LAST_APPLIED)
     })
     .await
@@ -220,10 +218,14 @@ pub async fn data_version(State(app): State<Arc<App>>) -> Result<Response, ApiEr
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map(|l| l.index)
         .unwrap_or(0);
-    Ok(
-        axum::Json(json!({"node_id": app.node_id, "applied_index": applied, "hash": hash}))
-            .into_response(),
-    )
+    let c = version.counts;
+    Ok(axum::Json(json!({
+        "node_id": app.node_id,
+        "applied_index": applied,
+        "hash": version.hash,
+        "counts": {"messages": c.messages, "channels": c.channels, "users": c.users},
+    }))
+    .into_response())
 }
 
 pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
@@ -243,31 +245,4 @@ pub async fn sync_force(State(app): State<Arc<App>>) -> Result<Response, ApiErro
     Ok(ok_data(
         json!({"node_id": c.node_id, "applied_index": applied, "leader_commit_index": target}),
     ))
-}
-
-pub async fn snapshot(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let c = &app.core.cluster;
-    let before = c.snapshots.built.load(Relaxed);
-    c.raft
-        .trigger()
-        .snapshot()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    if !wait_until(Duration::from_secs(60), || {
-        c.snapshots.built.load(Relaxed) != before
-    })
-    .await
-    {
-        return Err(ApiError::Unavailable(
-            "snapshot not built within 60s".into(),
-        ));
-    }
-    let m = c.raft.metrics().borrow_watched().clone();
-    let snap = m.snapshot;
-    Ok(ok_data(json!({
-        "index": c.snapshots.last_index.load(Relaxed),
-        "term": snap.as_ref().map(|l| l.leader_id.term),
-        "size": c.snapshots.last_size_bytes.load(Relaxed),
-        "duration_ms": c.snapshots.last_duration_ms.load(Relaxed),
-    })))
 }

@@ -191,9 +191,7 @@ pub async fn message_send(
             last = (message_id, message_seq);
         }
     }
-    app.traffic
-        .in_msgs
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.traffic.in_msgs.inc();
     Ok(ok_data(serde_json::json!({
         "message_id": last.0,
         "message_idstr": last.0.to_string(),

@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod im;
 mod info;
+mod snapshot;
 mod sync;
 
 pub use cluster::raft_status_json;
@@ -51,7 +52,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cluster/election", post(cluster::election))
         .route("/cluster/data/version", get(cluster::data_version))
         .route("/cluster/sync/force", post(cluster::sync_force))
-        .route("/cluster/snapshot", post(cluster::snapshot))
+        .route("/cluster/snapshot", post(snapshot::take))
+        .route("/cluster/snapshot/download", get(snapshot::download))
         .route("/route", get(info::route))
         .route("/health", get(info::health))
         .route("/varz", get(info::varz))

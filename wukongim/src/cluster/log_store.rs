@@ -166,3 +166,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || store.log_purge(upto, PURGED, &bytes).map_err(io_err)).await
     }
 }
+
+/// Seeds the Raft state of a store restored from a snapshot: an empty log that starts after
+/// `last` (purged and committed up to it) and a vote for `node_id` one term above `last`'s, so
+/// the first election of the restored cluster opens a new term. Durable when it returns.
+pub fn seed_after_snapshot(store: &Store, last: &LogId, node_id: u64) -> Result<(), io::Error> {
+    let vote = Vote::new(last.leader_id.term + 1, node_id);
+    store
+        .raft_meta_put(PURGED, &to_bytes(last))
+        .map_err(io_err)?;
+    store
+        .raft_meta_put(COMMITTED, &to_bytes(&Some(last.clone())))
+        .map_err(io_err)?;
+    store.raft_meta_put(VOTE, &to_bytes(&vote)).map_err(io_err)
+}

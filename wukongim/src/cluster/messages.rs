@@ -15,6 +15,8 @@ pub mod kind {
     pub const TRANSFER_LEADER: u8 = 5;
     pub const FORWARD_WRITE: u8 = 6;
     pub const ADMIN: u8 = 7;
+    pub const SNAPSHOT_CHUNK: u8 = 8;
+    pub const SNAPSHOT_INSTALL: u8 = 9;
 }
 
 /// Answer to PING: what a peer knows (used by bootstrap and status).
@@ -27,7 +29,35 @@ pub struct PingResponse {
     pub committed: u64,
 }
 
-/// A full snapshot pushed to a follower.
+/// One piece of a snapshot file streamed to a follower. The follower writes it only when
+/// `offset` equals what it already holds of `transfer`; either way it answers with the bytes it
+/// holds, so a sender resumes an interrupted transfer where the follower stopped. An empty
+/// chunk at offset 0 asks how much is held (a new `transfer` starts from nothing).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    pub vote: Vote,
+    /// Identifies the snapshot file (same file, same id: a retry resumes).
+    pub transfer: String,
+    pub total: u64,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+/// Bytes of a transfer the follower holds after a [`SnapshotChunk`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ChunkAck {
+    pub held: u64,
+}
+
+/// The whole file arrived: install it (answered like openraft's `install_full_snapshot`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotInstall {
+    pub vote: Vote,
+    pub transfer: String,
+    pub meta: SnapshotMeta,
+}
+
+/// A full snapshot pushed to a follower in one message (kept for peers of older versions).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotRequest {
     pub vote: Vote,

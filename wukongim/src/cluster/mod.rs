@@ -4,6 +4,7 @@
 
 mod admin;
 mod bootstrap;
+pub mod gauges;
 mod health;
 pub mod log_store;
 pub mod messages;
@@ -11,12 +12,17 @@ mod network;
 mod raft_config;
 pub mod rpc;
 mod service;
+pub mod snapfile;
+mod snapshot_recv;
+pub mod snapshots;
 pub mod state_machine;
 pub mod types;
 mod writer;
 
 pub use admin::NodeView;
-pub use writer::{ProposeError, Proposer};
+pub use gauges::RaftGauges;
+pub use network::PeerLatency;
+pub use writer::{ProposeError, Proposer, WriteStats};
 
 use crate::config::Config;
 use crate::core::Hub;
@@ -42,6 +48,8 @@ pub struct Cluster {
     /// Highest log index applied to the local state machine.
     pub applied: watch::Receiver<u64>,
     pub snapshots: Arc<SnapshotStats>,
+    /// Where this node's snapshot files live.
+    pub snapshot_dir: snapshots::SnapshotDir,
     /// Addresses of the initial members (for bootstrap and before membership is known).
     pub init_members: BTreeMap<u64, String>,
     /// Raft RPC latency per peer.
@@ -73,6 +81,7 @@ impl Cluster {
         )
         .context("creating the snapshot directory")?;
         let snapshots = sm.stats.clone();
+        let snapshot_dir = sm.snapshots.clone();
         let raft_cfg = Arc::new(
             raft_config::raft_config(&config)
                 .validate()
@@ -104,11 +113,13 @@ impl Cluster {
             config,
             applied: applied_rx,
             snapshots,
+            snapshot_dir,
             init_members,
             peer_latency,
         });
         let handler = Arc::new(service::Service {
             cluster: cluster.clone(),
+            incoming: snapshot_recv::Receiver::new(cluster.snapshot_dir.clone()),
         });
         tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));

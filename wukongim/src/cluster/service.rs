@@ -2,21 +2,25 @@
 //! or to the leader-side handling of forwarded writes and admin operations.
 
 use super::messages::{
-    kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotRequest,
+    kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotChunk, SnapshotInstall,
+    SnapshotRequest,
 };
 use super::rpc::RpcHandler;
+use super::snapfile::SnapshotFile;
+use super::snapshots::SnapshotDir;
 use super::types::{from_bytes, to_bytes, Snapshot, TypeConfig};
 use super::Cluster;
 use bytes::Bytes;
 use openraft::errors::RaftError;
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use openraft::type_config::async_runtime::WatchReceiver;
-use std::io::Cursor;
 use std::sync::Arc;
 
 /// Handles requests from peers.
 pub struct Service {
     pub cluster: Arc<Cluster>,
+    /// Snapshot transfers from the leader.
+    pub incoming: super::snapshot_recv::Receiver,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
@@ -56,7 +60,26 @@ impl RpcHandler for Service {
                 let req: SnapshotRequest = decode(&body)?;
                 let snap = Snapshot {
                     meta: req.meta,
-                    snapshot: Cursor::new(req.data),
+                    snapshot: self.received(&req.data)?,
+                };
+                let res = raft
+                    .install_full_snapshot(req.vote, snap)
+                    .await
+                    .map_err(RaftError::<TypeConfig>::Fatal);
+                to_bytes(&res)
+            }
+            kind::SNAPSHOT_CHUNK => {
+                let req: SnapshotChunk = decode(&body)?;
+                self.check_vote(&req.vote)?;
+                let ack = self.incoming.chunk(req).await?;
+                to_bytes(&Ok::<_, RaftError<TypeConfig>>(ack))
+            }
+            kind::SNAPSHOT_INSTALL => {
+                let req: SnapshotInstall = decode(&body)?;
+                self.check_vote(&req.vote)?;
+                let snap = Snapshot {
+                    meta: req.meta,
+                    snapshot: self.incoming.take(&req.transfer).await?,
                 };
                 let res = raft
                     .install_full_snapshot(req.vote, snap)
@@ -84,5 +107,27 @@ impl RpcHandler for Service {
             other => return Err(format!("unknown request kind {other}")),
         };
         Ok(out.into())
+    }
+}
+
+impl Service {
+    /// Refuses snapshot traffic from a leader older than the vote this node holds.
+    fn check_vote(&self, vote: &super::types::Vote) -> Result<(), String> {
+        let mine = self.cluster.raft.metrics().borrow_watched().vote.clone();
+        if vote < &mine {
+            return Err(format!("stale snapshot sender: vote {vote} < {mine}"));
+        }
+        Ok(())
+    }
+
+    /// Keeps a received snapshot as a file for the install.
+    fn received(&self, data: &[u8]) -> Result<SnapshotFile, String> {
+        let dir = SnapshotDir::new(self.cluster.config.root_dir.join("snapshots"))
+            .map_err(|e| e.to_string())?;
+        let path = dir.temp_path("received");
+        let res =
+            crate::fsutil::write_atomic(&path, data, 0o600).and_then(|_| SnapshotFile::open(&path));
+        let _ = std::fs::remove_file(&path);
+        res.map_err(|e| format!("storing a received snapshot: {e}"))
     }
 }

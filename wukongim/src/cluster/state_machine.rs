@@ -1,8 +1,11 @@
 //! The replicated state machine: applies committed batches to the IM store in one durable
 //! transaction per apply call, answers the proposers, and hands applied messages to this node's
-//! hub for delivery (apply is the delivery trigger, on every node alike). Snapshots are the
-//! store's state image, kept as one file under `rootDir/snapshots`.
+//! hub for delivery (apply is the delivery trigger, on every node alike). Snapshots are files
+//! under `rootDir/snapshots`, streamed from and into the store (see [`super::snapshots`]).
 
+use super::snapfile::SnapshotFile;
+use super::snapshots::SnapshotDir;
+pub use super::snapshots::{LAST_APPLIED, MEMBERSHIP};
 use super::types::{
     from_bytes, to_bytes, Batch, BatchResult, LogId, Snapshot, SnapshotMeta, StoredMembership,
     TypeConfig,
@@ -13,26 +16,56 @@ use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use std::io::{self, Cursor};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// State-machine metadata key of the last applied log id.
-pub const LAST_APPLIED: &str = "last_applied";
-const MEMBERSHIP: &str = "last_membership";
-
-/// Snapshot counters shared with /metrics and /cluster/raft/status.
+/// Snapshot metrics, also shown on /cluster/raft/status.
 #[derive(Debug, Default)]
 pub struct SnapshotStats {
-    pub built: AtomicU64,
-    pub installed: AtomicU64,
-    pub failures: AtomicU64,
-    pub last_duration_ms: AtomicU64,
-    pub last_size_bytes: AtomicU64,
+    pub built: Counter,
+    pub installed: Counter,
+    pub failures: Counter,
+    pub last_duration_seconds: Gauge<f64, AtomicU64>,
+    pub last_size_bytes: Gauge,
     pub last_index: AtomicU64,
+}
+
+impl SnapshotStats {
+    pub fn register(&self, r: &mut Registry) {
+        let counters = [
+            ("wukongim_snapshots", "Snapshots built.", &self.built),
+            (
+                "wukongim_snapshots_installed",
+                "Snapshots received and installed.",
+                &self.installed,
+            ),
+            (
+                "wukongim_snapshot_failures",
+                "Snapshot builds that failed.",
+                &self.failures,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "wukongim_snapshot_duration_seconds",
+            "Duration of the last snapshot build.",
+            self.last_duration_seconds.clone(),
+        );
+        r.register(
+            "wukongim_snapshot_size_bytes",
+            "Size of the last snapshot.",
+            self.last_size_bytes.clone(),
+        );
+    }
 }
 
 /// The state machine handle given to openraft.
@@ -41,7 +74,7 @@ pub struct StateMachine {
     store: Store,
     hub: Arc<Hub>,
     applied: Arc<watch::Sender<u64>>,
-    dir: PathBuf,
+    pub snapshots: SnapshotDir,
     pub stats: Arc<SnapshotStats>,
 }
 
@@ -56,18 +89,13 @@ impl StateMachine {
         applied: Arc<watch::Sender<u64>>,
         dir: PathBuf,
     ) -> io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
         Ok(StateMachine {
             store,
             hub,
             applied,
-            dir,
+            snapshots: SnapshotDir::new(dir)?,
             stats: Arc::new(SnapshotStats::default()),
         })
-    }
-
-    fn snapshot_path(&self) -> PathBuf {
-        self.dir.join("current.snap")
     }
 
     fn read_meta(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
@@ -86,65 +114,42 @@ impl StateMachine {
             .unwrap_or_default();
         Ok((last, mem))
     }
-
-    /// Writes the snapshot file atomically: meta + state image.
-    fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let bytes = to_bytes(&(meta, data));
-        crate::fsutil::write_atomic(&self.snapshot_path(), &bytes, 0o600)
-    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let started = Instant::now();
         let me = self.clone();
         let res = tokio::task::spawn_blocking(move || -> io::Result<Snapshot> {
-            // Image and metadata come from one read transaction: the same applied state.
-            let (data, meta) = me
-                .store
-                .snapshot_with_meta(&[LAST_APPLIED, MEMBERSHIP])
-                .map_err(io_err)?;
-            let last = meta[0].as_deref().map(from_bytes::<LogId>).transpose()?;
-            let membership = meta[1]
-                .as_deref()
-                .map(from_bytes::<StoredMembership>)
-                .transpose()?
-                .unwrap_or_default();
-            let meta = SnapshotMeta {
-                last_log_id: last,
-                last_membership: membership,
-            };
-            me.save_snapshot(&meta, &data)?;
+            let (info, file) = me.snapshots.build(&me.store)?;
             Ok(Snapshot {
-                meta,
-                snapshot: Cursor::new(data),
+                meta: info.header.meta,
+                snapshot: file,
             })
         })
         .await
         .map_err(io_err)?;
         match &res {
             Ok(s) => {
-                self.stats.built.fetch_add(1, Relaxed);
+                self.stats.built.inc();
                 self.stats
-                    .last_duration_ms
-                    .store(started.elapsed().as_millis() as u64, Relaxed);
-                self.stats
-                    .last_size_bytes
-                    .store(s.snapshot.get_ref().len() as u64, Relaxed);
+                    .last_duration_seconds
+                    .set(started.elapsed().as_secs_f64());
+                self.stats.last_size_bytes.set(s.snapshot.len as i64);
                 self.stats.last_index.store(
                     s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
                     Relaxed,
                 );
                 tracing::info!(
                     index = s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),
-                    bytes = s.snapshot.get_ref().len(),
+                    bytes = s.snapshot.len,
                     "raft snapshot built"
                 );
             }
             Err(e) => {
-                self.stats.failures.fetch_add(1, Relaxed);
+                self.stats.failures.inc();
                 tracing::error!(error = %e, "raft snapshot failed");
             }
         }
@@ -153,7 +158,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -218,44 +223,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Cursor<Vec<u8>>,
+        snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
         let index = meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0);
-        tracing::info!(index, bytes = data.len(), "raft snapshot installing");
+        tracing::info!(index, bytes = snapshot.len, "raft snapshot installing");
+        let started = Instant::now();
         let me = self.clone();
         let m = meta.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let mut sm_meta = vec![(MEMBERSHIP, to_bytes(&m.last_membership))];
-            if let Some(l) = &m.last_log_id {
-                sm_meta.push((LAST_APPLIED, to_bytes(l)));
+        let res =
+            tokio::task::spawn_blocking(move || me.snapshots.install(&me.store, &snapshot, &m))
+                .await
+                .map_err(io_err)?;
+        match res {
+            Ok((info, _)) => {
+                self.stats.installed.inc();
+                tracing::info!(
+                    index,
+                    bytes = info.len,
+                    rows = info.trailer.rows,
+                    ms = started.elapsed().as_millis() as u64,
+                    "raft snapshot installed"
+                );
             }
-            me.store.restore(&data, &sm_meta).map_err(io_err)?;
-            me.save_snapshot(&m, &data)
-        })
-        .await
-        .map_err(io_err)??;
-        self.stats.installed.fetch_add(1, Relaxed);
+            Err(e) => {
+                self.stats.failures.inc();
+                tracing::error!(index, error = %e, "raft snapshot install refused");
+                return Err(e.into());
+            }
+        }
         let _ = self.applied.send(index);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let path = self.snapshot_path();
-        tokio::task::spawn_blocking(move || -> io::Result<Option<Snapshot>> {
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    let (meta, data): (SnapshotMeta, Vec<u8>) = from_bytes(&bytes)?;
-                    Ok(Some(Snapshot {
-                        meta,
-                        snapshot: Cursor::new(data),
-                    }))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .map_err(io_err)?
+        let dir = self.snapshots.clone();
+        let cur = tokio::task::spawn_blocking(move || dir.current())
+            .await
+            .map_err(io_err)??;
+        Ok(cur.map(|(info, file)| Snapshot {
+            meta: info.header.meta,
+            snapshot: file,
+        }))
     }
 }

@@ -35,7 +35,8 @@ pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
-pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, std::io::Cursor<Vec<u8>>>;
+pub type Snapshot =
+    openraft::type_config::alias::SnapshotOf<TypeConfig, super::snapfile::SnapshotFile>;
 
 /// Encodes a value for the log, metadata or the wire.
 pub fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {

@@ -9,6 +9,9 @@ use crate::store::{Command, Outcome};
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::impls::ProgressResponder;
 use openraft::raft::ClientWriteResult;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,24 +36,59 @@ const PIPELINE: usize = 16;
 /// Write statistics for /varz and /metrics.
 #[derive(Debug)]
 pub struct WriteStats {
-    pub proposals: AtomicU64,
-    pub batches: AtomicU64,
-    pub forwarded: AtomicU64,
+    pub proposals: Counter,
+    pub batches: Counter,
+    pub forwarded: Counter,
     pub retries: AtomicU64,
-    pub batch_sizes: crate::metrics::Histogram,
-    pub commit_latency: crate::metrics::Histogram,
+    pub batch_sizes: Histogram,
+    pub commit_latency: Histogram,
 }
 
 impl Default for WriteStats {
     fn default() -> Self {
         WriteStats {
-            proposals: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            forwarded: AtomicU64::new(0),
+            proposals: Counter::default(),
+            batches: Counter::default(),
+            forwarded: Counter::default(),
             retries: AtomicU64::new(0),
-            batch_sizes: crate::metrics::Histogram::new(crate::metrics::SIZE_BUCKETS),
-            commit_latency: crate::metrics::Histogram::new(crate::metrics::LATENCY_BUCKETS),
+            batch_sizes: crate::metrics::size_histogram(),
+            commit_latency: crate::metrics::latency_histogram(),
         }
+    }
+}
+
+impl WriteStats {
+    pub fn register(&self, r: &mut Registry) {
+        let counters = [
+            (
+                "wukongim_raft_proposals",
+                "Commands proposed on this node.",
+                &self.proposals,
+            ),
+            (
+                "wukongim_raft_batches",
+                "Batches (log entries) proposed on this node.",
+                &self.batches,
+            ),
+            (
+                "wukongim_raft_forwarded_batches",
+                "Batches forwarded to the leader.",
+                &self.forwarded,
+            ),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "wukongim_raft_batch_size",
+            "Commands per proposed batch.",
+            self.batch_sizes.clone(),
+        );
+        r.register(
+            "wukongim_raft_commit_duration_seconds",
+            "Time from batch proposal to local apply.",
+            self.commit_latency.clone(),
+        );
     }
 }
 
@@ -127,8 +165,8 @@ async fn batcher(
         }
         last_full = batch.len() == max;
         let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-        stats.proposals.fetch_add(cmds.len() as u64, Relaxed);
-        stats.batches.fetch_add(1, Relaxed);
+        stats.proposals.inc_by(cmds.len() as u64);
+        stats.batches.inc();
         stats.batch_sizes.observe(cmds.len() as f64);
         let started = Instant::now();
         // On the leader, batches are pipelined: enqueued into Raft in order (so one client's
@@ -238,7 +276,7 @@ impl Cluster {
                 None => continue,
                 Some(l) if l == self.node_id => self.write_as_leader(batch.clone()).await,
                 Some(l) => {
-                    stats.forwarded.fetch_add(1, Relaxed);
+                    stats.forwarded.inc();
                     self.forward(l, &batch, deadline).await
                 }
             };

@@ -4,6 +4,10 @@
 //! comes online later) is sent what it missed. Also enforces WuKongIM's multi-device rules.
 
 use crate::store::{Delivery, Message};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,7 +55,29 @@ struct Inner {
 pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
-    pub delivered: AtomicU64,
+    pub metrics: HubMetrics,
+}
+
+/// Delivery and connection metrics of this node's hub.
+#[derive(Debug, Default)]
+pub struct HubMetrics {
+    pub delivered: Counter,
+    connections: Family<[(&'static str, &'static str); 1], Gauge>,
+}
+
+impl HubMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "wukongim_messages_delivered",
+            "Messages pushed to online devices of this node.",
+            self.delivered.clone(),
+        );
+        r.register(
+            "wukongim_connections",
+            "Client connections by transport.",
+            self.connections.clone(),
+        );
+    }
 }
 
 impl Hub {
@@ -130,7 +156,7 @@ impl Hub {
                             continue;
                         }
                         if c.tx.try_send(Outbound::Recv(msg.clone())).is_ok() {
-                            self.delivered.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.delivered.inc();
                         } else {
                             // Slow or gone: it will get the message on reconnect from pending.
                             let _ = c.tx.try_send(Outbound::Kick {
@@ -186,6 +212,18 @@ impl Hub {
             *m.entry(c.info.transport).or_insert(0) += 1;
         }
         m
+    }
+
+    /// Sets the connection gauges from the current connections.
+    pub fn refresh_metrics(&self) {
+        let counts = self.connection_counts();
+        for t in ["tcp", "ws"] {
+            let n = counts.get(t).copied().unwrap_or(0);
+            self.metrics
+                .connections
+                .get_or_create(&[("transport", t)])
+                .set(n as i64);
+        }
     }
 
     /// Devices of `uid` online on this node.

@@ -2,7 +2,10 @@
 //! session implementation ([`session`]); the transports only move bytes.
 
 mod session;
+mod traffic;
 mod transport;
+
+pub use traffic::Traffic;
 
 use crate::app::App;
 use axum::extract::ws::WebSocketUpgrade;

@@ -256,7 +256,7 @@ async fn read_loop<R: Inbound>(
         loop {
             match dec.decode(buf, s.version) {
                 Ok(Some(p)) => {
-                    s.app.traffic.packets_in[p.packet_type() as usize & 15].fetch_add(1, Relaxed);
+                    s.app.traffic.packets_in.inc(p.packet_type() as u8);
                     if !handle(s, p, out, acks).await {
                         return;
                     }
@@ -283,10 +283,7 @@ async fn read_loop<R: Inbound>(
         };
         match read {
             Ok(Ok(true)) => {
-                s.app
-                    .traffic
-                    .in_bytes
-                    .fetch_add((buf.len() - before) as u64, Relaxed);
+                s.app.traffic.in_bytes.inc_by((buf.len() - before) as u64);
             }
             Ok(Ok(false)) | Ok(Err(_)) => return,
             Err(_) => {
@@ -310,7 +307,7 @@ async fn handle(
             .await
             .is_ok(),
         Packet::Send(p) => {
-            s.app.traffic.in_msgs.fetch_add(1, Relaxed);
+            s.app.traffic.in_msgs.inc();
             let pending = submit_send(s, p).await;
             acks.send(pending).await.is_ok()
         }
@@ -477,12 +474,9 @@ async fn write_loop<W: Out>(
                 break;
             }
         };
-        s.app
-            .traffic
-            .out_bytes
-            .fetch_add(frame.len() as u64, Relaxed);
+        s.app.traffic.out_bytes.inc_by(frame.len() as u64);
         if let Some(b) = frame.first() {
-            s.app.traffic.packets_out[(b >> 4) as usize].fetch_add(1, Relaxed);
+            s.app.traffic.packets_out.inc(b >> 4);
         }
         if w.send(frame).await.is_err() {
             break;

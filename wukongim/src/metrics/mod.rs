@@ -1,52 +1,26 @@
-//! Prometheus exposition on the manager port (`manager.addr`, default :5300): `/metrics` in the
-//! text format, read from the same counters /varz and /cluster/raft/status use (one source of
-//! truth). Families are written by [`render`]; process figures come from /proc.
+//! Prometheus exposition on the manager port (`manager.addr`, default :5300). Every metric is a
+//! `prometheus-client` metric defined next to the code that updates it (the write path, the
+//! network, snapshots, storage, the hub, the gateways); [`registry`] gathers them into one
+//! `Registry`, rendered by the crate's encoder. The figures /varz and /cluster/raft/status show
+//! are read from the same metrics (one source of truth).
 
+mod families;
 mod process;
-mod render;
+
+pub use families::families;
+pub use prometheus_client::registry::Registry;
 
 use crate::app::App;
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
-
-/// Every `wukongim_*` metric family /metrics exports: the contract dashboards and alert rules
-/// (rendered by wk-ops) are checked against.
-pub const FAMILIES: &[&str] = &[
-    "wukongim_info",
-    "wukongim_raft_state",
-    "wukongim_raft_term",
-    "wukongim_raft_leader_id",
-    "wukongim_raft_commit_index",
-    "wukongim_raft_applied_index",
-    "wukongim_raft_last_log_index",
-    "wukongim_raft_replication_lag_entries",
-    "wukongim_raft_rpc_duration_seconds",
-    "wukongim_raft_proposals_total",
-    "wukongim_raft_batches_total",
-    "wukongim_raft_forwarded_batches_total",
-    "wukongim_raft_batch_size",
-    "wukongim_raft_commit_duration_seconds",
-    "wukongim_storage_fsyncs_total",
-    "wukongim_storage_bytes",
-    "wukongim_snapshots_total",
-    "wukongim_snapshots_installed_total",
-    "wukongim_snapshot_failures_total",
-    "wukongim_snapshot_duration_seconds",
-    "wukongim_snapshot_size_bytes",
-    "wukongim_connections",
-    "wukongim_packets_received_total",
-    "wukongim_packets_sent_total",
-    "wukongim_messages_sent_total",
-    "wukongim_messages_delivered_total",
-    "wukongim_received_bytes_total",
-    "wukongim_sent_bytes_total",
-    "wukongim_send_ack_duration_seconds",
-];
 
 /// Seconds buckets for latencies.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -57,73 +31,47 @@ pub const SIZE_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
 
-/// A lock-free Prometheus histogram.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum in millionths, so it fits an atomic integer.
-    sum_micros: AtomicU64,
+/// A histogram with [`LATENCY_BUCKETS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS.iter().copied())
 }
 
-impl Histogram {
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-
-    pub fn observe(&self, v: f64) {
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            if v <= *b {
-                c.fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros
-            .fetch_add((v.max(0.0) * 1e6) as u64, Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
-
-    /// Appends the `_bucket`, `_sum` and `_count` lines of this histogram.
-    pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
-                c.load(Relaxed)
-            );
-        }
-        let n = self.count();
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}");
-        let l = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(
-            out,
-            "{name}_sum{l} {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count{l} {n}");
-    }
+/// A histogram with [`SIZE_BUCKETS`].
+pub fn size_histogram() -> Histogram {
+    Histogram::new(SIZE_BUCKETS.iter().copied())
 }
 
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram::new(LATENCY_BUCKETS)
-    }
+/// The metrics of one node, each owned by the part that updates it.
+pub struct Sources<'a> {
+    pub node_id: u64,
+    pub raft: &'a crate::cluster::RaftGauges,
+    pub peers: &'a crate::cluster::PeerLatency,
+    pub writes: &'a crate::cluster::WriteStats,
+    pub snapshots: &'a crate::cluster::state_machine::SnapshotStats,
+    pub store: &'a crate::store::StoreMetrics,
+    pub hub: &'a crate::core::hub::HubMetrics,
+    pub traffic: &'a crate::gateway::Traffic,
+}
+
+/// One registry holding every metric of `s`, plus node identity and process figures.
+pub fn registry(s: Sources<'_>) -> Registry {
+    let mut r = Registry::default();
+    let info = Family::<[(&'static str, String); 2], Gauge>::default();
+    info.get_or_create(&[
+        ("node_id", s.node_id.to_string()),
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+    ])
+    .set(1);
+    r.register("wukongim_info", "Node identity.", info);
+    s.raft.register(&mut r);
+    s.peers.register(&mut r);
+    s.writes.register(&mut r);
+    s.store.register(&mut r);
+    s.snapshots.register(&mut r);
+    s.hub.register(&mut r);
+    s.traffic.register(&mut r);
+    r.register_collector(Box::new(process::Process::default()));
+    r
 }
 
 /// Router of the manager port.
@@ -133,16 +81,42 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let app2 = app.clone();
-    let disk = tokio::task::spawn_blocking(move || app2.store.disk_bytes())
-        .await
-        .unwrap_or(0);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        render::render(&app, disk),
-    )
+/// OpenMetrics for scrapers that ask for it (Prometheus does); the text format 0.0.4 otherwise.
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let open_metrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    // Reading rootDir's size walks the file system: off the async threads.
+    let rendered = tokio::task::spawn_blocking(move || scrape(&app)).await;
+    let Ok(Ok(text)) = rendered else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n").into_response();
+    };
+    if open_metrics {
+        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        ([(header::CONTENT_TYPE, kind)], text).into_response()
+    } else {
+        let kind = "text/plain; version=0.0.4; charset=utf-8";
+        (
+            [(header::CONTENT_TYPE, kind)],
+            families::to_text_format(&text),
+        )
+            .into_response()
+    }
+}
+
+/// Refreshes the figures read at scrape time and encodes the registry as OpenMetrics.
+fn scrape(app: &App) -> Result<String, std::fmt::Error> {
+    app.metrics.raft.update(&app.core.cluster.raft, app.node_id);
+    app.store.refresh_metrics();
+    app.core.hub.refresh_metrics();
+    let mut out = String::new();
+    encode(&mut out, &app.metrics.registry)?;
+    Ok(out)
+}
+
+/// The registry of a running node and the Raft gauges it refreshes at each scrape.
+pub struct NodeMetrics {
+    pub registry: Registry,
+    pub raft: crate::cluster::RaftGauges,
 }

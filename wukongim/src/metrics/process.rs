@@ -1,8 +1,68 @@
 //! Process figures from /proc/self only (systemd's `ProcSubset=pid` hides the rest of /proc):
-//! resident memory, CPU seconds, open file descriptors.
+//! resident memory, CPU seconds, open file descriptors and start time, read at each scrape.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The standard `process_*` families.
+#[derive(Debug)]
+pub struct Process {
+    started: Instant,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (rss, cpu, fds) = read();
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+            - self.started.elapsed().as_secs_f64();
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                rss as f64,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                fds as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                start,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(v).encode(m)?;
+        }
+        let m = encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time in seconds.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(cpu).encode(m)
+    }
+}
 
 /// (resident bytes, cpu seconds, open fds); zeros where unreadable.
-pub fn read() -> (u64, f64, u64) {
+fn read() -> (u64, f64, u64) {
     let page = 4096u64;
     let ticks = 100.0; // USER_HZ on Linux
     let rss = std::fs::read_to_string("/proc/self/statm")

@@ -11,9 +11,22 @@ mod snapshot;
 pub use apply::Applied;
 pub use model::*;
 pub use query::{ConversationView, SyncRange};
-pub use snapshot::StateImage;
+pub use snapshot::{
+    decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion, Digest32,
+    ReplaceResult, Row, MAX_ROW,
+};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use redb::{Database, TableDefinition};
+
+/// The database file inside `rootDir`.
+pub const DB_FILE: &str = "state.redb";
+
+/// redb's page cache (reads and the write buffer of a transaction). Bounded so that walking or
+/// installing a large state does not grow the process by the size of the state.
+const CACHE_BYTES: usize = 64 << 20;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +44,8 @@ pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 pub enum StoreError {
     #[error("storage: {0}")]
     Db(String),
+    #[error("{0} is locked by another process (is the node still running?)")]
+    Locked(std::path::PathBuf),
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -61,8 +76,31 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     db: Arc<Database>,
     dir: std::path::PathBuf,
-    /// Durable commits (each one fsync), for /metrics.
-    pub fsyncs: Arc<std::sync::atomic::AtomicU64>,
+    pub metrics: StoreMetrics,
+}
+
+/// Storage metrics.
+#[derive(Debug, Default, Clone)]
+pub struct StoreMetrics {
+    /// Durable commits (each one fsync).
+    pub fsyncs: Counter,
+    /// Bytes used by rootDir, refreshed at each scrape.
+    pub bytes: Gauge,
+}
+
+impl StoreMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "wukongim_storage_fsyncs",
+            "Durable storage commits (one fsync each).",
+            self.fsyncs.clone(),
+        );
+        r.register(
+            "wukongim_storage_bytes",
+            "Bytes used by rootDir.",
+            self.bytes.clone(),
+        );
+    }
 }
 
 impl Store {
@@ -70,7 +108,20 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join("state.redb"))?;
+        Self::open_file(&dir.join(DB_FILE))
+    }
+
+    /// Opens (creating if needed) the database file `path`; its directory holds snapshots.
+    /// Fails with [`StoreError::Locked`] while another process has it open.
+    pub fn open_file(path: &Path) -> Result<Store> {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+                other => StoreError::Db(format!("{}: {other}", path.display())),
+            })?;
         let txn = db.begin_write()?;
         {
             txn.open_table(META)?;
@@ -87,8 +138,8 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             db: Arc::new(db),
-            dir: dir.to_path_buf(),
-            fsyncs: Default::default(),
+            dir,
+            metrics: StoreMetrics::default(),
         })
     }
 
@@ -99,9 +150,13 @@ impl Store {
     /// Commits a write transaction durably (one fsync) and counts it.
     pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<()> {
         txn.commit()?;
-        self.fsyncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.fsyncs.inc();
         Ok(())
+    }
+
+    /// Sets the storage-bytes gauge (walks rootDir: blocking).
+    pub fn refresh_metrics(&self) {
+        self.metrics.bytes.set(self.disk_bytes() as i64);
     }
 
     /// Bytes used by the data directory (database and snapshots).

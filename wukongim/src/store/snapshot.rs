@@ -1,122 +1,256 @@
-//! State-machine snapshots: every IM table serialized into one byte image (for Raft snapshot
-//! transfer and backups), restored by replacing the tables in one transaction; plus a content
-//! hash that is equal on every replica holding the same state.
+//! The IM state as a stream of rows: every IM table walked in a fixed order inside one redb read
+//! transaction (bounded memory, writers never wait), each row framed as `u32 LE length ·
+//! postcard(Row)`. The same framing feeds snapshot files, the data-version hash (SHA-256 over
+//! the framed rows, equal on every replica holding the same state, independent of Raft
+//! membership) and the row counts; installing replaces the tables from such a stream in one
+//! durable transaction, so readers see the old state or the new one, never a mix.
 
 use super::raft::SM_META;
 use super::*;
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The whole IM state, table by table, rows in key order.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StateImage {
-    pub format: u32,
-    pub meta: Vec<(String, u64)>,
-    pub tokens: Vec<((String, u8), Vec<u8>)>,
-    pub channels: Vec<((u8, String), Vec<u8>)>,
-    pub messages: Vec<((String, u64), Vec<u8>)>,
-    pub seqs: Vec<(String, u64)>,
-    pub convs: Vec<((String, String), Vec<u8>)>,
-    pub dedup: Vec<((String, String), Vec<u8>)>,
+/// One row of one IM table. Borrowed: encoding and decoding copy nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Row<'a> {
+    Meta(&'a str, u64),
+    Token(&'a str, u8, &'a [u8]),
+    Channel(u8, &'a str, &'a [u8]),
+    Message(&'a str, u64, &'a [u8]),
+    Seq(&'a str, u64),
+    Conv(&'a str, &'a str, &'a [u8]),
+    Dedup(&'a str, &'a str, &'a [u8]),
 }
 
-const FORMAT: u32 = 1;
+/// Largest framed row accepted when reading a stream (a message payload is far smaller).
+pub const MAX_ROW: usize = 64 << 20;
+
+/// Row counts of an IM state: stored messages, channels, users holding a token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub messages: u64,
+    pub channels: u64,
+    pub users: u64,
+}
+
+/// Running SHA-256 and counts over framed rows in stream order.
+#[derive(Clone, Default)]
+pub struct Digest32 {
+    hash: Sha256,
+    pub rows: u64,
+    pub counts: Counts,
+    last_user: Option<String>,
+}
+
+impl Digest32 {
+    /// Accounts one framed row (`frame` = length prefix + encoded row).
+    pub fn add(&mut self, row: &Row, frame: &[u8]) {
+        self.hash.update(frame);
+        self.rows += 1;
+        match row {
+            Row::Message(..) => self.counts.messages += 1,
+            Row::Channel(..) => self.counts.channels += 1,
+            // Tokens are keyed (uid, device) in uid order: count each uid once.
+            Row::Token(uid, ..) if self.last_user.as_deref() != Some(*uid) => {
+                self.counts.users += 1;
+                self.last_user = Some(uid.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.hash.finalize().into()
+    }
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(h: &[u8]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends the frame of `row` (length prefix + postcard) to `buf`.
+pub fn frame_row(row: &Row, buf: &mut Vec<u8>) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    let buf2 = std::mem::take(buf);
+    let mut out = postcard::to_extend(row, buf2).expect("in-memory serialization cannot fail");
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    *buf = out;
+}
+
+/// Decodes the body of one frame (without its length prefix).
+pub fn decode_row(body: &[u8]) -> Result<Row<'_>> {
+    decode_borrowed("snapshot row", body)
+}
+
+fn decode_borrowed<'a, T: Deserialize<'a>>(table: &'static str, b: &'a [u8]) -> Result<T> {
+    postcard::from_bytes(b).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// Calls `f` with every IM row of `txn`, table by table, rows in key order.
+pub fn walk_rows(
+    txn: &ReadTransaction,
+    f: &mut dyn FnMut(&Row) -> std::io::Result<()>,
+) -> Result<()> {
+    let io = |e: std::io::Error| StoreError::Db(format!("writing snapshot rows: {e}"));
+    for item in txn.open_table(META)?.iter()? {
+        let (k, v) = item?;
+        f(&Row::Meta(k.value(), v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(TOKENS)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Token(a, b, v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(CHANNELS)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Channel(a, b, v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(MESSAGES)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Message(a, b, v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(SEQS)?.iter()? {
+        let (k, v) = item?;
+        f(&Row::Seq(k.value(), v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(CONVS)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Conv(a, b, v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(DEDUP)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Dedup(a, b, v.value())).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Data version of an IM state: hash (hex) and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataVersion {
+    pub hash: String,
+    pub counts: Counts,
+}
 
 /// Raw values of state-machine metadata keys, in the order asked.
 pub type MetaValues = Vec<Option<Vec<u8>>>;
 
 impl Store {
-    /// Reads the whole IM state from one consistent read transaction.
-    pub fn image(&self) -> Result<StateImage> {
-        let txn = self.db().begin_read()?;
-        image_in(&txn)
+    /// A consistent read transaction (what snapshot builders stream from).
+    pub fn read_txn(&self) -> Result<ReadTransaction> {
+        Ok(self.db().begin_read()?)
     }
 
-    /// The image as bytes together with state-machine metadata values, read from the same
-    /// transaction so they describe the same applied state.
-    pub fn snapshot_with_meta(&self, keys: &[&str]) -> Result<(Vec<u8>, MetaValues)> {
-        let txn = self.db().begin_read()?;
+    /// Raw state-machine metadata values read inside `txn`.
+    pub fn sm_meta_in(txn: &ReadTransaction, keys: &[&str]) -> Result<MetaValues> {
         let t = txn.open_table(SM_META)?;
         let mut vals = Vec::new();
         for k in keys {
             vals.push(t.get(*k)?.map(|g| g.value().to_vec()));
         }
-        Ok((encode(&image_in(&txn)?), vals))
+        Ok(vals)
     }
 
-    /// The image as bytes.
-    pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
-        Ok(encode(&self.image()?))
+    /// Data version of the IM state plus the raw value of a state-machine metadata key (the
+    /// applied log id), from one read transaction. Streams: memory stays bounded.
+    pub fn version(&self, meta_key: &str) -> Result<(DataVersion, Option<Vec<u8>>)> {
+        let txn = self.read_txn()?;
+        let mut meta = Self::sm_meta_in(&txn, &[meta_key])?;
+        Ok((version_in(&txn)?, meta.pop().flatten()))
     }
 
-    /// SHA-256 (hex) of the IM state image and the raw value of a state-machine metadata key
-    /// (the applied log id), from one read transaction.
-    pub fn version(&self, meta_key: &str) -> Result<(String, Option<Vec<u8>>)> {
-        let (bytes, mut meta) = self.snapshot_with_meta(&[meta_key])?;
-        let hash = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok((hash, meta.pop().flatten()))
-    }
-
-    /// SHA-256 (hex) of the IM state image.
-    pub fn content_hash(&self) -> Result<String> {
-        let bytes = self.snapshot_bytes()?;
-        Ok(Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
-    }
-
-    /// Replaces the whole IM state with `bytes` and sets the state-machine metadata, in one
-    /// durable transaction. A corrupt image is refused before anything is touched.
-    pub fn restore(&self, bytes: &[u8], meta: &[(&str, Vec<u8>)]) -> Result<()> {
-        let img: StateImage = decode("snapshot", bytes)?;
-        if img.format != FORMAT {
-            return Err(StoreError::Db(format!(
-                "unsupported snapshot format {}",
-                img.format
-            )));
-        }
-        let txn = self.db().begin_write()?;
+    /// Replaces the whole IM state in one durable transaction (all or nothing): `fill` streams
+    /// the new rows into the sink it is given and returns the state-machine metadata to record
+    /// with them. Nothing is committed when `fill` (or the sink) fails.
+    pub fn replace_state<T, E: From<StoreError>>(
+        &self,
+        fill: impl FnOnce(&mut dyn FnMut(Row) -> std::result::Result<(), E>) -> ReplaceResult<T, E>,
+    ) -> std::result::Result<T, E> {
+        let txn = self.db().begin_write().map_err(StoreError::from)?;
         clear_all(&txn)?;
+        let filled = {
+            let mut tables = Tables::open(&txn)?;
+            fill(&mut |row| tables.insert(row).map_err(E::from))
+        };
+        let (out, meta) = match filled {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = txn.abort();
+                return Err(e);
+            }
+        };
         {
-            let mut t = txn.open_table(META)?;
-            for (k, v) in &img.meta {
-                t.insert(k.as_str(), *v)?;
-            }
-            let mut t = txn.open_table(TOKENS)?;
-            for ((a, b), v) in &img.tokens {
-                t.insert((a.as_str(), *b), v.as_slice())?;
-            }
-            let mut t = txn.open_table(CHANNELS)?;
-            for ((a, b), v) in &img.channels {
-                t.insert((*a, b.as_str()), v.as_slice())?;
-            }
-            let mut t = txn.open_table(MESSAGES)?;
-            for ((a, b), v) in &img.messages {
-                t.insert((a.as_str(), *b), v.as_slice())?;
-            }
-            let mut t = txn.open_table(SEQS)?;
-            for (k, v) in &img.seqs {
-                t.insert(k.as_str(), *v)?;
-            }
-            let mut t = txn.open_table(CONVS)?;
-            for ((a, b), v) in &img.convs {
-                t.insert((a.as_str(), b.as_str()), v.as_slice())?;
-            }
-            let mut t = txn.open_table(DEDUP)?;
-            for ((a, b), v) in &img.dedup {
-                t.insert((a.as_str(), b.as_str()), v.as_slice())?;
-            }
-            let mut t = txn.open_table(SM_META)?;
-            for (k, v) in meta {
-                t.insert(*k, v.as_slice())?;
+            let mut t = txn.open_table(SM_META).map_err(StoreError::from)?;
+            for (k, v) in &meta {
+                t.insert(*k, v.as_slice()).map_err(StoreError::from)?;
             }
         }
         self.commit(txn)?;
+        Ok(out)
+    }
+}
+
+/// What a [`Store::replace_state`] filler returns: its own result and the metadata to record.
+pub type ReplaceResult<T, E> = std::result::Result<(T, Vec<(&'static str, Vec<u8>)>), E>;
+
+/// The data version of the state `txn` sees.
+pub fn version_in(txn: &ReadTransaction) -> Result<DataVersion> {
+    let mut digest = Digest32::default();
+    let mut buf = Vec::new();
+    walk_rows(txn, &mut |row| {
+        buf.clear();
+        frame_row(row, &mut buf);
+        digest.add(row, &buf);
+        Ok(())
+    })?;
+    let counts = digest.counts;
+    Ok(DataVersion {
+        hash: hex(&digest.finish()),
+        counts,
+    })
+}
+
+/// The IM tables open for writing inside one transaction.
+struct Tables<'t> {
+    meta: redb::Table<'t, &'static str, u64>,
+    tokens: redb::Table<'t, (&'static str, u8), &'static [u8]>,
+    channels: redb::Table<'t, (u8, &'static str), &'static [u8]>,
+    messages: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    seqs: redb::Table<'t, &'static str, u64>,
+    convs: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    dedup: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            tokens: txn.open_table(TOKENS)?,
+            channels: txn.open_table(CHANNELS)?,
+            messages: txn.open_table(MESSAGES)?,
+            seqs: txn.open_table(SEQS)?,
+            convs: txn.open_table(CONVS)?,
+            dedup: txn.open_table(DEDUP)?,
+        })
+    }
+
+    fn insert(&mut self, row: Row) -> Result<()> {
+        match row {
+            Row::Meta(k, v) => self.meta.insert(k, v).map(drop),
+            Row::Token(a, b, v) => self.tokens.insert((a, b), v).map(drop),
+            Row::Channel(a, b, v) => self.channels.insert((a, b), v).map(drop),
+            Row::Message(a, b, v) => self.messages.insert((a, b), v).map(drop),
+            Row::Seq(k, v) => self.seqs.insert(k, v).map(drop),
+            Row::Conv(a, b, v) => self.convs.insert((a, b), v).map(drop),
+            Row::Dedup(a, b, v) => self.dedup.insert((a, b), v).map(drop),
+        }?;
         Ok(())
     }
 }
@@ -132,46 +266,28 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Reads every IM table inside `txn`.
-fn image_in(txn: &redb::ReadTransaction) -> Result<StateImage> {
-    let mut img = StateImage {
-        format: FORMAT,
-        ..Default::default()
-    };
-    for item in txn.open_table(META)?.iter()? {
-        let (k, v) = item?;
-        img.meta.push((k.value().to_string(), v.value()));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_hash_is_order_sensitive() {
+        let rows = [
+            Row::Meta("message_id", 7),
+            Row::Token("u1", 0, b"tok"),
+            Row::Message("1:a@b", 3, b"payload"),
+        ];
+        let mut buf = Vec::new();
+        for r in &rows {
+            frame_row(r, &mut buf);
+        }
+        let mut at = 0;
+        for r in &rows {
+            let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            assert_eq!(&decode_row(&buf[at + 4..at + 4 + len]).unwrap(), r);
+            at += 4 + len;
+        }
+        assert_eq!(at, buf.len());
+        assert!(decode_row(&[0xff, 0xff]).is_err());
     }
-    for item in txn.open_table(TOKENS)?.iter()? {
-        let (k, v) = item?;
-        let (a, b) = k.value();
-        img.tokens.push(((a.to_string(), b), v.value().to_vec()));
-    }
-    for item in txn.open_table(CHANNELS)?.iter()? {
-        let (k, v) = item?;
-        let (a, b) = k.value();
-        img.channels.push(((a, b.to_string()), v.value().to_vec()));
-    }
-    for item in txn.open_table(MESSAGES)?.iter()? {
-        let (k, v) = item?;
-        let (a, b) = k.value();
-        img.messages.push(((a.to_string(), b), v.value().to_vec()));
-    }
-    for item in txn.open_table(SEQS)?.iter()? {
-        let (k, v) = item?;
-        img.seqs.push((k.value().to_string(), v.value()));
-    }
-    for item in txn.open_table(CONVS)?.iter()? {
-        let (k, v) = item?;
-        let (a, b) = k.value();
-        img.convs
-            .push(((a.to_string(), b.to_string()), v.value().to_vec()));
-    }
-    for item in txn.open_table(DEDUP)?.iter()? {
-        let (k, v) = item?;
-        let (a, b) = k.value();
-        img.dedup
-            .push(((a.to_string(), b.to_string()), v.value().to_vec()));
-    }
-    Ok(img)
 }

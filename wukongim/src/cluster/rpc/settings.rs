@@ -8,8 +8,23 @@ use crate::config::Cluster;
 use std::fmt;
 use std::time::Duration;
 
-/// Default largest request/response body: Raft snapshots travel as one message.
+/// Default largest request/response body (snapshots travel in chunks far below it).
 pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+
+/// Test knob: an environment variable that, when set to a byte count, replaces the largest
+/// message (so a test can prove large state moves in chunks). Not for production use.
+pub const TEST_MAX_MESSAGE_ENV: &str = "WUKONGIM_TEST_RPC_MAX_MESSAGE";
+
+fn test_max_message() -> Option<usize> {
+    let v = std::env::var(TEST_MAX_MESSAGE_ENV).ok()?;
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= 64 << 10 => Some(n),
+        _ => {
+            tracing::warn!(value = %v, "{TEST_MAX_MESSAGE_ENV} ignored: not a byte count >= 65536");
+            None
+        }
+    }
+}
 
 /// Everything both sides of the cluster RPC need.
 #[derive(Clone)]
@@ -114,7 +129,8 @@ impl RpcSettings {
             max_connections: (c.max_connections as usize).max(1),
             keep_alive: c.keep_alive,
             keep_alive_period: c.keep_alive_period.0,
-            max_frame: (c.max_size_per_msg.0 as usize).max(DEFAULT_MAX_MESSAGE),
+            max_frame: test_max_message()
+                .unwrap_or((c.max_size_per_msg.0 as usize).max(DEFAULT_MAX_MESSAGE)),
         })
     }
 }

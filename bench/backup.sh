@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Backup benchmark (issue 12): a 3-node wukongim cluster on loopback is filled with ≥ 1 GiB of
+# messages (wk-bench, 16 KiB payloads), then in the same run
+#   1. `wk-ops backup` (snapshot on a follower, streamed over HTTP into tar + zstd -3), and
+#   2. `tar -I 'zstd -3'` of the same node's data directory (the torn-copy baseline)
+# are timed. Throughput is state bytes (the data directory's size) per second for both. The
+# source node's RSS is sampled every 100 ms during the backup (peak minus idle), and wk-ops' own
+# peak RSS comes from /usr/bin/time. The result is appended to bench/RESULTS.md.
+#
+# Usage: bench/backup.sh [MESSAGES=65536] [SIZE=16384] [THREADS=2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES=${1:-65536} SIZE=${2:-16384} THREADS=${3:-2}
+for tool in zstd tar curl python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench/backup.sh needs $tool (Debian: zstd tar curl python3 time)" >&2; exit 2; }
+done
+cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
+cargo build --release -q -p wk-ops
+WK=$PWD/target/release/wukongim BENCH=$PWD/target/release/wk-bench OPS=$PWD/target/release/wk-ops
+SVC=$PWD/tests/supervisor/wk-svc
+work=$(mktemp -d)
+cleanup() {
+  for i in 1 2 3; do WK_SVC_BIN=$WK "$SVC" stop "$work/rendered/nodes/100$i/wk.yaml" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+svc() { echo "WK_SVC_BIN=$WK $SVC $1 $work/rendered/nodes/{id}/wk.yaml"; }
+cat >"$work/inventory.yaml" <<YAML
+cluster: { name: bench, raft: { heartbeatTick: 100ms, electionTick: 10 } }
+defaults:
+  rootDir: $work/data
+  ssh: { local: true }
+  logLevel: warn
+  service: { start: "$(svc start)", stop: "$(svc stop)", restart: "$(svc restart)", status: "$(svc status)" }
+nodes:
+  - { id: 1001, host: 127.0.0.41 }
+  - { id: 1002, host: 127.0.0.42 }
+  - { id: 1003, host: 127.0.0.43 }
+systemd: { binary: $WK, configDir: $work/rendered/nodes }
+backup: { dir: $work/backups, onCalendar: daily, keep: { last: 5, daily: 0, weekly: 0 } }
+YAML
+"$OPS" render "$work/inventory.yaml" --out "$work/rendered" --only nodes >/dev/null
+for i in 1 2 3; do WK_SVC_BIN=$WK "$SVC" start "$work/rendered/nodes/100$i/wk.yaml"; done
+for _ in $(seq 1 300); do
+  curl -fsS http://127.0.0.41:5001/cluster/status 2>/dev/null | grep -q '"healthy"' && break; sleep 0.1
+done
+
+echo "filling: $MESSAGES messages of $SIZE bytes" >&2
+$BENCH --target wukongim --endpoints 127.0.0.41:5001,127.0.0.42:5001,127.0.0.43:5001 \
+  --concurrency 32 --total "$MESSAGES" --size "$SIZE" >"$work/fill.json"
+
+# The node wk-ops will pick is a caught-up follower; pin it so its RSS can be sampled.
+leader=$(curl -fsS http://127.0.0.41:5001/cluster/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])')
+src=1001; [ "$leader" = 1001 ] && src=1002
+pid=$(cat "$work/rendered/nodes/$src/wk.yaml.pid")
+rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+sleep 2 # let the fill's last applies settle before reading the idle RSS (not a synchronisation)
+idle=$(rss)
+state_bytes=$(du -sb "$work/data/$src" | cut -f1)
+
+( peak=0; while kill -0 "$pid" 2>/dev/null && [ ! -e "$work/backup.done" ]; do
+    r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; echo "$peak" >"$work/peak"; sleep 0.1; done ) &
+sampler=$!
+start=$(date +%s.%N)
+/usr/bin/time -f '%M' -o "$work/ops.rss" "$OPS" backup "$work/inventory.yaml" --node "$src" --level 3 --threads "$THREADS" >"$work/backup.out"
+end=$(date +%s.%N)
+touch "$work/backup.done"; wait "$sampler" || true
+ops_s=$(python3 -c "print($end - $start)")
+archive=$(ls "$work"/backups/*.tar.zst)
+archive_bytes=$(stat -c %s "$archive")
+
+start=$(date +%s.%N)
+tar -I "zstd -3 -T$THREADS" -cf "$work/baseline.tar.zst" -C "$work/data/$src" .
+end=$(date +%s.%N)
+tar_s=$(python3 -c "print($end - $start)")
+tar_bytes=$(stat -c %s "$work/baseline.tar.zst")
+
+python3 - "$state_bytes" "$ops_s" "$archive_bytes" "$tar_s" "$tar_bytes" "$idle" "$(cat "$work/peak")" \
+  "$(cat "$work/ops.rss")" "$MESSAGES" "$SIZE" "$THREADS" <<'PY' | tee -a bench/RESULTS.md
+import sys, datetime, os, platform
+state, ops_s, arch, tar_s, tar_b, idle, peak, ops_rss, msgs, size, threads = sys.argv[1:]
+state, arch, tar_b = int(state), int(arch), int(tar_b)
+ops_s, tar_s = float(ops_s), float(tar_s)
+idle, peak, ops_rss = int(idle), int(peak), int(ops_rss)
+mib = 1 << 20
+print(f"\n## {datetime.date.today()} — backup throughput and memory (bench/backup.sh)\n")
+print(f"`bench/backup.sh {msgs} {size} {threads}` on {os.cpu_count()} cores ({platform.machine()}): "
+      f"a 3-node cluster holding {state/mib:.0f} MiB per node (wk-bench payloads, highly compressible).\n")
+print("| what | seconds | MiB/s of state | output MiB |")
+print("|---|---|---|---|")
+print(f"| `wk-ops backup` (fresh snapshot on a follower, HTTP, tar + zstd -3, {threads} threads) | {ops_s:.1f} | {state/mib/ops_s:.0f} | {arch/mib:.1f} |")
+print(f"| `tar -I 'zstd -3 -T{threads}'` of the same data directory | {tar_s:.1f} | {state/mib/tar_s:.0f} | {tar_b/mib:.1f} |")
+print(f"\nRatio wk-ops/tar throughput: **{tar_s/ops_s:.2f}×** (goal ≥ 0.9×; wk-ops also builds the snapshot).")
+print(f"Source node RSS: idle {idle/1024:.0f} MiB, peak during the backup {peak/1024:.0f} MiB "
+      f"(**+{(peak-idle)/1024:.0f} MiB**, goal < 200 MiB); wk-ops peak RSS {ops_rss/1024:.0f} MiB.")
+PY

@@ -1,0 +1,83 @@
+use super::*;
+use crate::store::Row;
+
+fn sample() -> Vec<u8> {
+    let header = Header {
+        server_version: "test".into(),
+        created_unix_ms: 1,
+        meta: SnapshotMeta::default(),
+    };
+    let mut w = SnapWriter::new(Vec::new(), &header).unwrap();
+    w.row(&Row::Meta("message_id", 2)).unwrap();
+    w.row(&Row::Token("u1", 0, b"t")).unwrap();
+    w.row(&Row::Token("u1", 1, b"t")).unwrap();
+    w.row(&Row::Token("u2", 0, b"t")).unwrap();
+    w.row(&Row::Channel(2, "g", b"c")).unwrap();
+    w.row(&Row::Message("2:g", 1, b"m1")).unwrap();
+    w.row(&Row::Message("2:g", 2, b"m2")).unwrap();
+    let (bytes, trailer, len) = w.finish().unwrap();
+    assert_eq!(len, bytes.len() as u64);
+    assert_eq!(
+        trailer.counts,
+        Counts {
+            messages: 2,
+            channels: 1,
+            users: 2
+        }
+    );
+    bytes
+}
+
+fn read_all(b: &[u8]) -> Result<(Info, usize), SnapFileError> {
+    let mut n = 0;
+    let info = SnapReader::new(b)?.rows(&mut |_| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok((info, n))
+}
+
+#[test]
+fn a_written_file_reads_back_with_its_info() {
+    let b = sample();
+    let (info, n) = read_all(&b).unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(info.trailer.rows, 7);
+    assert_eq!(info.len, b.len() as u64);
+    let quick = read_info(&mut std::io::Cursor::new(&b)).unwrap();
+    assert_eq!(quick.trailer, info.trailer);
+    assert_eq!(quick.header.server_version, "test");
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let b = sample();
+    for cut in 0..b.len() {
+        assert!(read_all(&b[..cut]).is_err(), "cut at {cut} accepted");
+    }
+    let mut longer = b.clone();
+    longer.push(0);
+    assert!(read_all(&longer).is_err());
+}
+
+#[test]
+fn every_flipped_byte_is_refused() {
+    let b = sample();
+    for i in 0..b.len() {
+        let mut bad = b.clone();
+        bad[i] ^= 0x01;
+        assert!(read_all(&bad).is_err(), "flip at {i} accepted");
+    }
+}
+
+#[test]
+fn other_formats_are_named() {
+    let mut b = sample();
+    b[8] = 9;
+    let e = read_all(&b).unwrap_err().to_string();
+    assert!(e.contains("format 9"), "{e}");
+    let e = read_all(b"PK\x03\x04 not a snapshot")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("magic"), "{e}");
+}

@@ -23,9 +23,8 @@ use wk_tests::{bin, poll, TestCluster};
 const T: Duration = Duration::from_secs(30);
 const TOKEN: &str = "health-test-manager-token";
 /// Exit status the rendered `wk-ops-backup.service` is expected to end with against a live
-/// cluster. `wk-ops backup` is built on another branch: 1 while it is a scaffold ("not built
-/// yet"); flip to 0 when it lands.
-const BACKUP_UNIT_EXIT: i32 = 1;
+/// cluster (0 since `wk-ops backup` landed; it was 1 while the command was a scaffold).
+const BACKUP_UNIT_EXIT: i32 = 0;
 
 /// A real SMTP server on loopback writing each message to `dir` (killed on drop).
 struct Smtp {
@@ -103,7 +102,10 @@ impl Smtp {
         names
             .iter()
             .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap().replace("\r\n", "\n");
+                let mut text = std::fs::read_to_string(p).unwrap().replace("\r\n", "\n");
+                if text.contains("Content-Transfer-Encoding: quoted-printable") {
+                    text = unquote(&text);
+                }
                 let subject = text
                     .lines()
                     .find_map(|l| l.strip_prefix("Subject: "))
@@ -115,9 +117,44 @@ impl Smtp {
     }
 }
 
+/// Decodes quoted-printable text (soft line breaks and `=XX` escapes).
+fn unquote(text: &str) -> String {
+    let joined = text.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Drop for Smtp {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A child process killed however the test ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -357,6 +394,15 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         );
     }
 
+    // Before any backup, the backup check says so (and passes).
+    let out = s.health(&[]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        report.contains("ok    backup_age       no archives yet"),
+        "{report}"
+    );
+
     // The rendered units' ExecStart= lines run against the live cluster.
     let state_dir = d_join(&s, "systemd-state");
     for (unit, expected) in [
@@ -381,16 +427,57 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     assert!(s.smtp.mails().is_empty(), "a healthy cluster sends no mail");
     step("units ran");
 
-    // Healthy: exit 0, no mail, the backup check says there are no archives yet.
+    // Healthy: exit 0, no mail; the backup check sees the unit's archive.
     let out = s.health(&[]);
     assert_eq!(code(&out), 0, "{}", show(&out));
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(report.contains("all checks pass"), "{report}");
-    assert!(
-        report.contains("backup_age") && report.contains("no archives yet"),
-        "{report}"
-    );
+    if BACKUP_UNIT_EXIT == 0 {
+        assert!(
+            report.contains("ok    backup_age       newest archive loopback-"),
+            "{report}"
+        );
+    }
     assert!(s.health_mails(0).is_empty());
+
+    // --watch: a report every interval until interrupted (SIGINT), then the last exit code.
+    let watch_out = d_join(&s, "watch.out");
+    let mut watch = KillOnDrop(
+        Command::new(bin("wk-ops"))
+            .args(["health", inv_path.as_str(), "--watch", "200ms", "--dry-run"])
+            .args(["--timeout", "1s"])
+            .arg("--state")
+            .arg(&s.state)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&watch_out).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + T;
+    while std::fs::read_to_string(&watch_out)
+        .unwrap()
+        .matches("cluster loopback, ")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "--watch did not repeat");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal("INT", watch.0.id());
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(st) = watch.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "--watch did not stop on SIGINT");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&watch_out).unwrap()
+    );
 
     // kill -9 a follower: exactly one FIRING mail naming it.
     let victim = (0..3).find(|&i| s.inv.nodes[i].id != leader).unwrap();
@@ -503,7 +590,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     let before = std::fs::read(&s.state).unwrap();
     let sent = s.smtp.mails().len();
     s.cluster.nodes[victim].kill9();
-    s.wait_cluster(&others, "degraded", None).await;
+    let current = s.wait_cluster(&others, "degraded", None).await;
     let out = s.health(&["--dry-run"]);
     assert_eq!(code(&out), 1, "{}", show(&out));
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -518,6 +605,44 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         "dry run wrote the state"
     );
     assert_eq!(s.smtp.mails().len(), sent, "dry run sent mail");
+    step("dry run");
+
+    // Quorum lost: one node dead, the leader frozen. The last node still names the frozen
+    // leader (it cannot elect another), but no answering node is the leader: no_leader is
+    // pending for noLeaderFor (5s), then fires.
+    let li = s.cluster.index_of(current);
+    let frozen = Frozen::freeze(s.cluster.nodes[li].pid().unwrap());
+    let out = s.health(&[]);
+    assert_eq!(code(&out), 1, "{}", show(&out));
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("FAIL  no_leader") && l.ends_with("(pending)")),
+        "{report}"
+    );
+    let deadline = Instant::now() + T;
+    let fired = loop {
+        let mails = s.health_mails(1);
+        if let Some(m) = mails
+            .iter()
+            .find(|(subject, _)| subject.contains("no leader"))
+        {
+            break m.clone();
+        }
+        assert!(Instant::now() < deadline, "no_leader never fired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(fired.0.contains("FIRING"), "{}", fired.0);
+    assert!(
+        fired.1.contains(&format!(
+            "none of the 1 answering nodes is the raft leader (they still name {current}"
+        )),
+        "{}",
+        fired.1
+    );
+    drop(frozen);
+    step("no_leader fired after noLeaderFor");
 
     // Errors: one line each, documented exit codes, no panic.
     std::fs::write(d_join(&s, "wrong-token"), "not-the-token\n").unwrap();

@@ -261,6 +261,15 @@ impl NodeApi {
         body: Option<&Value>,
     ) -> Result<T, NodeError> {
         let resp = self.send(node, method, path, body).await?;
+        Self::parse(node, path, resp).await
+    }
+
+    /// Reads a JSON answer.
+    async fn parse<T: DeserializeOwned>(
+        node: &Node,
+        path: &str,
+        resp: reqwest::Response,
+    ) -> Result<T, NodeError> {
         let bytes = resp
             .bytes()
             .await
@@ -352,20 +361,8 @@ impl NodeApi {
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|source| NodeError::Unreachable {
-                node: node.id,
-                url: Self::url(node, path),
-                source,
-            })?;
+        let value = Self::parse(node, path, resp).await?;
         let received = SystemTime::now();
-        let value = serde_json::from_slice(&bytes).map_err(|e| NodeError::BadAnswer {
-            node: node.id,
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
         let midpoint = sent + received.duration_since(sent).unwrap_or_default() / 2;
         Ok(Dated {
             value,

@@ -249,13 +249,21 @@ fn split_brain(obs: &Observation, fail: &mut Fail) -> String {
 }
 
 fn no_leader(obs: &Observation, fail: &mut Fail) -> String {
-    if obs.leaders().is_empty() {
+    // A leader counts only when it answers as leader itself: followers keep naming a leader
+    // that died or froze for as long as no new one is elected (and with pre-vote a lone
+    // follower never becomes a candidate).
+    if obs.self_leaders().is_empty() {
         let reachable = obs.probes.iter().filter(|p| p.raft.is_ok()).count();
-        fail(
-            None,
-            "no leader".into(),
-            format!("none of the {reachable} answering nodes knows a raft leader"),
-        );
+        let named: BTreeSet<u64> = obs.leaders().iter().map(|(l, _)| *l).collect();
+        let mut detail = format!("none of the {reachable} answering nodes is the raft leader");
+        if !named.is_empty() {
+            let named: Vec<String> = named.iter().map(u64::to_string).collect();
+            detail.push_str(&format!(
+                " (they still name {}, which does not answer)",
+                named.join(", ")
+            ));
+        }
+        fail(None, "no leader".into(), detail);
     }
     String::new()
 }
@@ -387,5 +395,166 @@ pub fn humanize(d: Duration) -> String {
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_api::{ClusterStatus, Membership, RaftStatus, Replication};
+    use crate::status::Probe;
+
+    fn inventory() -> Inventory {
+        let src = "cluster: { name: c }\nnodes:\n  - { id: 1, host: 10.0.0.1 }\n  \
+                   - { id: 2, host: 10.0.0.2 }\n  - { id: 3, host: 10.0.0.3 }\n\
+                   alerts: { thresholds: { replicationLagEntries: 10 } }\n";
+        crate::inventory::parse(src, "inv.yaml").unwrap().inventory
+    }
+
+    fn refused(node: u64) -> NodeError {
+        NodeError::Status {
+            node,
+            path: "/x".into(),
+            status: 500,
+            body: "{\"message\":\"no raft leader known\"}".into(),
+        }
+    }
+
+    /// Node `id` answering: its state, term, leader, and (for a leader) lags of the others.
+    fn probe(inv: &Inventory, id: u64, state: &str, term: u64, leader: Option<u64>) -> Probe {
+        let node = inv.nodes.iter().find(|n| n.id == id).unwrap().clone();
+        let replication = if state == "leader" {
+            [1, 2, 3]
+                .iter()
+                .filter(|&&n| n != id)
+                .map(|&n| Replication {
+                    node_id: n,
+                    matched_index: Some(100),
+                    lag: if n == 3 { 50 } else { 0 },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Probe {
+            node,
+            health: Ok(()),
+            raft: Ok(RaftStatus {
+                node_id: id,
+                state: state.into(),
+                term,
+                leader,
+                commit_index: Some(100),
+                applied_index: Some(100),
+                last_log_index: Some(100),
+                replication,
+                membership: Membership {
+                    voters: vec![1, 2, 3],
+                    learners: vec![],
+                },
+            }),
+            cluster: Ok(ClusterStatus {
+                status: "healthy".into(),
+                leader,
+                term,
+                quorum: 2,
+                members: vec![1, 2, 3],
+                online: 3,
+                lagging: vec![],
+            }),
+            varz: Err(refused(id)),
+            data: Err(refused(id)),
+            storage_bytes: Ok(Some(1024)),
+        }
+    }
+
+    fn failing(obs: &Observation, inv: &Inventory) -> Vec<(Check, Option<u64>, String)> {
+        let cx = Context {
+            inv,
+            now: Utc::now(),
+            elections_last_hour: 0,
+            backup: None,
+        };
+        evaluate(obs, &cx)
+            .into_iter()
+            .flat_map(|r| r.findings)
+            .map(|f| (f.check, f.node, f.summary))
+            .collect()
+    }
+
+    #[test]
+    fn two_leaders_are_split_brain_and_lag_is_per_node() {
+        let inv = inventory();
+        let obs = Observation {
+            probes: vec![
+                probe(&inv, 1, "leader", 5, Some(1)),
+                probe(&inv, 2, "follower", 5, Some(1)),
+                probe(&inv, 3, "leader", 6, Some(3)),
+            ],
+            members: None,
+        };
+        let f = failing(&obs, &inv);
+        assert!(
+            f.contains(&(Check::SplitBrain, None, "split brain".into())),
+            "{f:?}"
+        );
+        // No agreed leader: lag cannot be judged, but a leader answers, so no no_leader.
+        assert!(!f.iter().any(|(c, ..)| *c == Check::NoLeader), "{f:?}");
+
+        let obs = Observation {
+            probes: vec![
+                probe(&inv, 1, "leader", 5, Some(1)),
+                probe(&inv, 2, "follower", 5, Some(1)),
+                probe(&inv, 3, "follower", 5, Some(1)),
+            ],
+            members: None,
+        };
+        assert_eq!(
+            failing(&obs, &inv),
+            [(Check::ReplicationLag, Some(3), "lag on 3".to_string())]
+        );
+    }
+
+    #[test]
+    fn followers_naming_a_silent_leader_mean_no_leader_and_a_stranger_is_not_a_member() {
+        let inv = inventory();
+        let mut lone = probe(&inv, 2, "follower", 5, Some(1));
+        lone.health = Err(refused(2));
+        let obs = Observation {
+            probes: vec![lone],
+            members: None,
+        };
+        let f = failing(&obs, &inv);
+        assert!(
+            f.contains(&(Check::NoLeader, None, "no leader".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(Check::NodeHealth, Some(2), "node 2 unhealthy".into())),
+            "{f:?}"
+        );
+
+        let mut leader = probe(&inv, 1, "leader", 5, Some(1));
+        if let Ok(r) = &mut leader.raft {
+            r.membership.voters = vec![1, 2, 4];
+            r.replication.retain(|r| r.node_id != 3);
+        }
+        let obs = Observation {
+            probes: vec![leader, probe(&inv, 2, "follower", 5, Some(1))],
+            members: None,
+        };
+        let f = failing(&obs, &inv);
+        assert!(
+            f.contains(&(Check::Membership, Some(3), "node 3 not a member".into())),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(
+                Check::Membership,
+                Some(4),
+                "member 4 not in inventory".into()
+            )),
+            "{f:?}"
+        );
     }
 }

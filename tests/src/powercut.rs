@@ -101,9 +101,28 @@ impl LazyFs {
 }
 
 impl Drop for LazyFs {
-    /// Closing stdin makes the filesystem unmount and exit; if it does not within a few
-    /// seconds it is killed (auto_unmount) and the mount detached.
+    /// Unmounts (retrying while a file is still busy, lazily as a last resort), then closes
+    /// stdin so the filesystem exits; kills it if it does not within a few seconds.
     fn drop(&mut self) {
+        let unmount = |lazy: bool| {
+            let mut c = Command::new("fusermount3");
+            c.arg("-u").arg("-q");
+            if lazy {
+                c.arg("-z");
+            }
+            c.arg(&self.mountpoint)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !unmount(false) {
+            if std::time::Instant::now() > deadline {
+                unmount(true);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         drop(self.stdin.take());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while std::time::Instant::now() < deadline {
@@ -114,10 +133,5 @@ impl Drop for LazyFs {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(&self.mountpoint)
-            .status();
     }
 }

@@ -191,6 +191,31 @@ impl TestCluster {
         assert!(errors.is_empty(), "{}", errors.join("\n"));
     }
 
+    /// The leader that the nodes `among` agree on once it is not `not` (e.g. a frozen or
+    /// isolated old leader, whose own view is ignored).
+    pub async fn wait_leader_among(&self, among: &[usize], not: u64, timeout: Duration) -> u64 {
+        let urls: Vec<String> = among
+            .iter()
+            .map(|i| self.nodes[*i].url("/cluster/raft/status"))
+            .collect();
+        crate::poll(timeout, &format!("a leader other than {not}"), || {
+            let urls = urls.clone();
+            async move {
+                let mut seen = None;
+                for u in urls {
+                    let (_, v) = get(&u).await;
+                    let l = v["leader"].as_u64()?;
+                    if l == not || seen.is_some_and(|s| s != l) {
+                        return None;
+                    }
+                    seen = Some(l);
+                }
+                seen
+            }
+        })
+        .await
+    }
+
     /// Current leader as node index (waits for agreement).
     pub async fn leader_index(&mut self) -> usize {
         let id = self.wait_leader(Duration::from_secs(30)).await;

@@ -397,25 +397,7 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
     let pid = c.nodes[old].pid().unwrap();
     sig(pid, "STOP");
     let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
-    let new_leader = poll(T, "a leader among the others", || {
-        let urls: Vec<String> = others
-            .iter()
-            .map(|i| c.nodes[*i].url("/cluster/raft/status"))
-            .collect();
-        async move {
-            let mut seen = None;
-            for u in urls {
-                let (_, v) = get(&u).await;
-                let l = v["leader"].as_u64()?;
-                if l == old_id || seen.is_some_and(|s| s != l) {
-                    return None;
-                }
-                seen = Some(l);
-            }
-            seen
-        }
-    })
-    .await;
+    let new_leader = c.wait_leader_among(&others, old_id, T).await;
     sig(pid, "CONT");
     assert_eq!(
         c.wait_leader(T).await,

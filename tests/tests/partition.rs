@@ -85,25 +85,7 @@ async fn scenario(lab: &mut NetLab) {
     let (st, health) = get(&c.nodes[leader].url("/health")).await;
     assert_eq!(st, 500, "the isolated node reports unhealthy: {health}");
     // The majority elects one of its own and serves.
-    let new_leader = poll(T, "a leader among the majority", || {
-        let urls: Vec<String> = others
-            .iter()
-            .map(|i| c.nodes[*i].url("/cluster/raft/status"))
-            .collect();
-        async move {
-            let mut seen = None;
-            for u in urls {
-                let (_, v) = get(&u).await;
-                let l = v["leader"].as_u64()?;
-                if l == leader_id || seen.is_some_and(|s| s != l) {
-                    return None;
-                }
-                seen = Some(l);
-            }
-            seen
-        }
-    })
-    .await;
+    let new_leader = c.wait_leader_among(&others, leader_id, T).await;
     let elected = cut.elapsed();
     majority.wait_progress(30, T).await;
     // An HTTP send on the isolated node is refused (it cannot commit).

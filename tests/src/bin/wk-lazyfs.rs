@@ -158,6 +158,14 @@ impl State {
 
 struct LazyFs(Arc<Mutex<State>>);
 
+/// Answers an operation without data.
+fn done(r: Result<(), Errno>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
 impl LazyFs {
     fn entry(&self, r: Result<u64, Errno>, reply: ReplyEntry) {
         let s = self.0.lock().unwrap();
@@ -236,17 +244,11 @@ impl Filesystem for LazyFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.0.lock().unwrap().remove(parent.0, name, false) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        done(self.0.lock().unwrap().remove(parent.0, name, false), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.0.lock().unwrap().remove(parent.0, name, true) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        done(self.0.lock().unwrap().remove(parent.0, name, true), reply);
     }
 
     fn rename(
@@ -384,13 +386,9 @@ impl Filesystem for LazyFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.0.lock().unwrap().nodes.get_mut(&ino.0) {
-            Some(n) => {
-                n.sync();
-                reply.ok()
-            }
-            None => reply.error(Errno::ENOENT),
-        }
+        let mut s = self.0.lock().unwrap();
+        let synced = s.nodes.get_mut(&ino.0).map(Node::sync).ok_or(Errno::ENOENT);
+        done(synced, reply);
     }
 
     fn fsyncdir(

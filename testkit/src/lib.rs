@@ -1,7 +1,8 @@
 //! Test support for end-to-end tests of rendered files: an inventory for a small fleet on
 //! loopback addresses (127.0.0.11, .12, …) whose every path lives in one scratch directory,
 //! the commands that start real nginx and HAProxy from the rendered configs in the foreground
-//! ([`Balancer`] runs and stops them), and the lookup of those external tools. Used by wk-ops'
+//! ([`Balancer`] runs and stops them), and the lookup of those external tools (a missing tool
+//! fails the test: never a silent skip). Used by wk-ops'
 //! own tests and by the load-balancer end-to-end test with a running cluster
 //! (`tests/tests/load_balancer.rs`: render → start nodes from `nodes/<id>/wk.yaml` → start the
 //! balancers → drive traffic through them).
@@ -189,30 +190,33 @@ pub fn haproxy_run_command(cfg: &Path) -> Command {
     c
 }
 
-/// Finds an external tool. Missing: under CI (env `CI` set) this panics naming the Debian
-/// package; elsewhere it prints a notice and returns None so the caller skips.
+/// Finds an external tool; a missing one fails the test, naming the Debian package
+/// (`scripts/test` installs them all). Never returns None: the `Option` only keeps old call
+/// sites (`let Some(p) = tool(..) else { return }`) compiling; see [`require`].
 pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    Some(require(name, package))
+}
+
+/// The path of an external tool, or a test failure naming its Debian package.
+pub fn require(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs =
         std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
     for d in dirs {
         let p = d.join(name);
         if p.is_file() {
-            return Some(p);
+            return p;
         }
     }
-    missing(
-        &format!("`{name}` is required when CI is set: install the Debian package `{package}`"),
-        &format!(
-            "SKIPPED: `{name}` not found (Debian package `{package}`); set CI=1 to make this a failure"
-        ),
-    )
+    missing(&format!(
+        "`{name}` not found: install the Debian package `{package}` (scripts/test installs it)"
+    ))
 }
 
 /// nginx with its stream module available (Debian builds it as a dynamic module, shipped in
-/// `libnginx-mod-stream`); same CI rule as [`tool`].
+/// `libnginx-mod-stream`); a failure otherwise. Never None (see [`tool`]).
 pub fn nginx_with_stream() -> Option<PathBuf> {
-    let nginx = tool("nginx", "nginx")?;
+    let nginx = require("nginx", "nginx");
     let out = Command::new(&nginx)
         .arg("-V")
         .output()
@@ -223,21 +227,18 @@ pub fn nginx_with_stream() -> Option<PathBuf> {
         String::from_utf8_lossy(&out.stderr)
     );
     if version.contains("--with-stream=dynamic") && nginx_stream_module().is_none() {
-        return missing(
-            "nginx's stream module is missing when CI is set: install the Debian package `libnginx-mod-stream`",
-            "SKIPPED: nginx's stream module not found (Debian package `libnginx-mod-stream`)",
+        missing::<()>(
+            "nginx's stream module not found: install the Debian package `libnginx-mod-stream` (scripts/test installs it)",
         );
     }
     Some(nginx)
 }
 
-/// A missing prerequisite: a failure under CI, a printed notice (and None) elsewhere.
-pub fn missing<T>(ci_failure: &str, notice: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{ci_failure}");
-    }
-    eprintln!("{notice}");
-    None
+/// A missing prerequisite: always a test failure (never a silent pass). A test that truly
+/// cannot run in some environment is marked `#[ignore = "why"]` instead, so the runner counts
+/// it as skipped.
+pub fn missing<T>(what: &str) -> T {
+    panic!("missing prerequisite: {what}");
 }
 
 /// A load balancer (nginx or HAProxy) running in the foreground on a rendered config, its

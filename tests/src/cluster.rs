@@ -3,9 +3,13 @@
 //! compare what every node holds. A cluster can also be run from config files written elsewhere
 //! ([`TestCluster::from_configs`]).
 
-use crate::node::{free_port, Node, NodeOptions};
-use crate::{get, poll};
+use crate::netns::NetLab;
+use crate::node::{free_port, Node, NodeOptions, Ports};
+use crate::writer::WriterLog;
+use crate::{get, post};
+use serde_json::json;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::time::Duration;
 
 pub struct TestCluster {
@@ -38,26 +42,62 @@ impl TestCluster {
     pub fn prepare_with(initial: usize, n: usize, extra_yaml: &str) -> TestCluster {
         let ips: Vec<String> = (0..n).map(|i| format!("127.0.0.{}", 11 + i)).collect();
         let cluster_ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
-        let spec = |i: usize| format!("    - \"{}@{}:{}\"", node_id(i), ips[i], cluster_ports[i]);
-        let mut nodes = Vec::new();
-        for i in 0..n {
-            let mut node = Node::prepare(NodeOptions {
-                ip: ips[i].clone(),
-                node_id: node_id(i),
-                extra_yaml: extra_yaml.to_string(),
-                cluster_yaml: {
-                    let mut init: Vec<String> = (0..initial).map(spec).collect();
-                    if i >= initial {
-                        init.push(spec(i));
-                    }
-                    format!("  initNodes:\n{}\n", init.join("\n"))
-                },
-                env: Vec::new(),
-                args: Vec::new(),
-            });
+        Self::prepare_nodes(initial, &ips, extra_yaml, |i, opts| {
+            let mut node = Node::prepare(opts);
             node.ports.cluster = cluster_ports[i];
+            node
+        })
+    }
+
+    /// `n` nodes, each alone in its network namespace of `lab` (not started): the same fixed
+    /// ports on every node's own address, the server run through `ip netns exec`. Call
+    /// [`NetLab::enter_hub`] first so the test reaches them.
+    pub fn prepare_in(lab: &NetLab, n: usize, extra_yaml: &str) -> TestCluster {
+        let ips: Vec<String> = (0..n).map(|i| lab.ip(i)).collect();
+        let ports = Ports {
+            api: 5001,
+            tcp: 5100,
+            ws: 5200,
+            manager: 5300,
+            cluster: 11110,
+        };
+        Self::prepare_nodes(n, &ips, extra_yaml, |i, opts| {
+            let mut node = Node::prepare_with_ports(opts, ports);
+            node.set_launcher(lab.launcher(i));
+            node
+        })
+    }
+
+    /// Configs for nodes on `ips`, the first `initial` of them the initial voters; `make`
+    /// creates node `i` from its options (its cluster port is then the one in the specs).
+    fn prepare_nodes(
+        initial: usize,
+        ips: &[String],
+        extra_yaml: &str,
+        mut make: impl FnMut(usize, NodeOptions) -> Node,
+    ) -> TestCluster {
+        let n = ips.len();
+        let mut nodes: Vec<Node> = Vec::new();
+        for i in 0..n {
+            nodes.push(make(
+                i,
+                NodeOptions {
+                    ip: ips[i].clone(),
+                    node_id: node_id(i),
+                    extra_yaml: extra_yaml.to_string(),
+                    ..NodeOptions::default()
+                },
+            ));
+        }
+        let cluster_ports: Vec<u16> = nodes.iter().map(|n| n.ports.cluster).collect();
+        let spec = |i: usize| format!("    - \"{}@{}:{}\"", node_id(i), ips[i], cluster_ports[i]);
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let mut init: Vec<String> = (0..initial).map(spec).collect();
+            if i >= initial {
+                init.push(spec(i));
+            }
+            node.opts.cluster_yaml = format!("  initNodes:\n{}\n", init.join("\n"));
             node.write_config();
-            nodes.push(node);
         }
         TestCluster { nodes }
     }
@@ -77,7 +117,7 @@ impl TestCluster {
     /// its log if it exits) and until they agree on a leader; returns the leader id.
     pub async fn spawn_all(&mut self, timeout: Duration) -> u64 {
         for node in &mut self.nodes {
-            if !node.running() {
+            if !node.alive() {
                 node.spawn();
             }
         }
@@ -95,33 +135,82 @@ impl TestCluster {
             .expect("known node id")
     }
 
-    /// The leader id that every running node reports, once they agree.
+    /// The leader id that every node that should be up reports, once they agree (a node the
+    /// test stopped is left out; one that crashed fails the test, see [`Node::alive`]).
     pub async fn wait_leader(&mut self, timeout: Duration) -> u64 {
-        let urls: Vec<Option<String>> = self
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut leader = None;
+            let mut agreed = true;
+            for url in self.up_urls("/cluster/raft/status") {
+                let (st, v) = get(&url).await;
+                let l = v["leader"].as_u64();
+                if st != 200 || l.is_none() || (leader.is_some() && leader != l) {
+                    agreed = false;
+                    break;
+                }
+                leader = l;
+            }
+            match leader {
+                Some(l) if agreed => return l,
+                _ => {}
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "no leader agreed by every node within {timeout:?}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `path` on every node that should be up; panics if one crashed.
+    fn up_urls(&mut self, path: &str) -> Vec<String> {
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| n.alive().then(|| n.url(path)))
+            .collect()
+    }
+
+    /// Indexes of the nodes that should be up; panics if one crashed (see [`Node::alive`]).
+    pub fn up(&mut self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].alive())
+            .collect()
+    }
+
+    /// Fails with every node's output if a node crashed or panicked (a node the test stopped
+    /// is fine). Dropping the cluster runs the same check.
+    pub fn check_nodes(&mut self) {
+        let errors: Vec<String> = self
             .nodes
             .iter_mut()
-            .map(|n| {
-                if n.running() {
-                    Some(n.url("/cluster/raft/status"))
-                } else {
-                    None
-                }
-            })
+            .filter_map(|n| n.check().err())
             .collect();
-        poll(timeout, "all running nodes to agree on a leader", || {
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
+
+    /// The leader that the nodes `among` agree on once it is not `not` (e.g. a frozen or
+    /// isolated old leader, whose own view is ignored).
+    pub async fn wait_leader_among(&self, among: &[usize], not: u64, timeout: Duration) -> u64 {
+        let urls: Vec<String> = among
+            .iter()
+            .map(|i| self.nodes[*i].url("/cluster/raft/status"))
+            .collect();
+        crate::poll(timeout, &format!("a leader other than {not}"), || {
             let urls = urls.clone();
             async move {
-                let mut leader = None;
-                for url in urls.iter().flatten() {
-                    let (st, v) = get(url).await;
-                    let l = v["leader"].as_u64();
-                    if st != 200 || l.is_none() || (leader.is_some() && leader != l) {
+                let mut seen = None;
+                for u in urls {
+                    let (_, v) = get(&u).await;
+                    let l = v["leader"].as_u64()?;
+                    if l == not || seen.is_some_and(|s| s != l) {
                         return None;
                     }
-                    leader = l;
+                    seen = Some(l);
                 }
-                // The leader itself must say so.
-                leader
+                seen
             }
         })
         .await
@@ -138,29 +227,19 @@ impl TestCluster {
         get(&self.nodes[i].url("/cluster/data/version")).await.1
     }
 
-    /// Waits until every running node reports the same applied index and content hash.
+    /// Waits until every node that should be up reports the same applied index and content
+    /// hash (a crashed node fails the test instead of being left out).
     pub async fn wait_converged(&mut self, timeout: Duration) -> Value {
-        let urls: Vec<String> = self
-            .nodes
-            .iter_mut()
-            .filter_map(|n| {
-                if n.running() {
-                    Some(n.url("/cluster/data/version"))
-                } else {
-                    None
-                }
-            })
-            .collect();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let mut seen = Vec::new();
-            for url in &urls {
-                seen.push(get(url).await.1);
+            for url in self.up_urls("/cluster/data/version") {
+                seen.push(get(&url).await.1);
             }
             let same = seen.windows(2).all(|w| {
                 w[0]["hash"] == w[1]["hash"] && w[0]["applied_index"] == w[1]["applied_index"]
             });
-            if same && seen.iter().all(|v| v["hash"].is_string()) {
+            if !seen.is_empty() && same && seen.iter().all(|v| v["hash"].is_string()) {
                 return seen.remove(0);
             }
             if std::time::Instant::now() > deadline {
@@ -174,6 +253,77 @@ impl TestCluster {
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Client message numbers and seqs of a person channel as `node` serves them.
+    pub async fn history(&self, node: usize, login: &str, peer: &str) -> Vec<(String, u64)> {
+        let (st, v) = post(
+        &self.nodes[node].url("/channel/messagesync"),
+        json!({"login_uid": login, "channel_id": peer, "channel_type": 1, "start_message_seq": 1, "limit": 10000, "pull_mode": 1}),
+    )
+    .await;
+        assert_eq!(st, 200, "{v}");
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["client_msg_no"].as_str().unwrap().to_string(),
+                    m["message_seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every acknowledged message is stored exactly once, seqs are 1..n without gaps, and every
+    /// node serves the identical history (within 30 s).
+    pub async fn check_no_loss(&mut self, logs: &[(String, String, WriterLog)]) {
+        self.wait_converged(Duration::from_secs(30)).await;
+        // A node that crashed fails here (it is not silently left out).
+        let running = self.up();
+        for (uid, to, log) in logs {
+            let reference = self.history(running[0], uid, to).await;
+            for &i in &running[1..] {
+                assert_eq!(
+                    self.history(i, uid, to).await,
+                    reference,
+                    "node {i} serves a different history for {uid}"
+                );
+            }
+            let seqs: Vec<u64> = reference.iter().map(|(_, s)| *s).collect();
+            assert_eq!(
+                seqs,
+                (1..=reference.len() as u64).collect::<Vec<_>>(),
+                "{uid}: seqs gapless from 1"
+            );
+            let stored: HashSet<&String> = reference.iter().map(|(n, _)| n).collect();
+            assert_eq!(
+                stored.len(),
+                reference.len(),
+                "{uid}: a clientMsgNo stored twice"
+            );
+            // Only messages the writer sent: the acknowledged ones and at most the one in flight
+            // when it stopped (resent with the same clientMsgNo, so never stored twice).
+            let sent: HashSet<String> = (0..=log.acked.len())
+                .map(|i| format!("{uid}-{i}"))
+                .collect();
+            let strangers: Vec<&&String> = stored.iter().filter(|n| !sent.contains(**n)).collect();
+            assert!(
+                strangers.is_empty(),
+                "{uid}: stored messages it never sent or beyond the one in flight: {strangers:?}"
+            );
+            for (no, seq) in &log.acked {
+                assert!(
+                    stored.contains(no),
+                    "{uid}: acknowledged {no} (seq {seq}) lost"
+                );
+                assert!(
+                    reference.contains(&(no.clone(), *seq)),
+                    "{uid}: {no} acknowledged with seq {seq} but stored elsewhere"
+                );
+            }
         }
     }
 

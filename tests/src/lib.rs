@@ -5,13 +5,18 @@
 pub mod client;
 pub mod cluster;
 pub mod js;
+pub mod netns;
 pub mod node;
+pub mod powercut;
+pub mod watch;
 pub mod writer;
 
 pub use client::WkClient;
 pub use cluster::TestCluster;
 pub use js::JsClient;
 pub use node::{free_port, Node, NodeOptions};
+pub use powercut::LazyFs;
+pub use watch::{LeaderHistory, RaftWatch};
 pub use writer::{Writer, WriterLog};
 
 use std::time::{Duration, Instant};
@@ -66,7 +71,11 @@ pub fn bin(name: &str) -> std::path::PathBuf {
         .to_path_buf();
     let path = dir.join(name);
     if !path.exists() {
-        let pkg = if name == "wk-bench" { "wukongim" } else { name };
+        let pkg = match name {
+            "wk-bench" => "wukongim",
+            "wk-lazyfs" => "wk-tests",
+            other => other,
+        };
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", pkg, "--bin", name])
             .status()

@@ -1,6 +1,12 @@
 //! A `wukongim` server process under test: its own data dir, free loopback ports, a config file
 //! written from options (or an existing one, e.g. rendered by `wk-ops`), start / kill -9 /
-//! SIGTERM / restart, and its log for failure messages.
+//! SIGTERM / restart, and its output for failure messages.
+//!
+//! Liveness is part of every test: stdout and stderr go to `stdout.log` / `stderr.log` in the
+//! node's scratch directory; a node whose process exits without the test stopping it
+//! ([`Node::kill9`], [`Node::terminate`], [`Node::wait_exit`]) or whose output contains a panic
+//! fails the test when the node is dropped (or earlier, in [`Node::check`] / [`Node::alive`]).
+//! When the test is failing anyway, dropping the node prints its output and keeps the directory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,6 +69,8 @@ pub struct Node {
     pub log_file: Option<PathBuf>,
     /// The config was written by [`Node::write_config`] (not given by the caller).
     generated: bool,
+    /// Command prefix the server runs under (e.g. `ip netns exec NS`); empty: run directly.
+    launcher: Vec<String>,
     child: Option<Child>,
 }
 
@@ -85,6 +93,12 @@ impl Node {
             manager: free_port(&ip),
             cluster: free_port(&ip),
         };
+        Node::prepare_with_ports(opts, ports)
+    }
+
+    /// Writes the config with the given ports (e.g. a node alone in its network namespace,
+    /// where every port is free) without starting.
+    pub fn prepare_with_ports(opts: NodeOptions, ports: Ports) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("wk-node")
             .tempdir()
@@ -98,6 +112,7 @@ impl Node {
             config_path,
             log_file,
             generated: true,
+            launcher: Vec::new(),
             child: None,
         };
         n.write_config();
@@ -140,6 +155,7 @@ impl Node {
             config_path: path.to_path_buf(),
             log_file: c.log_file.clone(),
             generated: false,
+            launcher: Vec::new(),
             child: None,
         }
     }
@@ -170,20 +186,52 @@ impl Node {
         std::fs::write(&self.config_path, yaml).expect("write config");
     }
 
+    /// Puts the node's data directory (config `rootDir`, which holds its database and log file)
+    /// on `fs` (e.g. a [`LazyFs`](crate::LazyFs) mount) as a fresh subdirectory: `data` in the
+    /// node's scratch directory becomes a symlink to it. Call before the first start.
+    pub fn put_data_on(&self, fs: &Path) {
+        let target = fs.join(format!("node-{}", self.opts.node_id));
+        std::fs::create_dir_all(&target)
+            .unwrap_or_else(|e| panic!("create {}: {e}", target.display()));
+        let link = self.dir.path().join("data");
+        assert!(
+            !link.exists(),
+            "{} exists: put_data_on before the first start",
+            link.display()
+        );
+        std::os::unix::fs::symlink(&target, &link)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+    }
+
+    /// Runs the server under a command prefix that `exec`s it (so the child's pid is the
+    /// server's), e.g. `ip netns exec NS`.
+    pub fn set_launcher(&mut self, prefix: Vec<String>) {
+        self.launcher = prefix;
+    }
+
     /// Starts the process (config must exist).
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "node already running");
-        let mut cmd = Command::new(crate::bin("wukongim"));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("stderr.log"))
-            .expect("stderr log");
+        let mut cmd = match self.launcher.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(crate::bin("wukongim"));
+                c
+            }
+            None => Command::new(crate::bin("wukongim")),
+        };
+        let output = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .unwrap_or_else(|e| panic!("open {name}: {e}"))
+        };
         cmd.arg("--config")
             .arg(&self.config_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
+            .stdout(output("stdout.log"))
+            .stderr(output("stderr.log"));
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
@@ -195,12 +243,105 @@ impl Node {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// kill -9, and reap.
+    /// kill -9, and reap. Fails the test if the process had already exited on its own (a
+    /// crash must not pass as the next victim of a kill).
     pub fn kill9(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "node {} had already exited ({status}) before the test killed it\n{}",
+                self.opts.node_id,
+                self.log_tail()
+            );
+        }
+        self.reap_kill();
+    }
+
+    fn reap_kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// The exit status when the process was started and has exited without the test stopping
+    /// it; None while it runs or after the test stopped it.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits (bounded) for a process the test expects to exit on its own; returns its exit
+    /// code and marks the exit as intended.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.exited() {
+                self.child = None;
+                return st.code();
+            }
+            assert!(
+                self.child.is_some(),
+                "node {} is not running",
+                self.opts.node_id
+            );
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "node {} did not exit within {timeout:?}\n{}",
+                    self.opts.node_id,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Should this node be up? True while its process runs; false when the test stopped it
+    /// (never started, killed, terminated). Panics with the node's output when the process
+    /// exited on its own: a crashed node must not silently drop out of a check.
+    pub fn alive(&mut self) -> bool {
+        if let Err(e) = self.check() {
+            panic!("{e}");
+        }
+        self.child.is_some()
+    }
+
+    /// Every panic line in the node's stdout, stderr and log file.
+    pub fn panics(&self) -> Vec<String> {
+        let mut files = vec![
+            self.dir.path().join("stderr.log"),
+            self.dir.path().join("stdout.log"),
+        ];
+        files.extend(self.log_file.clone());
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter(|l| l.contains("panicked at") || l.contains("RUST_BACKTRACE"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Ok while the node is running (or was stopped by the test) and has not panicked.
+    pub fn check(&mut self) -> Result<(), String> {
+        let id = self.opts.node_id;
+        if let Some(status) = self.exited() {
+            return Err(format!(
+                "node {id} exited on its own ({status})\n{}",
+                self.log_tail()
+            ));
+        }
+        let panics = self.panics();
+        if !panics.is_empty() {
+            return Err(format!(
+                "node {id} panicked: {panics:?}\n{}",
+                self.log_tail()
+            ));
+        }
+        Ok(())
     }
 
     /// SIGTERM and wait for exit (bounded); returns the exit status code.
@@ -227,7 +368,8 @@ impl Node {
         }
     }
 
-    /// Is the process still running?
+    /// Is the process still running? (A crashed node is simply not running here; checks that
+    /// must not skip a crash use [`Node::alive`].)
     pub fn running(&mut self) -> bool {
         self.child
             .as_mut()
@@ -286,8 +428,9 @@ impl Node {
             .unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);
-        let stderr =
+        let mut stderr =
             std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();
+        stderr += &std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
         let stderr: Vec<&str> = stderr
             .lines()
             .filter(|l| {
@@ -301,7 +444,7 @@ impl Node {
             .collect();
         let from = stderr.len().saturating_sub(20);
         format!(
-            "--- node {} log ---\n{}\n--- node {} stderr ---\n{}",
+            "--- node {} log ---\n{}\n--- node {} stderr+stdout ---\n{}",
             self.opts.node_id,
             lines[start..].join("\n"),
             self.opts.node_id,
@@ -311,7 +454,22 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// Stops the process. A passing test fails here when the node crashed or panicked; a
+    /// failing test gets the node's output printed and its directory kept for inspection.
     fn drop(&mut self) {
-        self.kill9();
+        let verdict = self.check();
+        self.reap_kill();
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "kept node {} directory {} (config, data, stdout.log, stderr.log)\n{}",
+                self.opts.node_id,
+                self.dir.path().display(),
+                self.log_tail()
+            );
+        } else if let Err(e) = verdict {
+            self.dir.disable_cleanup(true);
+            panic!("{e}\n(kept {})", self.dir.path().display());
+        }
     }
 }

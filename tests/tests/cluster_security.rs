@@ -85,11 +85,20 @@ async fn mutual_tls_and_token_auth_between_peers() {
     .await;
     assert_eq!(st, 200);
 
-    // The node with the wrong token never receives data and the others log the rejection.
-    let (_, v) = get(&c.nodes[2].url("/cluster/raft/status")).await;
-    assert_eq!(
-        v["applied_index"].as_u64().unwrap_or(0),
-        0,
+    // The node with the wrong token is up (its API answers) but never receives data, and the
+    // others log the rejection.
+    assert!(c.nodes[2].alive(), "the wrong-token node is running");
+    let (st, v) = poll(T, "the wrong-token node's API to answer", || {
+        let u = c.nodes[2].url("/cluster/raft/status");
+        async move {
+            let (st, v) = get(&u).await;
+            (st != 0).then_some((st, v))
+        }
+    })
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        matches!(v["applied_index"].as_u64(), None | Some(0)) && v["node_id"] == 1003,
         "wrong-token node got data: {v}"
     );
     let logs = std::fs::read_to_string(c.nodes[li].log_path()).unwrap_or_default()
@@ -108,6 +117,9 @@ async fn mutual_tls_and_token_auth_between_peers() {
         .replace(&bad.display().to_string(), &good.display().to_string());
     c.nodes[2].write_config();
     c.nodes[2].spawn();
-    c.nodes[2].wait_healthy(T).await;
-    c.wait_converged(T).await;
+    for n in &mut c.nodes {
+        n.wait_healthy(T).await;
+    }
+    let v = c.wait_converged(T).await;
+    assert!(v["applied_index"].as_u64() > Some(0), "{v}");
 }

@@ -17,7 +17,9 @@
 //   seeds) and AES vectors from SecurityManager.encryption with the negotiated key.
 //
 // Deterministic: fixed seeds, timestamps, clientMsgNos and clientSeqs; re-running gives the same
-// file. Run: `cd tests/js && node build.js && node golden/gen.js`.
+// file. Run: `cd tests/js && node build.js && node golden/gen.js [OUT]` (OUT defaults to
+// golden/vectors.json; tests/tests/golden_vectors.rs regenerates into a scratch file on every
+// run and fails when it differs from the checked-in one).
 "use strict";
 
 globalThis.WebSocket = require("ws");
@@ -381,7 +383,10 @@ async function main() {
     },
     c2s, s2c, layout,
   };
-  fs.writeFileSync(path.join(__dirname, "vectors.json"), JSON.stringify(out, null, 1) + "\n");
+  // Optional argument: where to write (the golden_vectors test regenerates into a scratch file
+  // and compares it with the checked-in one).
+  const dest = process.argv[2] || path.join(__dirname, "vectors.json");
+  fs.writeFileSync(dest, JSON.stringify(out, null, 1) + "\n");
   realLog(`wrote ${c2s.length} c2s, ${s2c.length} s2c, ${layout.length} layout vectors`);
   process.exit(0);
 }

@@ -89,10 +89,10 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Finds an external tool (failing under CI, skipping with a notice otherwise), and nginx with
+/// Finds an external tool (a missing one fails the test), and nginx with
 /// its stream module.
 #[allow(unused_imports)]
-pub use wk_testkit::{nginx_with_stream, tool};
+pub use wk_testkit::{nginx_with_stream, require};
 
 /// Runs a command, returning (success, combined output).
 pub fn run_tool(cmd: &mut Command) -> (bool, String) {

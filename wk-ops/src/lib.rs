@@ -2,9 +2,14 @@
 //! `render` compiles it into node configs, systemd units, load balancer and monitoring configs.
 //! The binary (`main.rs`) only calls [`cli::run`].
 
+pub mod check;
 pub mod cli;
 pub mod inventory;
 pub mod node_api;
 pub mod remote;
 pub mod render;
+pub mod rolling;
+pub mod ssh;
+pub mod upgrade;
+pub mod wait;
 pub mod yaml;

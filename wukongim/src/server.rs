@@ -130,7 +130,8 @@ impl Node {
         }
     }
 
-    /// Graceful drain: hand leadership away, stop accepting, DISCONNECT clients, let queued
+    /// Graceful drain: hand leadership away, stop accepting, close client connections (no
+    /// DISCONNECT: SDKs would take it as a kick and not reconnect), let queued
     /// writes finish, stop Raft (storage is flushed at every commit). Bounded in time.
     pub async fn shutdown(self) {
         crate::lifecycle::notify_stopping();
@@ -139,7 +140,7 @@ impl Node {
         cluster.hand_over_leadership().await;
         // Writes already queued finish before clients are told to go.
         crate::core::wait_until(Duration::from_secs(5), || app.core.proposer.pending() == 0).await;
-        app.core.hub.kick_all(0, "server shutting down");
+        app.core.hub.close_all();
         tokio::time::sleep(Duration::from_millis(100)).await;
         app.shutdown.cancel();
         cluster.shutdown().await;

@@ -138,6 +138,8 @@ struct Setup {
     dir: tempfile::TempDir,
     fleet: LoopbackFleet,
     inventory: PathBuf,
+    /// The wukongim binary the service commands run.
+    installed: PathBuf,
     known_hosts: PathBuf,
     configs: BTreeMap<u64, PathBuf>,
     sshd: Sshd,
@@ -161,9 +163,13 @@ impl Setup {
         let ips: Vec<String> = fleet.nodes.iter().map(|n| n.ip()).collect();
         let sshd = Sshd::start(&d.join("sshd"), &ips, &client_key);
         let out = d.join("out");
+        // The installed binary (what `upgrade` replaces) is a copy in the scratch directory.
+        let installed = d.join("bin/wukongim");
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::copy(bin("wukongim"), &installed).unwrap();
         let svc = format!(
             "WK_SVC_BIN={} WK_SVC_STOP_SECS=20 {}",
-            bin("wukongim").display(),
+            installed.display(),
             wk_svc().display()
         );
         let cfg = format!("{}/nodes/{{id}}/wk.yaml", out.display());
@@ -176,7 +182,12 @@ impl Setup {
             port = sshd.port,
             key = client_key.display(),
         );
-        let text = fleet.inventory_with("", &defaults, "");
+        let systemd = format!(
+            "systemd: {{ user: root, group: root, binary: {}, configDir: {} }}\n",
+            installed.display(),
+            out.join("nodes").display()
+        );
+        let text = fleet.inventory_with("", &defaults, &systemd);
         let inventory = fleet.write_inventory_text("inventory.yaml", &text).unwrap();
         // The same fleet reached with a key the server does not know.
         fleet
@@ -201,6 +212,7 @@ impl Setup {
             .map(|n| (n.id, out.join(format!("nodes/{}/wk.yaml", n.id))))
             .collect();
         let s = Setup {
+            installed,
             known_hosts: d.join("known_hosts"),
             dir,
             fleet,
@@ -218,7 +230,7 @@ impl Setup {
         let mut cmd = Command::new(wk_svc());
         cmd.arg(action)
             .arg(config)
-            .env("WK_SVC_BIN", bin("wukongim"))
+            .env("WK_SVC_BIN", &self.installed)
             .env("WK_SVC_STOP_SECS", "20");
         if action == "stop" {
             return cmd.output().expect("run wk-svc");
@@ -253,8 +265,13 @@ impl Setup {
 
     /// `wk-ops rolling-restart INVENTORY ARGS…` (stdin closed: not a terminal).
     fn roll(&self, inventory: &Path, args: &[&str]) -> Output {
+        self.ops("rolling-restart", inventory, args)
+    }
+
+    /// `wk-ops COMMAND INVENTORY --known-hosts … ARGS…` (stdin closed: not a terminal).
+    fn ops(&self, command: &str, inventory: &Path, args: &[&str]) -> Output {
         let o = Command::new(bin("wk-ops"))
-            .arg("rolling-restart")
+            .arg(command)
             .arg(inventory)
             .arg("--known-hosts")
             .arg(&self.known_hosts)
@@ -263,7 +280,7 @@ impl Setup {
             .output()
             .expect("run wk-ops");
         eprintln!(
-            "--- wk-ops rolling-restart {args:?}: {}\n{}{}",
+            "--- wk-ops {command} {args:?}: {}\n{}{}",
             o.status,
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
@@ -391,24 +408,49 @@ impl Watcher {
     }
 }
 
-/// The SDK sender at RATE messages/s until `stop`; returns the client and the texts sent.
+/// The app: a message every 1/RATE s into its outbox, handed to the SDK while the SDK reports
+/// itself connected (as real apps do: the SDK itself keeps and resends what it was given and
+/// has not seen acknowledged). Returns the client and the texts written.
 fn sender(
     mut alice: JsClient,
     to: String,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<(JsClient, Vec<String>)> {
     std::thread::spawn(move || {
-        let mut sent = Vec::new();
+        let mut written = Vec::new();
+        let mut outbox = std::collections::VecDeque::new();
         let every = Duration::from_millis(1000 / RATE);
         let mut next = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let text = format!("roll-{}", sent.len());
-            alice.send_text(&to, 1, &text);
-            sent.push(text);
+        let connected = |a: &mut JsClient| {
+            a.mark();
+            a.seen
+                .iter()
+                .rev()
+                .find(|v| v["ev"] == "status")
+                .is_some_and(|v| v["status"] == 1)
+        };
+        let mut give_up = None;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            if stopping && *give_up.get_or_insert_with(|| Instant::now() + T) < Instant::now() {
+                // Never reconnected: return; the acknowledgement check reports it.
+                return (alice, written);
+            }
+            if !stopping {
+                let text = format!("roll-{}", written.len());
+                outbox.push_back(text.clone());
+                written.push(text);
+            }
+            while !outbox.is_empty() && connected(&mut alice) {
+                let text = outbox.pop_front().unwrap();
+                alice.send_text(&to, 1, &text);
+            }
+            if stopping && outbox.is_empty() {
+                return (alice, written);
+            }
             next += every;
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
-        (alice, sent)
     })
 }
 
@@ -595,11 +637,24 @@ async fn rolling_restart_over_ssh_loses_no_message() {
             break;
         }
         let missing: Vec<&String> = sent.iter().filter(|t| !got.contains(*t)).collect();
-        assert!(
-            Instant::now() < deadline,
-            "bob misses {} messages: {missing:?}",
-            missing.len()
-        );
+        if Instant::now() >= deadline {
+            let (_, stored) = wk_tests::post(
+                &s.api(first_leader, "/channel/messagesync"),
+                json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+                       "start_message_seq": 0, "limit": 1000, "pull_mode": 1}),
+            )
+            .await;
+            let stored = stored["messages"].as_array().map_or(0, |m| m.len());
+            let odd: Vec<&Value> = bob
+                .seen
+                .iter()
+                .filter(|v| v["ev"] != "recv" || v["text"].is_null())
+                .collect();
+            panic!(
+                "bob misses {} messages: {missing:?}; {stored} stored in the channel; bob's other events: {odd:?}",
+                missing.len()
+            );
+        }
     }
     // Nothing arrives twice (a last look after redeliveries could have come in).
     let texts = bob.received_texts(Duration::from_secs(2));
@@ -663,4 +718,87 @@ async fn rolling_restart_over_ssh_loses_no_message() {
     );
     s.wait_leader().await;
     step("--resume finished the roll");
+
+    // 5. check: everything passes; a changed installed wk.yaml fails its row.
+    let o = s.ops("check", &s.inventory, &["--min-free-mib", "1"]);
+    assert!(o.status.success(), "check failed");
+    assert!(stdout(&o).contains("all checks passed"), "{}", stdout(&o));
+    let victim = s.ids()[1];
+    let config = s.configs[&victim].clone();
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}# edited by hand\n")).unwrap();
+    let o = s.ops("check", &s.inventory, &["--min-free-mib", "1"]);
+    std::fs::write(&config, good).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("node {victim} config FAIL")), "{out}");
+    assert_eq!(
+        out.matches("FAIL").count(),
+        2,
+        "one failing cell and its detail: {out}"
+    );
+    step("check passes, and catches an edited wk.yaml");
+
+    // 6. upgrade: a binary that fails `--check` on the nodes is never swapped in or started.
+    let broken_bin = s.dir.path().join("wukongim-broken");
+    std::fs::write(
+        &broken_bin,
+        "#!/bin/sh\ncase \"$1\" in --version) echo 'wukongim 9.9.9-broken';; \
+         *) echo 'config check failed: broken build' >&2; exit 1;; esac\n",
+    )
+    .unwrap();
+    let installed_before = std::fs::read(&s.installed).unwrap();
+    let before = s.pids();
+    let o = s.ops(
+        "upgrade",
+        &s.inventory,
+        &["--yes", "--binary", broken_bin.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("broken build"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nothing was swapped or restarted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        s.pids(),
+        before,
+        "a node restarted with a binary that failed --check"
+    );
+    assert!(
+        std::fs::read(&s.installed).unwrap() == installed_before,
+        "the broken binary was installed"
+    );
+    let staged: Vec<_> = std::fs::read_dir(s.installed.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        staged,
+        vec!["wukongim".to_string()],
+        "leftovers beside the binary"
+    );
+    // A good binary: uploaded, checked, swapped (the old one kept as .prev) and rolled.
+    // A new build: the same program with other bytes (trailing data does not change an ELF).
+    let new_bin = s.dir.path().join("wukongim-new");
+    let mut bytes = std::fs::read(bin("wukongim")).unwrap();
+    bytes.extend_from_slice(b"\nnew build\n");
+    std::fs::write(&new_bin, bytes).unwrap();
+    let o = s.ops(
+        "upgrade",
+        &s.inventory,
+        &["--yes", "--binary", new_bin.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "upgrade failed");
+    assert!(stdout(&o).contains("staged and checked"), "{}", stdout(&o));
+    assert!(s.installed.with_extension("prev").exists());
+    for (id, pid) in s.pids() {
+        assert_ne!(
+            pid, before[&id],
+            "node {id} was not restarted by the upgrade"
+        );
+    }
+    s.wait_leader().await;
+    step("upgrade refused a binary failing --check, then rolled a good one");
 }

@@ -2,6 +2,8 @@
 //! beside the installed one, verify its sha256 on the node, run `--version` and
 //! `--config … --check` there, and only when every node passed, swap it in with a rename
 //! (the running process keeps its old file; the previous binary stays as `<binary>.prev`).
+//! Staged files are named per node (`<binary>.staged-<id>`) so nodes sharing a host never
+//! collide.
 //! `--rollback` stages `<binary>.prev` the same way. Nothing is started here: the roll does it.
 
 use crate::inventory::{Inventory, Node};
@@ -53,7 +55,8 @@ struct Paths {
 fn paths(inv: &Inventory, node: &Node) -> Paths {
     let bin = inv.systemd.binary.clone();
     Paths {
-        staged: format!("{bin}.staged"),
+        // Per node: several nodes may share one host (and one binary).
+        staged: format!("{bin}.staged-{}", node.id),
         prev: format!("{bin}.prev"),
         config: inv.systemd.node_config_path(node.id),
         bin,
@@ -168,8 +171,11 @@ pub async fn swap(
         shell_quote(&p.prev),
     );
     let keep = match source {
+        // The installed binary becomes .prev unless it already is the new one (a re-run, or a
+        // node sharing the binary with one swapped before it).
         Source::Binary(_) => format!(
-            "if [ -e {bin} ]; then cp -p {bin} {prev}.tmp && mv -f {prev}.tmp {prev}; fi && "
+            "if [ -e {bin} ] && ! cmp -s {bin} {staged}; then \
+             cp -p {bin} {prev}.tmp && mv -f {prev}.tmp {prev}; fi && "
         ),
         Source::Previous => String::new(),
     };

@@ -32,4 +32,7 @@ pub struct App {
     pub traffic: Traffic,
     pub started: Instant,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Set when the node starts draining: SENDs that can no longer be stored go unanswered
+    /// (the client resends them after reconnecting) instead of failing.
+    pub draining: std::sync::atomic::AtomicBool,
 }

@@ -78,7 +78,7 @@ pub async fn run(args: RollingArgs) -> anyhow::Result<ExitCode> {
         wait: Duration::from_secs(args.wait),
         ..Timing::default()
     };
-    Ok(execute(&fleet, &mut st, &setup, timing).await?)
+    execute(&fleet, &mut st, &setup, timing).await
 }
 
 /// What a roll is about: the files it reads and writes, and which nodes.

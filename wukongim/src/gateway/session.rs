@@ -434,6 +434,10 @@ async fn ack_loop(s: Arc<Session>, mut rx: mpsc::Receiver<PendingAck>, out: mpsc
                 since,
             ),
         };
+        if ack.reason_code == ReasonCode::SystemError && s.app.draining.load(Relaxed) {
+            // Not stored because the node is stopping: no answer, so the client resends it.
+            continue;
+        }
         s.app
             .traffic
             .send_ack

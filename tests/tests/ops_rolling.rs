@@ -346,10 +346,13 @@ impl Drop for Setup {
     }
 }
 
-/// Samples every node's raft role every 50 ms: (time, node, role or None when unreachable).
+/// One look at one node: when, which node, its raft role (None when unreachable).
+type Sample = (Instant, u64, Option<String>);
+
+/// Samples every node's raft role every 50 ms.
 struct Watcher {
     stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<(Instant, u64, Option<String>)>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
     task: tokio::task::JoinHandle<()>,
 }
 

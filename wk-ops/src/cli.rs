@@ -5,6 +5,7 @@
 mod backup;
 mod check;
 mod health;
+mod remote_args;
 mod render;
 mod restore;
 mod rolling;

@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only calls [`cli::run`].
 
 pub mod backup;
+pub mod check;
 pub mod cli;
 pub mod health;
 pub mod inventory;
@@ -10,4 +11,8 @@ pub mod node_api;
 pub mod remote;
 pub mod render;
 pub mod status;
+pub mod rolling;
+pub mod ssh;
+pub mod upgrade;
+pub mod wait;
 pub mod yaml;

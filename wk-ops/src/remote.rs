@@ -4,6 +4,7 @@
 //! every end-to-end test goes through the real thing.
 
 use crate::inventory::Node;
+pub use crate::ssh::RemoteOptions;
 use std::time::Duration;
 
 /// What a finished command printed and how it ended.
@@ -35,6 +36,25 @@ pub enum RemoteError {
         command: String,
         reason: String,
     },
+    #[error("node {node}: SSH authentication as {destination} failed (check ssh.user and ssh.identityFile in the inventory, and the key in the node's authorized_keys): {detail}")]
+    Auth {
+        node: u64,
+        destination: String,
+        detail: String,
+    },
+    #[error("node {node}: SSH to {destination} refused the host key: {hint}\n{detail}")]
+    HostKey {
+        node: u64,
+        destination: String,
+        hint: String,
+        detail: String,
+    },
+    #[error("node {node}: cannot connect over SSH to {destination}: {detail}")]
+    Connect {
+        node: u64,
+        destination: String,
+        detail: String,
+    },
     #[error("node {node}: `{command}` exited with {status}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}")]
     Failed {
         node: u64,
@@ -50,6 +70,13 @@ pub enum RemoteError {
 pub trait Runner: Send + Sync {
     /// Runs `command` through `sh -c` on the node's host; Ok whatever its exit status.
     async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError>;
+    /// Like [`Runner::run`], with `input` on the command's stdin (uploads).
+    async fn run_with_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<Output, RemoteError>;
     /// The node this runner drives.
     fn node(&self) -> u64;
 
@@ -85,14 +112,33 @@ pub struct LocalRunner {
     pub node: u64,
 }
 
-#[async_trait::async_trait]
-impl Runner for LocalRunner {
-    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
+impl LocalRunner {
+    async fn exec(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, RemoteError> {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c").arg(command).kill_on_drop(true);
-        cmd.stdin(std::process::Stdio::null());
-        let fut = cmd.output();
-        let out = tokio::time::timeout(timeout, fut)
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let work = async {
+            let mut child = cmd.spawn()?;
+            if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(data).await?;
+                stdin.shutdown().await?;
+            }
+            child.wait_with_output().await
+        };
+        let out = tokio::time::timeout(timeout, work)
             .await
             .map_err(|_| RemoteError::Timeout {
                 node: self.node,
@@ -109,6 +155,21 @@ impl Runner for LocalRunner {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for LocalRunner {
+    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
+        self.exec(command, None, timeout).await
+    }
+    async fn run_with_input(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<Output, RemoteError> {
+        self.exec(command, Some(input), timeout).await
     }
     fn node(&self) -> u64 {
         self.node
@@ -139,15 +200,16 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The runner for `node`: local when the inventory says so, SSH otherwise.
+/// The runner for `node` with default options: local when the inventory says so, SSH
+/// otherwise.
 pub fn for_node(node: &Node) -> Result<Box<dyn Runner>, RemoteError> {
+    for_node_with(node, &RemoteOptions::default())
+}
+
+/// The runner for `node`: local when the inventory says so, SSH with `opts` otherwise.
+pub fn for_node_with(node: &Node, opts: &RemoteOptions) -> Result<Box<dyn Runner>, RemoteError> {
     if node.ssh.local {
         return Ok(Box::new(LocalRunner { node: node.id }));
     }
-    // SCAFFOLD: the SSH runner is built by the rolling-restart issue.
-    Err(RemoteError::Spawn {
-        node: node.id,
-        command: String::new(),
-        reason: "SSH is not built yet".into(),
-    })
+    Ok(Box::new(crate::ssh::SshRunner::new(node, opts)?))
 }

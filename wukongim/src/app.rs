@@ -19,4 +19,7 @@ pub struct App {
     pub metrics: NodeMetrics,
     pub started: Instant,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Set when the node starts draining: SENDs that can no longer be stored go unanswered
+    /// (the client resends them after reconnecting) instead of failing.
+    pub draining: std::sync::atomic::AtomicBool,
 }

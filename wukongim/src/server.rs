@@ -104,6 +104,7 @@ impl Node {
                 raft: raft_gauges,
             },
             started: Instant::now(),
+            draining: Default::default(),
             shutdown,
         });
         let mut tasks = Vec::new();
@@ -148,19 +149,26 @@ impl Node {
         }
     }
 
-    /// Graceful drain: hand leadership away, stop accepting, DISCONNECT clients, let queued
-    /// writes finish, stop Raft (storage is flushed at every commit). Bounded in time.
+    /// Graceful drain: hand leadership away, let queued writes finish, stop Raft, then close
+    /// client connections (no DISCONNECT: SDKs would take it as a kick and not reconnect).
+    /// Raft stops before clients go so that every message this node applies is pushed to a
+    /// client still connected; what it has not applied yet is applied after the restart and
+    /// kept pending for its recipients. SENDs arriving meanwhile go unanswered (the SDK
+    /// resends them after reconnecting; clientMsgNo deduplicates). Storage is flushed at every
+    /// commit. Bounded in time.
     pub async fn shutdown(self) {
         crate::lifecycle::notify_stopping();
         let app = &self.app;
         let cluster = &app.core.cluster;
         cluster.hand_over_leadership().await;
-        // Writes already queued finish before clients are told to go.
+        app.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // Writes already queued finish before Raft stops.
         crate::core::wait_until(Duration::from_secs(5), || app.core.proposer.pending() == 0).await;
-        app.core.hub.kick_all(0, "server shutting down");
+        cluster.shutdown().await;
+        app.core.hub.close_all();
         tokio::time::sleep(Duration::from_millis(100)).await;
         app.shutdown.cancel();
-        cluster.shutdown().await;
         for t in self.tasks {
             t.abort();
         }

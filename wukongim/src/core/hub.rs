@@ -26,6 +26,8 @@ pub enum Outbound {
     Recv(Arc<Message>),
     /// Send DISCONNECT with the reason and close.
     Kick { reason: u8, text: String },
+    /// Close without DISCONNECT, so the client reconnects (shutdown).
+    Close,
 }
 
 /// A registered connection.
@@ -177,14 +179,13 @@ impl Hub {
         }
     }
 
-    /// Kicks every connection (shutdown).
-    pub fn kick_all(&self, reason: u8, text: &str) {
+    /// Closes every connection without DISCONNECT (shutdown): WuKongIM SDKs treat any
+    /// DISCONNECT as a kick and stop reconnecting, while a plain close makes them reconnect
+    /// and resend what was not acknowledged — what a restart needs.
+    pub fn close_all(&self) {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for c in g.conns.values().flatten() {
-            let _ = c.tx.try_send(Outbound::Kick {
-                reason,
-                text: text.into(),
-            });
+            let _ = c.tx.try_send(Outbound::Close);
         }
     }
 

@@ -6,6 +6,7 @@ use crate::core::ProposeError;
 use crate::proto::{encode, Packet, ReasonCode, SendackPacket};
 use crate::store::Outcome;
 use bytes::Bytes;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -49,6 +50,10 @@ pub(super) async fn ack_loop(
                 since,
             } => (answer(client_seq, rx.await), since),
         };
+        if ack.reason_code == ReasonCode::SystemError && s.app.draining.load(Relaxed) {
+            // Not stored because the node is stopping: no answer, so the client resends it.
+            continue;
+        }
         s.app
             .traffic
             .send_ack

@@ -29,6 +29,10 @@ pub(super) async fn write_loop<W: Out>(
                     let _ = w.send(disconnect(ReasonCode::from_u8(reason), &text, s.version)).await;
                     break;
                 }
+                Some(Outbound::Close) => {
+                    tracing::info!(uid = %s.uid, device = %s.device_id, "closing client connection (shutdown)");
+                    break;
+                }
                 None => break,
             },
             _ = closed.cancelled() => {

@@ -1,0 +1,804 @@
+//! `wk-ops rolling-restart` over real SSH against a real three-node cluster (issue 13).
+//!
+//! The test starts its own OpenSSH server on 127.0.0.11–13 (one free port, host and client keys
+//! made here with ssh-keygen, key-only root login, its own config in a temp dir) and a cluster
+//! rendered by `wk-ops render`, each node run by `tests/supervisor/wk-svc` — the same command the
+//! inventory's service commands run over SSH. One cluster serves every scenario, in this order:
+//!
+//! 1. an unknown host key (strict checking, empty known_hosts) stops before anything restarts;
+//! 2. a key the server does not accept stops before anything restarts;
+//! 3. the full roll while the real wukongimjssdk sends 20 messages/s from one node's user to
+//!    another's: every send acknowledged, every message received exactly once, the first leader
+//!    restarted last and no node restarted while it led (a watcher samples every node's role);
+//! 4. a node whose config is broken does not come back: the roll stops there with the others
+//!    serving, and `--resume` after the repair finishes the roll.
+//!
+//! Needs sshd/ssh-keygen (openssh-server), node and the bundled SDK (scripts/test installs them);
+//! with `CI` set a missing one fails the test, otherwise it is skipped with a notice.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wk_testkit::{self as testkit, LoopbackFleet};
+use wk_tests::{bin, get, poll, retry, try_post, JsClient};
+
+const T: Duration = Duration::from_secs(30);
+/// Messages per second the SDK client sends during the roll.
+const RATE: u64 = 20;
+
+/// sshd, ssh-keygen, Node and the bundled SDK: a missing one fails the test (scripts/test
+/// installs them).
+fn prerequisites() {
+    testkit::require("sshd", "openssh-server");
+    testkit::require("ssh-keygen", "openssh-client");
+    testkit::require("node", "nodejs");
+    if !wk_tests::js::js_dir().join("dist/sdk.cjs").exists() {
+        testkit::missing::<()>("tests/js/dist/sdk.cjs (scripts/test bundles wukongimjssdk)");
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({})\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn keygen(path: &Path) {
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "wk-test", "-f"])
+            .arg(path),
+    );
+}
+
+/// A real sshd on one port of every fleet address, stopped on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &Path, ips: &[String], client_key: &Path) -> Sshd {
+        std::fs::create_dir_all(dir).unwrap();
+        let host_key = dir.join("host_key");
+        keygen(&host_key);
+        let pubkey = std::fs::read_to_string(client_key.with_extension("pub")).unwrap();
+        std::fs::write(dir.join("authorized_keys"), pubkey).unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = loop {
+            let p = testkit::free_port().unwrap();
+            if ips
+                .iter()
+                .all(|ip| std::net::TcpListener::bind((ip.as_str(), p)).is_ok())
+            {
+                break p;
+            }
+        };
+        let mut conf = format!(
+            "Port {port}\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPubkeyAuthentication yes\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxStartups 100\n\
+             MaxSessions 100\nLogLevel VERBOSE\n",
+            hk = host_key.display(),
+            d = dir.display()
+        );
+        for ip in ips {
+            conf.push_str(&format!("ListenAddress {ip}\n"));
+        }
+        let config = dir.join("sshd_config");
+        std::fs::write(&config, conf).unwrap();
+        let sshd = testkit::tool("sshd", "openssh-server").unwrap();
+        run_ok(Command::new(&sshd).arg("-t").arg("-f").arg(&config));
+        let log = dir.join("sshd.log");
+        let child = Command::new(&sshd)
+            .arg("-D")
+            .arg("-f")
+            .arg(&config)
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let deadline = Instant::now() + T;
+        for ip in ips {
+            while std::net::TcpStream::connect((ip.as_str(), port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd does not listen on {ip}:{port}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Sshd { child, port, log }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fleet under test: rendered files, nodes run by wk-svc, sshd. Stops everything on drop.
+struct Setup {
+    dir: tempfile::TempDir,
+    fleet: LoopbackFleet,
+    inventory: PathBuf,
+    /// The wukongim binary the service commands run.
+    installed: PathBuf,
+    known_hosts: PathBuf,
+    configs: BTreeMap<u64, PathBuf>,
+    sshd: Sshd,
+}
+
+fn wk_svc() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("supervisor/wk-svc")
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let dir = tempfile::Builder::new()
+            .prefix("wk-roll")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let fleet = LoopbackFleet::new(d, 3).unwrap();
+        let client_key = d.join("id_ed25519");
+        keygen(&client_key);
+        keygen(&d.join("stranger_key"));
+        let ips: Vec<String> = fleet.nodes.iter().map(|n| n.ip()).collect();
+        let sshd = Sshd::start(&d.join("sshd"), &ips, &client_key);
+        let out = d.join("out");
+        // The installed binary (what `upgrade` replaces) is a copy in the scratch directory.
+        let installed = d.join("bin/wukongim");
+        std::fs::create_dir_all(d.join("bin")).unwrap();
+        std::fs::copy(bin("wukongim"), &installed).unwrap();
+        let svc = format!(
+            "WK_SVC_BIN={} WK_SVC_STOP_SECS=20 {}",
+            installed.display(),
+            wk_svc().display()
+        );
+        let cfg = format!("{}/nodes/{{id}}/wk.yaml", out.display());
+        let defaults = format!(
+            "  logFile: {d}/logs/{{id}}.log\n  logLevel: \"info,openraft=warn\"\n  \
+             ssh: {{ user: root, port: {port}, identityFile: {key} }}\n  \
+             service: {{ start: \"{svc} start {cfg}\", stop: \"{svc} stop {cfg}\", \
+             restart: \"{svc} restart {cfg}\", status: \"{svc} status {cfg}\" }}\n",
+            d = d.display(),
+            port = sshd.port,
+            key = client_key.display(),
+        );
+        let systemd = format!(
+            "systemd: {{ user: root, group: root, binary: {}, configDir: {} }}\n",
+            installed.display(),
+            out.join("nodes").display()
+        );
+        let text = fleet.inventory_with("", &defaults, &systemd);
+        let inventory = fleet.write_inventory_text("inventory.yaml", &text).unwrap();
+        // The same fleet reached with a key the server does not know.
+        fleet
+            .write_inventory_text(
+                "inventory-stranger.yaml",
+                &text.replace(
+                    &client_key.display().to_string(),
+                    &d.join("stranger_key").display().to_string(),
+                ),
+            )
+            .unwrap();
+        run_ok(
+            Command::new(bin("wk-ops"))
+                .arg("render")
+                .arg(&inventory)
+                .arg("--out")
+                .arg(&out),
+        );
+        let configs = fleet
+            .nodes
+            .iter()
+            .map(|n| (n.id, out.join(format!("nodes/{}/wk.yaml", n.id))))
+            .collect();
+        let s = Setup {
+            installed,
+            known_hosts: d.join("known_hosts"),
+            dir,
+            fleet,
+            inventory,
+            configs,
+            sshd,
+        };
+        for c in s.configs.values() {
+            s.svc("start", c);
+        }
+        s
+    }
+
+    fn svc(&self, action: &str, config: &Path) -> Output {
+        let mut cmd = Command::new(wk_svc());
+        cmd.arg(action)
+            .arg(config)
+            .env("WK_SVC_BIN", &self.installed)
+            .env("WK_SVC_STOP_SECS", "20");
+        if action == "stop" {
+            return cmd.output().expect("run wk-svc");
+        }
+        run_ok(&mut cmd)
+    }
+
+    fn api(&self, id: u64, path: &str) -> String {
+        let n = self.fleet.nodes.iter().find(|n| n.id == id).unwrap();
+        format!("http://{}:{}{path}", n.ip(), n.api)
+    }
+
+    fn ws(&self, id: u64) -> String {
+        let n = self.fleet.nodes.iter().find(|n| n.id == id).unwrap();
+        format!("ws://{}:{}", n.ip(), n.ws)
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.fleet.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Each node's pid from wk-svc's pid file.
+    fn pids(&self) -> BTreeMap<u64, String> {
+        self.configs
+            .iter()
+            .map(|(id, c)| {
+                let pid = std::fs::read_to_string(c.with_extension("yaml.pid")).unwrap_or_default();
+                (*id, pid.trim().to_string())
+            })
+            .collect()
+    }
+
+    /// `wk-ops rolling-restart INVENTORY ARGS…` (stdin closed: not a terminal).
+    fn roll(&self, inventory: &Path, args: &[&str]) -> Output {
+        self.ops("rolling-restart", inventory, args)
+    }
+
+    /// `wk-ops COMMAND INVENTORY --known-hosts … ARGS…` (stdin closed: not a terminal).
+    fn ops(&self, command: &str, inventory: &Path, args: &[&str]) -> Output {
+        let o = Command::new(bin("wk-ops"))
+            .arg(command)
+            .arg(inventory)
+            .arg("--known-hosts")
+            .arg(&self.known_hosts)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wk-ops");
+        eprintln!(
+            "--- wk-ops {command} {args:?}: {}\n{}{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    /// Every node healthy and agreeing on one leader; returns it.
+    async fn wait_leader(&self) -> u64 {
+        let ids = self.ids();
+        poll(T, "every node healthy with one agreed leader", || async {
+            let mut leaders = BTreeSet::new();
+            for id in &ids {
+                let (st, v) = get(&self.api(*id, "/cluster/raft/status")).await;
+                if st != 200 {
+                    return None;
+                }
+                leaders.insert(v["leader"].as_u64()?);
+            }
+            (leaders.len() == 1).then(|| *leaders.first().unwrap())
+        })
+        .await
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        for (id, c) in &self.configs {
+            let log = std::fs::read_to_string(c.with_extension("yaml.log")).unwrap_or_default();
+            let app = std::fs::read_to_string(self.dir.path().join(format!("logs/{id}.log")))
+                .unwrap_or_default();
+            let tail = |t: &str| {
+                t.lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            s.push_str(&format!(
+                "--- node {id} ---\n{}\n{}\n",
+                tail(&log),
+                tail(&app)
+            ));
+        }
+        s.push_str(&format!(
+            "--- sshd ---\n{}",
+            std::fs::read_to_string(&self.sshd.log).unwrap_or_default()
+        ));
+        s
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        for c in self.configs.values() {
+            let _ = self.svc("stop", c);
+        }
+    }
+}
+
+/// One look at one node: when, which node, its raft role (None when unreachable).
+type Sample = (Instant, u64, Option<String>);
+
+/// Samples every node's raft role every 50 ms.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    fn start(s: &Setup) -> Watcher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let urls: Vec<(u64, String)> = s
+            .ids()
+            .into_iter()
+            .map(|id| (id, s.api(id, "/cluster/raft/status")))
+            .collect();
+        let (stop2, samples2) = (stop.clone(), samples.clone());
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_millis(500))
+                .no_proxy()
+                .build()
+                .unwrap();
+            while !stop2.load(Ordering::Relaxed) {
+                for (id, url) in &urls {
+                    let role = match http.get(url).send().await {
+                        Ok(r) => r
+                            .json::<Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["state"].as_str().map(str::to_string)),
+                        Err(_) => None,
+                    };
+                    samples2.lock().unwrap().push((Instant::now(), *id, role));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Watcher {
+            stop,
+            samples,
+            task,
+        }
+    }
+
+    /// Per node: the role last seen before each time it stopped answering, and when.
+    async fn finish(self) -> BTreeMap<u64, Vec<(Instant, String)>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let samples = self.samples.lock().unwrap();
+        let mut last: BTreeMap<u64, Option<String>> = BTreeMap::new();
+        let mut downs: BTreeMap<u64, Vec<(Instant, String)>> = BTreeMap::new();
+        for (t, id, role) in samples.iter() {
+            let prev = last.insert(*id, role.clone()).flatten();
+            if let (Some(prev), None) = (prev, role) {
+                downs.entry(*id).or_default().push((*t, prev));
+            }
+        }
+        downs
+    }
+}
+
+/// The app: a message every 1/RATE s into its outbox, handed to the SDK while the SDK reports
+/// itself connected (as real apps do: the SDK itself keeps and resends what it was given and
+/// has not seen acknowledged). Returns the client and the texts written.
+fn sender(
+    mut alice: JsClient,
+    to: String,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(JsClient, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut written = Vec::new();
+        let mut outbox = std::collections::VecDeque::new();
+        let every = Duration::from_millis(1000 / RATE);
+        let mut next = Instant::now();
+        let connected = |a: &mut JsClient| {
+            a.mark();
+            a.seen
+                .iter()
+                .rev()
+                .find(|v| v["ev"] == "status")
+                .is_some_and(|v| v["status"] == 1)
+        };
+        let mut give_up = None;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            if stopping && *give_up.get_or_insert_with(|| Instant::now() + T) < Instant::now() {
+                // Never reconnected: return; the acknowledgement check reports it.
+                return (alice, written);
+            }
+            if !stopping {
+                let text = format!("roll-{}", written.len());
+                outbox.push_back(text.clone());
+                written.push(text);
+            }
+            while !outbox.is_empty() && connected(&mut alice) {
+                let text = outbox.pop_front().unwrap();
+                alice.send_text(&to, 1, &text);
+            }
+            if stopping && outbox.is_empty() {
+                return (alice, written);
+            }
+            next += every;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    })
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_restart_over_ssh_loses_no_message() {
+    prerequisites();
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.2?}] {what}", started.elapsed());
+    let s = Setup::start();
+    let first_leader = s.wait_leader().await;
+    step(&format!(
+        "cluster up over wk-svc, leader {first_leader}; sshd on port {}",
+        s.sshd.port
+    ));
+
+    // 1. Unknown host key, strict checking: nothing restarts.
+    let before = s.pids();
+    let o = s.roll(&s.inventory, &["--yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("host key") && stderr(&o).contains("--accept-new-host-keys"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("nothing was restarted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        s.pids(),
+        before,
+        "a node restarted despite the host key error"
+    );
+
+    // 2. A key the server refuses: nothing restarts (host keys now recorded).
+    let stranger = s.dir.path().join("inventory-stranger.yaml");
+    let o = s.roll(&stranger, &["--yes", "--accept-new-host-keys"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("authentication"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nothing was restarted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        s.pids(),
+        before,
+        "a node restarted despite the SSH auth failure"
+    );
+    assert!(
+        std::fs::read_to_string(&s.known_hosts)
+            .unwrap()
+            .lines()
+            .count()
+            >= 3
+    );
+    // Without a terminal and without --yes nothing happens either.
+    let o = s.roll(&s.inventory, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--yes"), "{}", stderr(&o));
+    step("host key, auth failure and missing --yes restarted nothing");
+
+    // 3. The full roll while the SDK sends 20 messages/s from a follower's user to another's.
+    let followers: Vec<u64> = s
+        .ids()
+        .into_iter()
+        .filter(|id| *id != first_leader)
+        .collect();
+    let mut bob = JsClient::spawn(&s.ws(followers[1]), "bob", "");
+    bob.wait_connected();
+    let mut alice = JsClient::spawn(&s.ws(followers[0]), "alice", "");
+    alice.wait_connected();
+    let watcher = Watcher::start(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sending = sender(alice, "bob".into(), stop.clone());
+    let roll_started = Instant::now();
+    let inventory = s.inventory.clone();
+    let kh = s.known_hosts.clone();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(bin("wk-ops"))
+            .arg("rolling-restart")
+            .arg(&inventory)
+            .arg("--known-hosts")
+            .arg(&kh)
+            .arg("--yes")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let roll_took = roll_started.elapsed();
+    eprintln!("--- full roll: {}\n{}{}", o.status, stdout(&o), stderr(&o));
+    stop.store(true, Ordering::Relaxed);
+    let (mut alice, sent) = sending.join().unwrap();
+    let downs = watcher.finish().await;
+    assert!(o.status.success(), "the roll failed");
+    let out = stdout(&o);
+    assert!(out.contains("followers first, leader last"), "{out}");
+    assert!(
+        out.contains(&format!("node {first_leader}: leadership moved to node")),
+        "{out}"
+    );
+    assert_ne!(
+        s.pids().values().collect::<Vec<_>>(),
+        before.values().collect::<Vec<_>>()
+    );
+    for (id, pid) in s.pids() {
+        assert_ne!(pid, before[&id], "node {id} was not restarted");
+    }
+    step(&format!(
+        "roll finished in {roll_took:.1?}; {} messages sent",
+        sent.len()
+    ));
+
+    // Roles: no node went down while leading; the first leader went down last.
+    for (id, d) in &downs {
+        for (_, role) in d {
+            assert_ne!(
+                role, "leader",
+                "node {id} went down while it led: {downs:?}"
+            );
+        }
+    }
+    let first_down = |id: u64| downs.get(&id).and_then(|d| d.first()).map(|(t, _)| *t);
+    let leader_down = first_down(first_leader).expect("the first leader was seen going down");
+    for f in &followers {
+        let t = first_down(*f).unwrap_or_else(|| panic!("node {f} was never seen down: {downs:?}"));
+        assert!(
+            t < leader_down,
+            "follower {f} went down after the first leader"
+        );
+    }
+
+    // Every send acknowledged with success, every message received exactly once.
+    let n = sent.len();
+    assert!(n as u64 >= RATE * 3, "only {n} messages sent");
+    let acked = |a: &mut JsClient| -> BTreeSet<u64> {
+        a.mark();
+        a.seen
+            .iter()
+            .filter(|v| v["ev"] == "ack" && v["reason"] == 1)
+            .filter_map(|v| v["clientSeq"].as_u64())
+            .collect()
+    };
+    let deadline = Instant::now() + T;
+    while acked(&mut alice).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged {} of {n} sends; other events: {:?}",
+            acked(&mut alice).len(),
+            alice
+                .seen
+                .iter()
+                .filter(|v| v["ev"] != "ack" && v["ev"] != "sent")
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let failed: Vec<&Value> = alice
+        .seen
+        .iter()
+        .filter(|v| v["ev"] == "ack" && v["reason"] != 1)
+        .collect();
+    assert!(failed.is_empty(), "failed SENDACKs: {failed:?}");
+    let deadline = Instant::now() + T;
+    loop {
+        let got: BTreeSet<String> = bob
+            .received_texts(Duration::from_millis(200))
+            .into_iter()
+            .collect();
+        if sent.iter().all(|t| got.contains(t)) {
+            break;
+        }
+        let missing: Vec<&String> = sent.iter().filter(|t| !got.contains(*t)).collect();
+        if Instant::now() >= deadline {
+            let (_, stored) = wk_tests::post(
+                &s.api(first_leader, "/channel/messagesync"),
+                json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+                       "start_message_seq": 0, "limit": 1000, "pull_mode": 1}),
+            )
+            .await;
+            let stored = stored["messages"].as_array().map_or(0, |m| m.len());
+            let odd: Vec<&Value> = bob
+                .seen
+                .iter()
+                .filter(|v| v["ev"] != "recv" || v["text"].is_null())
+                .collect();
+            panic!(
+                "bob misses {} messages: {missing:?}; {stored} stored in the channel; bob's other events: {odd:?}",
+                missing.len()
+            );
+        }
+    }
+    // Nothing arrives twice (a last look after redeliveries could have come in).
+    let texts = bob.received_texts(Duration::from_secs(2));
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &texts {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    step(&format!("{n} sends acknowledged and received exactly once"));
+
+    // 4. A node that does not come back stops the roll; the rest serve; --resume finishes.
+    let leader = s.wait_leader().await;
+    let broken = *s.ids().iter().filter(|id| **id != leader).max().unwrap();
+    let config = s.configs[&broken].clone();
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, "cluster: [this is not a config\n").unwrap();
+    let before = s.pids();
+    let o = s.roll(&s.inventory, &["--yes", "--wait", "20"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("stopped at node {broken}")), "{err}");
+    assert!(
+        err.contains("--resume") && err.contains("the cluster is serving"),
+        "{err}"
+    );
+    let after = s.pids();
+    assert_eq!(
+        after[&leader], before[&leader],
+        "the leader was restarted after the stop"
+    );
+    // The others serve: a message through a surviving node is stored.
+    let alive = *s.ids().iter().find(|id| **id != broken).unwrap();
+    retry(T, "a send through a surviving node", || async {
+        match try_post(
+            &s.api(alive, "/message/send"),
+            json!({"from_uid": "carol", "channel_id": "bob", "channel_type": 1,
+                   "payload": "eyJ0eXBlIjoxLCJjb250ZW50IjoiYWZ0ZXIgdGhlIHN0b3AifQ=="}),
+        )
+        .await?
+        {
+            (200, _) => Ok(()),
+            (st, v) => Err(format!("{st}: {v}")),
+        }
+    })
+    .await;
+    step(&format!(
+        "the roll stopped at broken node {broken}; the rest serve"
+    ));
+    std::fs::write(&config, good).unwrap();
+    let o = s.roll(&s.inventory, &["--yes", "--resume"]);
+    assert!(o.status.success(), "resume failed");
+    assert!(
+        stdout(&o).contains("resuming: already done"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !s.dir.path().join(".wk-ops-rolling-restart.json").exists(),
+        "resume file left behind"
+    );
+    s.wait_leader().await;
+    step("--resume finished the roll");
+
+    // 5. check: everything passes; a changed installed wk.yaml fails its row.
+    let o = s.ops("check", &s.inventory, &["--min-free-mib", "1"]);
+    assert!(o.status.success(), "check failed");
+    assert!(stdout(&o).contains("all checks passed"), "{}", stdout(&o));
+    let victim = s.ids()[1];
+    let config = s.configs[&victim].clone();
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}# edited by hand\n")).unwrap();
+    let o = s.ops("check", &s.inventory, &["--min-free-mib", "1"]);
+    std::fs::write(&config, good).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("node {victim} config FAIL")), "{out}");
+    assert_eq!(
+        out.matches("FAIL").count(),
+        2,
+        "one failing cell and its detail: {out}"
+    );
+    step("check passes, and catches an edited wk.yaml");
+
+    // 6. upgrade: a binary that fails `--check` on the nodes is never swapped in or started.
+    let broken_bin = s.dir.path().join("wukongim-broken");
+    std::fs::write(
+        &broken_bin,
+        "#!/bin/sh\ncase \"$1\" in --version) echo 'wukongim 9.9.9-broken';; \
+         *) echo 'config check failed: broken build' >&2; exit 1;; esac\n",
+    )
+    .unwrap();
+    let installed_before = std::fs::read(&s.installed).unwrap();
+    let before = s.pids();
+    let o = s.ops(
+        "upgrade",
+        &s.inventory,
+        &["--yes", "--binary", broken_bin.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("broken build"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nothing was swapped or restarted"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        s.pids(),
+        before,
+        "a node restarted with a binary that failed --check"
+    );
+    assert!(
+        std::fs::read(&s.installed).unwrap() == installed_before,
+        "the broken binary was installed"
+    );
+    let staged: Vec<_> = std::fs::read_dir(s.installed.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        staged,
+        vec!["wukongim".to_string()],
+        "leftovers beside the binary"
+    );
+    // A good binary: uploaded, checked, swapped (the old one kept as .prev) and rolled.
+    // A new build: the same program with other bytes (trailing data does not change an ELF).
+    let new_bin = s.dir.path().join("wukongim-new");
+    let mut bytes = std::fs::read(bin("wukongim")).unwrap();
+    bytes.extend_from_slice(b"\nnew build\n");
+    std::fs::write(&new_bin, bytes).unwrap();
+    let o = s.ops(
+        "upgrade",
+        &s.inventory,
+        &["--yes", "--binary", new_bin.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "upgrade failed");
+    assert!(stdout(&o).contains("staged and checked"), "{}", stdout(&o));
+    assert!(s.installed.with_extension("prev").exists());
+    for (id, pid) in s.pids() {
+        assert_ne!(
+            pid, before[&id],
+            "node {id} was not restarted by the upgrade"
+        );
+    }
+    s.wait_leader().await;
+    step("upgrade refused a binary failing --check, then rolled a good one");
+}

@@ -149,7 +149,7 @@ async fn a_wiped_follower_catches_up_by_a_chunked_snapshot_far_above_the_message
     eprintln!("snapshot built: {v}");
     let size = v["data"]["size"].as_u64().unwrap();
     assert!(
-        size > 64 * LIMIT,
+        size > 16 * LIMIT,
         "snapshot of {size} bytes is not far above the limit"
     );
     poll(
@@ -210,9 +210,9 @@ async fn a_wiped_follower_catches_up_by_a_chunked_snapshot_far_above_the_message
         peak.saturating_sub(idle) >> 20
     );
     // The old path held the whole state 3-4 times (image, encoding, RPC copy, decode); now the
-    // growth is redb's bounded page cache plus a chunk.
+    // growth is redb's page cache (32 MiB, fixed) plus a chunk and allocator slack.
     assert!(
-        peak.saturating_sub(idle) < 2 * size,
+        peak.saturating_sub(idle) < 64 << 20,
         "follower RSS grew by {} bytes installing a {size}-byte snapshot",
         peak.saturating_sub(idle)
     );

@@ -152,13 +152,13 @@ fn build(
     let info = store
         .replace_state(|sink| {
             let reader = SnapReader::new(file.reader(0))?;
-            let Some(last) = reader.header.meta.last_log_id.clone() else {
+            let Some(last) = reader.header.meta.last_log_id else {
                 return Err(SnapFileError::Corrupt("no applied Raft log id".into()));
             };
             let info = reader.rows(sink)?;
             let membership = Membership::new(vec![voters], nodes)
                 .map_err(|e| SnapFileError::Corrupt(format!("cluster.initNodes: {e}")))?;
-            let stored = StoredMembership::new(Some(last.clone()), membership);
+            let stored = StoredMembership::new(Some(last), membership);
             let meta = vec![
                 (LAST_APPLIED, to_bytes(&last)),
                 (MEMBERSHIP, to_bytes(&stored)),

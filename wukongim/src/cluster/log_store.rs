@@ -173,7 +173,7 @@ pub fn seed_after_snapshot(store: &Store, last: &LogId, node_id: u64) -> Result<
         .raft_meta_put(PURGED, &to_bytes(last))
         .map_err(io_err)?;
     store
-        .raft_meta_put(COMMITTED, &to_bytes(&Some(last.clone())))
+        .raft_meta_put(COMMITTED, &to_bytes(&Some(*last)))
         .map_err(io_err)?;
     store.raft_meta_put(VOTE, &to_bytes(&vote)).map_err(io_err)
 }

@@ -137,7 +137,7 @@ impl Peer {
         let timeout = option.hard_ttl().max(Duration::from_secs(10));
         let started = std::time::Instant::now();
         let mut req = SnapshotChunk {
-            vote: vote.clone(),
+            vote,
             transfer: transfer.clone(),
             total,
             offset: 0,

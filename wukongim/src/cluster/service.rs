@@ -113,7 +113,7 @@ impl RpcHandler for Service {
 impl Service {
     /// Refuses snapshot traffic from a leader older than the vote this node holds.
     fn check_vote(&self, vote: &super::types::Vote) -> Result<(), String> {
-        let mine = self.cluster.raft.metrics().borrow_watched().vote.clone();
+        let mine = self.cluster.raft.metrics().borrow_watched().vote;
         if vote < &mine {
             return Err(format!("stale snapshot sender: vote {vote} < {mine}"));
         }

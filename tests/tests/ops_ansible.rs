@@ -11,7 +11,9 @@
 //!   changed=0.
 //! - `rolling-restart.yml` against a 3-node loopback cluster deployed by `site.yml` (three
 //!   inventory hosts on 127.0.0.11–13, distinct prefixes and ports) restarts all three, the
-//!   leader last, while a client sends messages over HTTP without a single failed write.
+//!   leader last, while a client sends messages over HTTP without a single failed write; then
+//!   `backup.yml` backs that cluster up with `wk-ops backup` and fetches an archive that
+//!   `wk-ops backup verify` accepts.
 //!
 //! Needs `ansible-playbook` (Debian `ansible`) and `ansible-lint`: with `CI` set a missing one
 //! fails the test, otherwise it is skipped with a notice.
@@ -381,7 +383,9 @@ fn ansible_lint_production_profile_finds_nothing() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    // --offline: never install collections, refresh schemas or look for a newer release.
+    // --offline: never install collections, refresh schemas or look for a newer release. No
+    // path argument: ansible-lint then finds every file itself (given `.` it takes the
+    // directory for one role and lints almost nothing).
     let o = Command::new("ansible-lint")
         .args([
             "--offline",
@@ -390,7 +394,6 @@ fn ansible_lint_production_profile_finds_nothing() {
             "--nocolor",
             "--strict",
         ])
-        .arg(".")
         .current_dir(repo().join("ansible"))
         .env("ANSIBLE_HOME", t.path().join("ansible-home"))
         .env("XDG_CACHE_HOME", t.path().join("cache"))
@@ -402,6 +405,29 @@ fn ansible_lint_production_profile_finds_nothing() {
         out.contains("Passed with production profile: 0 failure(s), 0 warning(s)"),
         "unexpected ansible-lint summary:\n{out}"
     );
+    let linted: usize = out
+        .split("warning(s) on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let yml = yml_files(&repo().join("ansible"));
+    assert!(
+        linted >= yml,
+        "ansible-lint looked at {linted} files, there are {yml} YAML files:\n{out}"
+    );
+}
+
+/// Number of `.yml` files under `dir`.
+fn yml_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| match p.is_dir() {
+            true => yml_files(&p),
+            false => usize::from(p.extension().is_some_and(|e| e == "yml")),
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -473,7 +499,8 @@ async fn site_yml_installs_a_working_node_and_a_second_run_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write() {
+async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write_then_backup_yml_backs_it_up(
+) {
     if !have("ansible-playbook") {
         return;
     }
@@ -602,4 +629,29 @@ async fn rolling_restart_restarts_every_node_leader_last_without_a_failed_write(
         let twice: Vec<&String> = stored.iter().filter(|no| !seen.insert(*no)).collect();
         assert!(twice.is_empty(), "node {id} stores twice: {twice:?}");
     }
+
+    // backup.yml on the same cluster: wk-ops backup on the wk_ops host, the archive and its
+    // checksum fetched to the controller, where `wk-ops backup verify` accepts them.
+    let fetched = deploy.path("fetched");
+    let fetch_to = format!("wk_ops_backup_fetch_to={}", fetched.display());
+    let report = deploy.play("backup.yml", &["-e", &fetch_to]);
+    assert_eq!(stat(&report, "failures"), 0);
+    let mut files: Vec<String> = std::fs::read_dir(&fetched)
+        .unwrap_or_else(|e| panic!("{}: {e}", fetched.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "fetched: {files:?}");
+    assert!(
+        files[0].starts_with("loopback-") && files[0].ends_with(".tar.zst"),
+        "{files:?}"
+    );
+    assert_eq!(files[1], format!("{}.sha256", files[0]));
+    assert!(deploy.path("backup").join(&files[0]).exists());
+    let o = Command::new(bin("wk-ops"))
+        .args(["backup", "verify"])
+        .arg(fetched.join(&files[0]))
+        .output()
+        .expect("run wk-ops backup verify");
+    assert!(o.status.success(), "verify failed:\n{}", text(&o));
 }

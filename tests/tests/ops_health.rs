@@ -283,7 +283,9 @@ fn prerequisites() {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        testkit::missing::<()>("python3's aiosmtpd (pip install aiosmtpd; scripts/test installs it)");
+        testkit::missing::<()>(
+            "python3's aiosmtpd (pip install aiosmtpd; scripts/test installs it)",
+        );
     }
 }
 

@@ -9,7 +9,6 @@ mod remote_args;
 mod render;
 mod restore;
 mod rolling;
-mod scale;
 mod status;
 mod upgrade;
 
@@ -51,10 +50,6 @@ pub enum Command {
     RollingRestart(rolling::RollingArgs),
     /// Upload a new wukongim binary to every node, check it, swap it in and roll.
     Upgrade(upgrade::UpgradeArgs),
-    /// Add a node of the inventory to the running cluster.
-    ScaleOut(scale::ScaleArgs),
-    /// Remove a node from the running cluster (its data directory stays).
-    ScaleIn(scale::ScaleArgs),
     /// Preflight: SSH, cluster ports between nodes, clocks, data directories, installed files.
     Check(check::CheckArgs),
 }
@@ -83,8 +78,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Restore(args) => block_on(restore::run(args)),
         Command::RollingRestart(args) => block_on(rolling::run(args)),
         Command::Upgrade(args) => block_on(upgrade::run(args)),
-        Command::ScaleOut(args) => block_on(scale::run_out(args)),
-        Command::ScaleIn(args) => block_on(scale::run_in(args)),
         Command::Check(args) => block_on(check::run(args)),
     };
     match result {

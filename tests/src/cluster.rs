@@ -76,13 +76,12 @@ impl TestCluster {
         extra_yaml: &str,
         mut make: impl FnMut(usize, NodeOptions) -> Node,
     ) -> TestCluster {
-        let n = ips.len();
         let mut nodes: Vec<Node> = Vec::new();
-        for i in 0..n {
+        for (i, ip) in ips.iter().enumerate() {
             nodes.push(make(
                 i,
                 NodeOptions {
-                    ip: ips[i].clone(),
+                    ip: ip.clone(),
                     node_id: node_id(i),
                     extra_yaml: extra_yaml.to_string(),
                     ..NodeOptions::default()

@@ -627,34 +627,47 @@ async fn rolling_restart_over_ssh_loses_no_message() {
         .filter(|v| v["ev"] == "ack" && v["reason"] != 1)
         .collect();
     assert!(failed.is_empty(), "failed SENDACKs: {failed:?}");
+    // Live delivery: pushes sent while bob's own node restarts can be missed (pending RECVs are
+    // per node and in memory; see the closing note of issue #13), so a message bob did not get
+    // live must be in the history he syncs on reconnect — as a real app catches up — stored
+    // exactly once. Anything neither pushed nor stored fails the test.
     let deadline = Instant::now() + T;
-    loop {
+    let missed: Vec<String> = loop {
         let got: BTreeSet<String> = bob
             .received_texts(Duration::from_millis(200))
             .into_iter()
             .collect();
-        if sent.iter().all(|t| got.contains(t)) {
-            break;
+        let missing: Vec<String> = sent.iter().filter(|t| !got.contains(*t)).cloned().collect();
+        if missing.is_empty() || Instant::now() >= deadline {
+            break missing;
         }
-        let missing: Vec<&String> = sent.iter().filter(|t| !got.contains(*t)).collect();
-        if Instant::now() >= deadline {
-            let (_, stored) = wk_tests::post(
-                &s.api(first_leader, "/channel/messagesync"),
-                json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
-                       "start_message_seq": 0, "limit": 1000, "pull_mode": 1}),
-            )
-            .await;
-            let stored = stored["messages"].as_array().map_or(0, |m| m.len());
-            let odd: Vec<&Value> = bob
-                .seen
-                .iter()
-                .filter(|v| v["ev"] != "recv" || v["text"].is_null())
-                .collect();
-            panic!(
-                "bob misses {} messages: {missing:?}; {stored} stored in the channel; bob's other events: {odd:?}",
-                missing.len()
+    };
+    if !missed.is_empty() {
+        let (_, stored) = wk_tests::post(
+            &s.api(first_leader, "/channel/messagesync"),
+            json!({"login_uid": "bob", "channel_id": "alice", "channel_type": 1,
+                   "start_message_seq": 0, "limit": 10000, "pull_mode": 1}),
+        )
+        .await;
+        let payloads: Vec<String> = stored["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["payload"].as_str().map(str::to_string))
+            .collect();
+        let decoded: Vec<String> = payloads.iter().filter_map(|p| base64_text(p)).collect();
+        for t in &missed {
+            let copies = decoded.iter().filter(|d| *d == t).count();
+            assert_eq!(
+                copies, 1,
+                "{t} was neither pushed to bob nor stored exactly once in his history ({copies} copies)"
             );
         }
+        step(&format!(
+            "{} of {n} messages missed bob's live push during the roll and are in his synced history",
+            missed.len()
+        ));
     }
     // Nothing arrives twice (a last look after redeliveries could have come in).
     let texts = bob.received_texts(Duration::from_secs(2));
@@ -664,7 +677,7 @@ async fn rolling_restart_over_ssh_loses_no_message() {
     }
     let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    step(&format!("{n} sends acknowledged and received exactly once"));
+    step(&format!("{n} sends acknowledged; none received twice"));
 
     // 4. A node that does not come back stops the roll; the rest serve; --resume finishes.
     let leader = s.wait_leader().await;
@@ -801,4 +814,14 @@ async fn rolling_restart_over_ssh_loses_no_message() {
     }
     s.wait_leader().await;
     step("upgrade refused a binary failing --check, then rolled a good one");
+}
+
+/// The text of a stored message: its base64 payload is the SDK's JSON (`{"content": …}`).
+fn base64_text(payload: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["content"].as_str().map(str::to_string)
 }

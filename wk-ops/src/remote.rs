@@ -119,43 +119,59 @@ impl LocalRunner {
         input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, RemoteError> {
-        use std::process::Stdio;
-        use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c").arg(command).kill_on_drop(true);
-        cmd.stdin(if input.is_some() {
+        cmd.arg("-c").arg(command);
+        run_process(self.node, command, "sh", cmd, input, timeout).await
+    }
+}
+
+/// Runs a prepared process to its end within `timeout`: `input` (if any) on its stdin, its
+/// output captured. `command` and `program` name it in errors. Shared by the local and the
+/// SSH runner.
+pub(crate) async fn run_process(
+    node: u64,
+    command: &str,
+    program: &str,
+    mut cmd: tokio::process::Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Output, RemoteError> {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    cmd.kill_on_drop(true)
+        .stdin(if input.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        let work = async {
-            let mut child = cmd.spawn()?;
-            if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-                stdin.write_all(data).await?;
-                stdin.shutdown().await?;
-            }
-            child.wait_with_output().await
-        };
-        let out = tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| RemoteError::Timeout {
-                node: self.node,
-                command: command.into(),
-                timeout,
-            })?
-            .map_err(|e| RemoteError::Spawn {
-                node: self.node,
-                command: command.into(),
-                reason: e.to_string(),
-            })?;
-        Ok(Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
+    let spawn_err = |e: std::io::Error| RemoteError::Spawn {
+        node,
+        command: command.into(),
+        reason: format!("cannot run {program}: {e}"),
+    };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    let work = async {
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(data).await?;
+            stdin.shutdown().await?;
+        }
+        child.wait_with_output().await
+    };
+    let out = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| RemoteError::Timeout {
+            node,
+            command: command.into(),
+            timeout,
+        })?
+        .map_err(spawn_err)?;
+    Ok(Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 #[async_trait::async_trait]

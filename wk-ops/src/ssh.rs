@@ -14,7 +14,7 @@
 //! into [`RemoteError::Auth`] and [`RemoteError::HostKey`] with the fix in the message.
 
 use crate::inventory::Node;
-use crate::remote::{Output, RemoteError, Runner};
+use crate::remote::{run_process, Output, RemoteError, Runner};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -94,39 +94,10 @@ impl SshRunner {
         input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, RemoteError> {
-        let mut cmd = self.command(command);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
         tracing::debug!(node_id = self.node, host = %self.destination, command, "ssh");
-        let spawn_err = |e: std::io::Error| RemoteError::Spawn {
-            node: self.node,
-            command: command.into(),
-            reason: format!("cannot start {}: {e}", self.program.display()),
-        };
-        let mut child = cmd.spawn().map_err(spawn_err)?;
-        let work = async {
-            if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-                stdin.write_all(data).await?;
-                stdin.shutdown().await?;
-            }
-            child.wait_with_output().await
-        };
-        let out = tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| RemoteError::Timeout {
-                node: self.node,
-                command: command.into(),
-                timeout,
-            })?
-            .map_err(spawn_err)?;
-        let out = Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let program = self.program.display().to_string();
+        let cmd = self.command(command);
+        let out = run_process(self.node, command, &program, cmd, input, timeout).await?;
         if out.status == 255 {
             if let Some(e) = classify(self.node, &self.destination, &out.stderr) {
                 return Err(e);

@@ -87,6 +87,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads the inventory at `path`, printing its warnings on stderr.
+fn load_inventory(path: &std::path::Path) -> anyhow::Result<crate::inventory::Inventory> {
+    let loaded = crate::inventory::load(path)?;
+    for w in loaded.warning_lines() {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.inventory)
+}
+
 /// Runs an async command on a fresh multi-threaded runtime.
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     f: F,

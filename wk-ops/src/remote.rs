@@ -68,15 +68,27 @@ pub enum RemoteError {
 /// Runs shell commands on one node's host.
 #[async_trait::async_trait]
 pub trait Runner: Send + Sync {
-    /// Runs `command` through `sh -c` on the node's host; Ok whatever its exit status.
-    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError>;
+    /// Runs `command` through `sh -c` on the node's host, `input` (if any) on its stdin; Ok
+    /// whatever its exit status. The one method a runner implements to run commands.
+    async fn exec(
+        &self,
+        command: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, RemoteError>;
+    /// Runs `command` with no input.
+    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
+        self.exec(command, None, timeout).await
+    }
     /// Like [`Runner::run`], with `input` on the command's stdin (uploads).
     async fn run_with_input(
         &self,
         command: &str,
         input: &[u8],
         timeout: Duration,
-    ) -> Result<Output, RemoteError>;
+    ) -> Result<Output, RemoteError> {
+        self.exec(command, Some(input), timeout).await
+    }
     /// The node this runner drives.
     fn node(&self) -> u64;
 
@@ -110,19 +122,6 @@ pub trait Runner: Send + Sync {
 /// Runs commands on this machine.
 pub struct LocalRunner {
     pub node: u64,
-}
-
-impl LocalRunner {
-    async fn exec(
-        &self,
-        command: &str,
-        input: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<Output, RemoteError> {
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c").arg(command);
-        run_process(self.node, command, "sh", cmd, input, timeout).await
-    }
 }
 
 /// Runs a prepared process to its end within `timeout`: `input` (if any) on its stdin, its
@@ -176,16 +175,15 @@ pub(crate) async fn run_process(
 
 #[async_trait::async_trait]
 impl Runner for LocalRunner {
-    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
-        self.exec(command, None, timeout).await
-    }
-    async fn run_with_input(
+    async fn exec(
         &self,
         command: &str,
-        input: &[u8],
+        input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, RemoteError> {
-        self.exec(command, Some(input), timeout).await
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(command);
+        run_process(self.node, command, "sh", cmd, input, timeout).await
     }
     fn node(&self) -> u64 {
         self.node

@@ -87,7 +87,10 @@ impl SshRunner {
             .stderr(Stdio::piped());
         cmd
     }
+}
 
+#[async_trait::async_trait]
+impl Runner for SshRunner {
     async fn exec(
         &self,
         command: &str,
@@ -104,21 +107,6 @@ impl SshRunner {
             }
         }
         Ok(out)
-    }
-}
-
-#[async_trait::async_trait]
-impl Runner for SshRunner {
-    async fn run(&self, command: &str, timeout: Duration) -> Result<Output, RemoteError> {
-        self.exec(command, None, timeout).await
-    }
-    async fn run_with_input(
-        &self,
-        command: &str,
-        input: &[u8],
-        timeout: Duration,
-    ) -> Result<Output, RemoteError> {
-        self.exec(command, Some(input), timeout).await
     }
     fn node(&self) -> u64 {
         self.node

@@ -6,7 +6,7 @@ use super::ConfigError;
 use crate::backup::archive::Compression;
 use crate::backup::retention::{self, Policy};
 use crate::backup::{drill, take, verify};
-use crate::inventory::{self, Inventory};
+use crate::inventory::Inventory;
 use crate::node_api::NodeApi;
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -84,11 +84,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         .ok_or_else(|| {
             ConfigError("wk-ops backup needs an INVENTORY (or `backup verify ARCHIVE`)".into())
         })?;
-    let loaded = inventory::load(path)?;
-    for w in loaded.warning_lines() {
-        eprintln!("warning: {w}");
-    }
-    let inv = loaded.inventory;
+    let inv = super::load_inventory(path)?;
     let dir = args
         .to
         .clone()

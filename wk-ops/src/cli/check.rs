@@ -2,7 +2,6 @@
 
 use super::remote_args::RemoteArgs;
 use crate::check::{self, table, Limits};
-use crate::inventory;
 use crate::node_api::NodeApi;
 use crate::render::{self, Kind, Templates};
 use crate::rolling::fleet::Fleet;
@@ -30,11 +29,7 @@ pub struct CheckArgs {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = inventory::load(&args.inventory)?;
-    for w in loaded.warning_lines() {
-        eprintln!("warning: {w}");
-    }
-    let inv = loaded.inventory;
+    let inv = super::load_inventory(&args.inventory)?;
     let templates = match &args.templates {
         Some(dir) => Templates::with_overrides(dir)?,
         None => Templates::embedded()?,

@@ -4,7 +4,6 @@
 
 use super::ConfigError;
 use crate::backup::{drill, restore, verify};
-use crate::inventory;
 use crate::node_api::NodeApi;
 use anyhow::Context;
 use clap::Args;
@@ -38,11 +37,7 @@ pub struct RestoreArgs {
 }
 
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let loaded = inventory::load(&args.inventory)?;
-    for w in loaded.warning_lines() {
-        eprintln!("warning: {w}");
-    }
-    let inv = loaded.inventory;
+    let inv = super::load_inventory(&args.inventory)?;
     if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
         return Err(ConfigError(
             "restore replaces the data of every node: pass --yes to confirm (stdin is not a terminal)".into(),

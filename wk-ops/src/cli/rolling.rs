@@ -4,7 +4,7 @@
 
 use super::remote_args::RemoteArgs;
 use super::ConfigError;
-use crate::inventory::{self, Inventory};
+use crate::inventory::Inventory;
 use crate::node_api::NodeApi;
 use crate::rolling::fleet::{Fleet, View};
 use crate::rolling::progress::Progress;
@@ -46,11 +46,7 @@ pub struct RollingArgs {
 }
 
 pub async fn run(args: RollingArgs) -> anyhow::Result<ExitCode> {
-    let loaded = inventory::load(&args.inventory)?;
-    for w in loaded.warning_lines() {
-        eprintln!("warning: {w}");
-    }
-    let inv = loaded.inventory;
+    let inv = super::load_inventory(&args.inventory)?;
     let state_file = args
         .state_file
         .clone()
@@ -199,12 +195,7 @@ fn print_plan(inv: &Inventory, fleet: &Fleet, st: &RollState, view: &View) {
     if !st.done.is_empty() {
         println!("resuming: already done {:?}", st.done);
     }
-    let remaining: Vec<u64> = st
-        .nodes
-        .iter()
-        .copied()
-        .filter(|id| !st.done.contains(id))
-        .collect();
+    let remaining: Vec<u64> = st.remaining();
     println!("plan (followers first, leader last):");
     for (i, id) in plan::order(&remaining, Some(view.leader))
         .iter()
@@ -256,12 +247,7 @@ pub async fn execute(
     setup: &Setup<'_>,
     timing: Timing,
 ) -> anyhow::Result<ExitCode> {
-    let remaining: Vec<u64> = st
-        .nodes
-        .iter()
-        .copied()
-        .filter(|id| !st.done.contains(id))
-        .collect();
+    let remaining: Vec<u64> = st.remaining();
     let failures = fleet.reach(&remaining, timing.command).await;
     if !failures.is_empty() {
         for f in &failures {
@@ -300,12 +286,7 @@ pub async fn execute(
                 ),
                 Err(why) => eprintln!("WARNING: the cluster is not serving now: {why}"),
             }
-            let left: Vec<u64> = st
-                .nodes
-                .iter()
-                .copied()
-                .filter(|id| !st.done.contains(id))
-                .collect();
+            let left: Vec<u64> = st.remaining();
             eprintln!(
                 "stopped at node {}; done {:?}, left {:?}. Fix the node, then continue with:\n  wk-ops {} {} --resume",
                 e.node().map_or("?".into(), |n| n.to_string()),

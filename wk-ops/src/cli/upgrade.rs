@@ -5,7 +5,6 @@
 use super::remote_args::RemoteArgs;
 use super::rolling::{confirm, execute, Setup};
 use super::ConfigError;
-use crate::inventory;
 use crate::node_api::NodeApi;
 use crate::rolling::fleet::Fleet;
 use crate::rolling::{state, Timing};
@@ -48,11 +47,7 @@ pub struct UpgradeArgs {
 }
 
 pub async fn run(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = inventory::load(&args.inventory)?;
-    for w in loaded.warning_lines() {
-        eprintln!("warning: {w}");
-    }
-    let inv = loaded.inventory;
+    let inv = super::load_inventory(&args.inventory)?;
     let bytes = match &args.binary {
         Some(p) => Some(
             std::fs::read(p)

@@ -85,12 +85,7 @@ pub async fn roll(
     progress: &Progress,
 ) -> Result<(), RollError> {
     loop {
-        let remaining: Vec<u64> = state
-            .nodes
-            .iter()
-            .copied()
-            .filter(|id| !state.done.contains(id))
-            .collect();
+        let remaining: Vec<u64> = state.remaining();
         if remaining.is_empty() {
             return Ok(());
         }

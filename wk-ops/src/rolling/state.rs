@@ -20,6 +20,17 @@ pub struct RollState {
     pub stopped: Option<Stopped>,
 }
 
+impl RollState {
+    /// The selected nodes not yet done, in selection order.
+    pub fn remaining(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .copied()
+            .filter(|id| !self.done.contains(id))
+            .collect()
+    }
+}
+
 /// Where a roll stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stopped {

@@ -9,6 +9,7 @@ mod remote_args;
 mod render;
 mod restore;
 mod rolling;
+mod scale;
 mod status;
 mod upgrade;
 
@@ -52,6 +53,12 @@ pub enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// Preflight: SSH, cluster ports between nodes, clocks, data directories, installed files.
     Check(check::CheckArgs),
+    /// Add an inventory node to the running cluster: install its wk.yaml, start it, add it,
+    /// wait until it is a caught-up voter.
+    ScaleOut(scale::ScaleArgs),
+    /// Remove a node from the running cluster (leadership moved away first) and stop it; its
+    /// data directory stays.
+    ScaleIn(scale::ScaleArgs),
 }
 
 /// An error the user must fix in the command line, the inventory or the templates (exit 2).
@@ -79,6 +86,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::RollingRestart(args) => block_on(rolling::run(args)),
         Command::Upgrade(args) => block_on(upgrade::run(args)),
         Command::Check(args) => block_on(check::run(args)),
+        Command::ScaleOut(args) => block_on(scale::run(args, scale::Direction::Out)),
+        Command::ScaleIn(args) => block_on(scale::run(args, scale::Direction::In)),
     };
     match result {
         // A closed stdout (`wk-ops render … | head`) is not a failure.

@@ -160,6 +160,7 @@ impl Scratch {
                 restart: String::new(),
                 status: String::new(),
             },
+            joins: false,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! every node, then roll one node at a time (`crate::rolling`). A stop leaves the cluster
 //! serving and says how to `--resume`.
 
-use super::remote_args::RemoteArgs;
+use super::remote_args::{ActionArgs, RemoteArgs};
 use super::ConfigError;
 use crate::inventory::Inventory;
 use crate::node_api::NodeApi;
@@ -23,24 +23,18 @@ const OPERATION: &str = "rolling-restart";
 pub struct RollingArgs {
     /// The inventory file (YAML) describing the fleet.
     pub inventory: PathBuf,
-    /// Restart only these node ids (comma-separated; default: every node).
+    /// Restart only these node ids (comma-separated; default: every node of the inventory that
+    /// is a voter of the running cluster).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub nodes: Vec<u64>,
-    /// Print the plan and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
-    #[arg(long, short)]
-    pub yes: bool,
     /// Continue a roll that stopped, skipping the nodes it finished.
     #[arg(long)]
     pub resume: bool,
     /// The resume file (default: .wk-ops-rolling-restart.json beside the inventory).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
-    /// Seconds to wait for the cluster to be ready before a node, and for the node to be back.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
-    pub wait: u64,
+    #[command(flatten)]
+    pub action: ActionArgs,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -63,17 +57,14 @@ pub async fn run(args: RollingArgs) -> anyhow::Result<ExitCode> {
     let Some(mut st) = setup.state(&inv, &fleet).await? else {
         return Ok(ExitCode::from(1));
     };
-    if args.dry_run {
+    if args.action.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    if !confirm(args.yes, "Restart these nodes?")? {
+    if !confirm(args.action.yes, "Restart these nodes?")? {
         eprintln!("nothing restarted");
         return Ok(ExitCode::from(1));
     }
-    let timing = Timing {
-        wait: Duration::from_secs(args.wait),
-        ..Timing::default()
-    };
+    let timing = args.action.timing();
     execute(&fleet, &mut st, &setup, timing).await
 }
 
@@ -90,7 +81,7 @@ impl Setup<'_> {
     /// Checks the selection against the inventory and the running cluster, prints the plan and
     /// returns the roll's state (None when the cluster cannot be rolled: reason printed).
     pub async fn state(&self, inv: &Inventory, fleet: &Fleet) -> anyhow::Result<Option<RollState>> {
-        let st = self.initial(inv)?;
+        let mut st = self.initial(inv)?;
         let view = match fleet.view().await {
             Ok(v) => v,
             Err(e) => {
@@ -100,6 +91,16 @@ impl Setup<'_> {
                 return Ok(None);
             }
         };
+        // Without --nodes: the inventory's nodes that are members (a node listed for a later
+        // scale-out, or removed by scale-in, is not restarted).
+        if self.selected.is_empty() && !self.resume {
+            let (members, others): (Vec<u64>, Vec<u64>) =
+                st.nodes.iter().partition(|id| view.voters.contains(id));
+            if !others.is_empty() {
+                println!("not members of the running cluster, left alone: {others:?}");
+            }
+            st.nodes = members;
+        }
         if let Some(id) = st.nodes.iter().find(|id| !view.voters.contains(id)) {
             eprintln!(
                 "error: node {id} is not a voter of the running cluster (voters {:?})",

@@ -2,12 +2,12 @@
 //! and check it there (`crate::upgrade`), swap it in only when every node passed, then roll
 //! exactly like `rolling-restart` (same plan, progress, stop and `--resume`).
 
-use super::remote_args::RemoteArgs;
+use super::remote_args::{ActionArgs, RemoteArgs};
 use super::rolling::{confirm, execute, Setup};
 use super::ConfigError;
 use crate::node_api::NodeApi;
 use crate::rolling::fleet::Fleet;
-use crate::rolling::{state, Timing};
+use crate::rolling::state;
 use crate::upgrade::{self, Source};
 use anyhow::Context as _;
 use clap::Args;
@@ -27,21 +27,14 @@ pub struct UpgradeArgs {
     /// Put back the previous binary each node kept at the last upgrade, then roll.
     #[arg(long, conflicts_with = "binary")]
     pub rollback: bool,
-    /// Print the plan and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask for confirmation (required when stdin is not a terminal).
-    #[arg(long, short)]
-    pub yes: bool,
     /// Continue an upgrade whose roll stopped (the binaries are already swapped).
     #[arg(long, conflicts_with_all = ["binary", "rollback"])]
     pub resume: bool,
     /// The resume file (default: .wk-ops-upgrade.json beside the inventory).
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
-    /// Seconds to wait for the cluster to be ready before a node, and for the node to be back.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
-    pub wait: u64,
+    #[command(flatten)]
+    pub action: ActionArgs,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -92,17 +85,14 @@ pub async fn run(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
         }
         println!("the binary must pass `--version` and `--config <wk.yaml> --check` on every node before anything is swapped or restarted");
     }
-    if args.dry_run {
+    if args.action.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    if !confirm(args.yes, "Upgrade these nodes?")? {
+    if !confirm(args.action.yes, "Upgrade these nodes?")? {
         eprintln!("nothing changed");
         return Ok(ExitCode::from(1));
     }
-    let timing = Timing {
-        wait: Duration::from_secs(args.wait),
-        ..Timing::default()
-    };
+    let timing = args.action.timing();
     if !args.resume {
         let nodes: Vec<_> = st.nodes.iter().map(|id| fleet.node(*id).clone()).collect();
         let staged = futures::future::join_all(

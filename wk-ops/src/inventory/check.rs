@@ -199,8 +199,27 @@ pub fn nodes(count: usize, entries: &[(usize, NodeEntry)], nodes: &[Node], p: &m
     }
     shared_per_host(nodes, "logFile", |n| n.log_file.clone(), p);
     shared_per_host(nodes, "service.name", |n| Some(n.service.name.clone()), p);
-    let voters = nodes.len();
-    if voters == count && voters % 2 == 0 {
+    let voters = nodes.iter().filter(|n| !n.joins).count();
+    if voters == 0 && !nodes.is_empty() {
+        p.error(
+            "nodes",
+            "every node has `joins: true`: at least one node must form the cluster".into(),
+        );
+    }
+    // A joining node lists itself in its own initNodes; with the smallest id there it would be
+    // the one to initialize a cluster (a second one, if it started before the others formed).
+    if let Some(first) = nodes.iter().filter(|n| !n.joins).map(|n| n.id).min() {
+        for n in nodes.iter().filter(|n| n.joins && n.id < first) {
+            p.error(
+                &format!("nodes[{}].joins", n.index),
+                format!(
+                    "node {} joins but its id is smaller than every forming node's (smallest {first}):                      give joining nodes larger ids",
+                    n.id
+                ),
+            );
+        }
+    }
+    if nodes.len() == count && voters % 2 == 0 && voters > 0 {
         p.warn(
             "nodes",
             format!(

@@ -81,6 +81,9 @@ pub struct Node {
     pub log_file: Option<String>,
     pub ssh: Ssh,
     pub service: Service,
+    /// Joins a running cluster (`wk-ops scale-out`) instead of forming it: left out of the
+    /// other nodes' `initNodes`, never initializes a cluster.
+    pub joins: bool,
 }
 
 /// The five ports of a node.

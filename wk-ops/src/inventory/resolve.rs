@@ -140,6 +140,7 @@ pub fn node(d: &DefaultsSection, index: usize, n: &NodeEntry) -> Node {
         },
         service,
         host,
+        joins: n.joins,
     }
 }
 

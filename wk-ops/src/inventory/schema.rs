@@ -261,6 +261,10 @@ pub struct NodeEntry {
     pub service: ServicePartial,
     pub log_level: Option<Line>,
     pub log_file: Option<PathPattern>,
+    /// Not one of the nodes that form the cluster: it joins a running cluster through
+    /// `wk-ops scale-out` (left out of the other nodes' `initNodes`).
+    #[serde(default)]
+    pub joins: bool,
 }
 
 /// Largest node id: ids travel as JSON numbers (cluster API, dashboards), exact up to 2^53−1.

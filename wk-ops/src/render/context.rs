@@ -16,7 +16,7 @@ pub const DEFAULT_ALERTMANAGER: &str = "127.0.0.1:9093";
 pub struct Context {
     pub cluster: ClusterCtx,
     pub nodes: Vec<NodeCtx>,
-    /// `cluster.initNodes`: `id@host:port` of every node, by id.
+    /// `id@host:port` of every node that forms the cluster (every node without `joins`), by id.
     pub init_nodes: Vec<String>,
     pub load_balancer: Option<LbCtx>,
     pub alerts: AlertsCtx,
@@ -51,6 +51,10 @@ pub struct NodeCtx {
     pub node: Node,
     pub server_addr: String,
     pub init_node: String,
+    /// This node's `cluster.initNodes`: the nodes that form the cluster, plus itself when it
+    /// joins (the server requires its own entry; not being the forming node with the smallest
+    /// id, it waits to be added instead of initializing).
+    pub init_nodes: Vec<String>,
     /// Listen keys of the node file (bound to the node's bind address).
     pub listen: Listen,
     pub external: External,
@@ -161,7 +165,7 @@ pub fn build(inv: &Inventory) -> Context {
             raft_keys,
             quorum: inv.nodes.len() / 2 + 1,
         },
-        init_nodes: inv.nodes.iter().map(Node::init_node).collect(),
+        init_nodes: forming(inv).map(Node::init_node).collect(),
         nodes,
         load_balancer: inv.load_balancer.as_ref().map(|lb| {
             let bind = lb.bind_address.as_deref();
@@ -223,10 +227,19 @@ pub fn build(inv: &Inventory) -> Context {
     }
 }
 
+/// The nodes that form the cluster at its first start: every node without `joins`.
+pub fn forming(inv: &Inventory) -> impl Iterator<Item = &Node> {
+    inv.nodes.iter().filter(|n| !n.joins)
+}
+
 fn node(inv: &Inventory, n: &Node) -> NodeCtx {
     NodeCtx {
         server_addr: n.server_addr(),
         init_node: n.init_node(),
+        init_nodes: forming(inv)
+            .chain(n.joins.then_some(n))
+            .map(Node::init_node)
+            .collect(),
         listen: Listen {
             tcp: format!("tcp://{}", n.listen(n.ports.tcp)),
             ws: format!("ws://{}", n.listen(n.ports.ws)),

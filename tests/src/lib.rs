@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod js;
 pub mod netns;
 pub mod node;
+pub mod ops;
 pub mod powercut;
 pub mod watch;
 pub mod writer;

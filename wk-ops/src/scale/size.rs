@@ -56,8 +56,10 @@ pub fn refusals(change: Change, force: bool) -> Vec<Refusal> {
         let (fewer, more) = (after - 1, after + 1);
         let next = if after > before {
             format!("scale out to {more} next")
-        } else {
+        } else if fewer >= 3 {
             format!("scale in to {fewer} next")
+        } else {
+            format!("keep {before} voters")
         };
         out.push(Refusal {
             reason: format!(
@@ -100,6 +102,8 @@ mod tests {
         assert!(refusals(c(3, 4, 4), true).is_empty());
         let r = refusals(c(3, 2, 2), false);
         assert!(r[0].reason.contains("3 → 2 voters"), "{:?}", r);
+        assert!(r[0].reason.contains("keep 3 voters"), "{:?}", r);
+        assert!(refusals(c(5, 4, 4), false)[0].reason.contains("scale in to 3 next"));
         assert!(refusals(c(3, 2, 2), true).is_empty());
     }
 

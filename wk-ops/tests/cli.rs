@@ -330,6 +330,55 @@ fn even_voter_count_is_a_warning_not_an_error() {
 }
 
 #[test]
+fn joining_nodes_are_left_out_of_the_others_init_nodes() {
+    let t = tempfile::tempdir().unwrap();
+    let inv = minimal_inventory(
+        "  - { id: 4, host: 10.0.0.4, joins: true }\n  - { id: 5, host: 10.0.0.5, joins: true }\n",
+    );
+    // Three forming voters: no even-count warning although the inventory lists four or five.
+    let run = render(t.path(), &inv, &[]).expect(0);
+    assert!(!run.stderr.contains("even number"), "{}", run.stderr);
+    let init = |id: u64| -> Vec<String> {
+        let text = read(&t.path().join("out"), &format!("nodes/{id}/wk.yaml"));
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        v["cluster"]["initNodes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    let forming = ["1@10.0.0.1:11110", "2@10.0.0.2:11110", "3@10.0.0.3:11110"];
+    for id in 1..=3 {
+        assert_eq!(init(id), forming, "node {id}");
+    }
+    // A joining node lists the forming nodes and itself (the server wants its own entry).
+    let mut four = forming.map(String::from).to_vec();
+    four.push("4@10.0.0.4:11110".into());
+    assert_eq!(init(4), four);
+    assert_eq!(init(5)[3], "5@10.0.0.5:11110");
+    assert_eq!(init(5).len(), 4);
+
+    // A joining node with the smallest id would initialize a cluster of its own: refused.
+    let small = "cluster: { name: test }\nnodes:\n  - { id: 2, host: 10.0.0.2 }\n  - { id: 1, host: 10.0.0.1, joins: true }\n";
+    let run = render(t.path(), small, &[]).expect(2);
+    assert!(
+        run.stderr.contains("nodes[1].joins")
+            && run.stderr.contains("give joining nodes larger ids"),
+        "{}",
+        run.stderr
+    );
+    let all = "cluster: { name: test }\nnodes:\n  - { id: 1, host: 10.0.0.1, joins: true }\n";
+    let run = render(t.path(), all, &[]).expect(2);
+    assert!(
+        run.stderr
+            .contains("at least one node must form the cluster"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn output_is_deterministic() {
     let t = tempfile::tempdir().unwrap();
     let inv = std::fs::read_to_string(example_inventory()).unwrap();

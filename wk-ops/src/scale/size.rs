@@ -103,7 +103,9 @@ mod tests {
         let r = refusals(c(3, 2, 2), false);
         assert!(r[0].reason.contains("3 → 2 voters"), "{:?}", r);
         assert!(r[0].reason.contains("keep 3 voters"), "{:?}", r);
-        assert!(refusals(c(5, 4, 4), false)[0].reason.contains("scale in to 3 next"));
+        assert!(refusals(c(5, 4, 4), false)[0]
+            .reason
+            .contains("scale in to 3 next"));
         assert!(refusals(c(3, 2, 2), true).is_empty());
     }
 

@@ -71,7 +71,9 @@ pub async fn observe(api: &NodeApi, inv: &Inventory) -> Observation {
             break;
         }
     }
-    Observation { probes, members }
+    let mut obs = Observation { probes, members };
+    obs.drop_waiting_joiners();
+    obs
 }
 
 async fn probe(api: &NodeApi, node: &Node) -> Probe {
@@ -140,6 +142,25 @@ impl Observation {
             .iter()
             .filter_map(|p| p.raft.as_ref().ok())
             .find(|r| r.node_id == id)
+    }
+
+    /// Drops the `joins: true` nodes outside the agreed leader's membership (voters and
+    /// learners): they wait for `wk-ops scale-out`, or were removed by `scale-in`, and are not
+    /// part of the cluster the table and the health checks describe. Without an agreed leader
+    /// nothing is dropped.
+    pub fn drop_waiting_joiners(&mut self) {
+        let Some(members) = self.leader_status().map(|l| {
+            let m = &l.membership;
+            m.voters
+                .iter()
+                .chain(&m.learners)
+                .copied()
+                .collect::<BTreeSet<u64>>()
+        }) else {
+            return;
+        };
+        self.probes
+            .retain(|p| !p.node.joins || members.contains(&p.node.id));
     }
 
     /// The manager token is wrong: some node refused it and none accepted it (the others

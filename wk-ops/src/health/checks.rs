@@ -301,7 +301,14 @@ fn membership(obs: &Observation, cx: &Context, fail: &mut Fail) -> String {
     };
     let m = &leader.membership;
     let members: BTreeSet<u64> = m.voters.iter().chain(&m.learners).copied().collect();
-    let listed: BTreeSet<u64> = cx.inv.nodes.iter().map(|n| n.id).collect();
+    // A joining node outside the membership waits for scale-out (or was scaled in).
+    let listed: BTreeSet<u64> = cx
+        .inv
+        .nodes
+        .iter()
+        .filter(|n| !n.joins || members.contains(&n.id))
+        .map(|n| n.id)
+        .collect();
     for id in listed.difference(&members) {
         fail(
             Some(*id),
@@ -512,6 +519,47 @@ mod tests {
         assert_eq!(
             failing(&obs, &inv),
             [(Check::ReplicationLag, Some(3), "lag on 3".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_joining_node_outside_the_membership_is_not_checked_until_it_is_added() {
+        let src = "cluster: { name: c }\nnodes:\n  - { id: 1, host: 10.0.0.1 }\n  \
+                   - { id: 2, host: 10.0.0.2 }\n  - { id: 3, host: 10.0.0.3 }\n  \
+                   - { id: 4, host: 10.0.0.4, joins: true }\n";
+        let inv = crate::inventory::parse(src, "inv.yaml").unwrap().inventory;
+        let observe = |voters: Vec<u64>| {
+            let mut leader = probe(&inv, 1, "leader", 5, Some(1));
+            if let Ok(r) = &mut leader.raft {
+                r.membership.voters = voters;
+                for p in &mut r.replication {
+                    p.lag = 0;
+                }
+            }
+            let mut waiting = probe(&inv, 4, "learner", 0, None);
+            waiting.health = Err(refused(4));
+            let mut obs = Observation {
+                probes: vec![
+                    leader,
+                    probe(&inv, 2, "follower", 5, Some(1)),
+                    probe(&inv, 3, "follower", 5, Some(1)),
+                    waiting,
+                ],
+                members: None,
+            };
+            obs.drop_waiting_joiners();
+            obs
+        };
+        let obs = observe(vec![1, 2, 3]);
+        assert_eq!(obs.probes.len(), 3);
+        assert_eq!(failing(&obs, &inv), []);
+        // Once a member, it is checked like any node.
+        let obs = observe(vec![1, 2, 3, 4]);
+        assert_eq!(obs.probes.len(), 4);
+        let f = failing(&obs, &inv);
+        assert!(
+            f.contains(&(Check::NodeHealth, Some(4), "node 4 unhealthy".into())),
+            "{f:?}"
         );
     }
 

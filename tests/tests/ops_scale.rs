@@ -131,6 +131,18 @@ async fn scale_out_and_in_over_ssh_loses_no_message() {
         "{}",
         stderr(&o)
     );
+    let o = scale(
+        &s,
+        "scale-in",
+        first[2],
+        &["--yes", "--templates", "/nonexistent"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("scale-in renders nothing"),
+        "{}",
+        stderr(&o)
+    );
     assert!(
         !s.configs[&n4].exists(),
         "a refused or dry scale-out installed a file"

@@ -28,7 +28,7 @@ pub struct ScaleArgs {
     /// healthy voters than a quorum.
     #[arg(long)]
     pub force: bool,
-    /// Directory of templates overriding the built-in ones (as for `render`).
+    /// Directory of templates overriding the built-in ones (as for `render`; scale-out only).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
     #[command(flatten)]
@@ -102,6 +102,12 @@ async fn start(args: &ScaleArgs, dir: Direction) -> anyhow::Result<Result<Start,
 }
 
 pub async fn run(args: ScaleArgs, dir: Direction) -> anyhow::Result<ExitCode> {
+    if dir == Direction::In && args.templates.is_some() {
+        return Err(ConfigError(
+            "--templates: scale-in renders nothing (the option is for scale-out)".into(),
+        )
+        .into());
+    }
     let templates = match &args.templates {
         Some(d) => Templates::with_overrides(d)?,
         None => Templates::embedded()?,

@@ -1,7 +1,7 @@
 //! The HTTP API's node endpoints and its manager-token protection.
 
 use serde_json::json;
-use wk_tests::{get, post, post_with, Node, NodeOptions};
+use wk_tests::{get, post_with, Node, NodeOptions};
 
 #[tokio::test]
 async fn route_health_varz_and_manager_token() {

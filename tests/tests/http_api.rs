@@ -1,7 +1,7 @@
 //! The HTTP API's node endpoints and its manager-token protection.
 
 use serde_json::json;
-use wk_tests::{get, post, post_with, Node, NodeOptions};
+use wk_tests::{get, post_with, Node, NodeOptions};
 
 #[tokio::test]
 async fn route_health_varz_and_manager_token() {
@@ -56,67 +56,6 @@ async fn route_health_varz_and_manager_token() {
     assert_eq!(varz["server_id"], "1");
     assert_eq!(varz["in_msgs"], 1);
     assert!(varz["uptime_seconds"].is_u64());
-}
-
-#[tokio::test]
-async fn conversation_unread_and_set_unread() {
-    let node = Node::start(NodeOptions::default()).await;
-    for i in 0..3 {
-        let (st, _) = post(
-            &node.url("/message/send"),
-            json!({"header": {"red_dot": 1}, "from_uid": "sam", "channel_id": "tia", "channel_type": 1, "client_msg_no": format!("c{i}"), "payload": "eyJ0eXBlIjoxLCJjb250ZW50IjoieCJ9"}),
-        )
-        .await;
-        assert_eq!(st, 200);
-    }
-    let (_, convs) = post(
-        &node.url("/conversation/sync"),
-        json!({"uid": "tia", "msg_count": 2}),
-    )
-    .await;
-    let c = &convs[0];
-    assert_eq!(
-        (
-            c["channel_id"].as_str(),
-            c["unread"].as_u64(),
-            c["last_msg_seq"].as_u64()
-        ),
-        (Some("sam"), Some(3), Some(3))
-    );
-    assert_eq!(c["recents"].as_array().unwrap().len(), 2);
-    let version = c["version"].as_i64().unwrap();
-    let (st, _) = post(
-        &node.url("/conversations/setUnread"),
-        json!({"uid": "tia", "channel_id": "sam", "channel_type": 1, "unread": 0}),
-    )
-    .await;
-    assert_eq!(st, 200);
-    let (_, convs) = post(
-        &node.url("/conversation/sync"),
-        json!({"uid": "tia", "version": version}),
-    )
-    .await;
-    assert_eq!(
-        convs[0]["unread"], 0,
-        "changed conversation returned after version {version}: {convs}"
-    );
-    let (_, convs) = post(
-        &node.url("/conversation/sync"),
-        json!({"uid": "tia", "version": convs[0]["version"]}),
-    )
-    .await;
-    assert_eq!(convs, json!([]), "nothing newer");
-    let (_, convs) = post(
-        &node.url("/conversation/sync"),
-        json!({"uid": "sam", "last_msg_seqs": "tia:1:2", "msg_count": 10}),
-    )
-    .await;
-    let recents = convs[0]["recents"].as_array().unwrap();
-    assert_eq!(
-        recents.len(),
-        1,
-        "only messages after the client's seq 2: {convs}"
-    );
 }
 
 #[tokio::test]

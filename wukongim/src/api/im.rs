@@ -160,6 +160,11 @@ pub async fn message_send(
         red_dot: r.header.red_dot != 0,
         sync_once: r.header.sync_once != 0,
     };
+    // Go: a blank sender is the system account.
+    let from_uid = match r.from_uid.trim() {
+        "" => crate::store::SYSTEM_UID.to_string(),
+        _ => r.from_uid.clone(),
+    };
     let mut last = (0, 0);
     for (i, (channel_id, channel_type)) in targets.into_iter().enumerate() {
         let no = if i == 0 {
@@ -168,7 +173,7 @@ pub async fn message_send(
             format!("{client_msg_no}-{i}")
         };
         let cmd = Command::Send(SendCmd {
-            from_uid: r.from_uid.clone(),
+            from_uid: from_uid.clone(),
             from_device: String::new(),
             channel_id,
             channel_type,

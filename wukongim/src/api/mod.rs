@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/channel/messagesync", post(sync::message_sync))
         .route("/conversation/sync", post(sync::conversation_sync))
         .route("/conversations/setUnread", post(sync::set_unread))
+        .route("/conversations/clearUnread", post(sync::clear_unread))
         .route("/conversations/delete", post(sync::delete_conversation))
         .route(
             "/cluster/nodes",

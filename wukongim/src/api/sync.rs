@@ -3,7 +3,9 @@
 
 use super::error::{ok, required, ApiError, Body};
 use crate::app::App;
-use crate::store::{log_key, Command, Message, Outcome, SyncRange, CHANNEL_PERSON};
+use crate::store::{
+    log_key, Command, ConversationQuery, Message, Outcome, SyncRange, CHANNEL_PERSON, SYSTEM_UID,
+};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -26,7 +28,7 @@ pub fn message_json(m: &Message, viewer: &str) -> Value {
         "client_msg_no": m.client_msg_no,
         "stream_no": m.stream_no,
         "message_seq": m.message_seq,
-        "from_uid": m.from_uid,
+        "from_uid": if m.from_uid == SYSTEM_UID { "" } else { m.from_uid.as_str() },
         "channel_id": if viewer.is_empty() { m.channel_id.clone() } else { m.channel_for(viewer) },
         "channel_type": m.channel_type,
         "topic": m.topic.clone().unwrap_or_default(),
@@ -106,48 +108,48 @@ pub struct ConvSyncReq {
     only_unread: u8,
     #[serde(default)]
     exclude_channel_types: Vec<u8>,
+    #[serde(default)]
+    page: usize,
+    #[serde(default)]
+    page_size: usize,
 }
 
-/// Parses "channelID:channelType:seq|…" into "type:channelID" → seq.
-fn parse_last_seqs(s: &str) -> Result<HashMap<String, u64>, ApiError> {
+/// Parses "channelID:channelType:seq|…" into "type:channelID" → seq. Like Go, an entry that is
+/// not of that form is skipped rather than failing the whole sync.
+fn parse_last_seqs(s: &str) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for item in s.split('|').filter(|x| !x.is_empty()) {
         let mut parts = item.rsplitn(3, ':');
-        let (seq, ty, id) = (parts.next(), parts.next(), parts.next());
-        let (Some(seq), Some(ty), Some(id)) = (seq, ty, id) else {
-            return Err(ApiError::BadRequest(format!(
-                "last_msg_seqs item `{item}` is not channelID:channelType:seq"
-            )));
+        let (Some(seq), Some(ty), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
         };
-        let bad = || ApiError::BadRequest(format!("last_msg_seqs item `{item}` has a bad number"));
-        let ty: u8 = ty.parse().map_err(|_| bad())?;
-        let seq: u64 = seq.parse().map_err(|_| bad())?;
-        out.insert(format!("{ty}:{id}"), seq);
+        if let (Ok(ty), Ok(seq)) = (ty.parse::<u8>(), seq.parse::<u64>()) {
+            out.insert(format!("{ty}:{id}"), seq);
+        }
     }
-    Ok(out)
+    out
 }
 
+/// POST /conversation/sync (Go: `conversation.syncUserConversation`).
 pub async fn conversation_sync(
     State(app): State<Arc<App>>,
     Body(r): Body<ConvSyncReq>,
 ) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
-    let last = parse_last_seqs(&r.last_msg_seqs)?;
+    let query = ConversationQuery {
+        uid: r.uid.clone(),
+        version: r.version,
+        last_seqs: parse_last_seqs(&r.last_msg_seqs),
+        msg_count: r.msg_count.min(1000),
+        only_unread: r.only_unread != 0,
+        exclude_types: r.exclude_channel_types,
+        page: r.page,
+        page_size: r.page_size,
+    };
     let store = app.store.clone();
-    let uid = r.uid.clone();
-    let msg_count = r.msg_count.min(1000);
-    let views = tokio::task::spawn_blocking(move || {
-        store.conversations(
-            &uid,
-            r.version,
-            msg_count,
-            &last,
-            r.only_unread != 0,
-            &r.exclude_channel_types,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let views = tokio::task::spawn_blocking(move || store.conversations(&query))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
     let list: Vec<Value> = views
         .iter()
         .map(|v| {
@@ -155,7 +157,7 @@ pub async fn conversation_sync(
             json!({
                 "channel_id": c.channel_id,
                 "channel_type": c.channel_type,
-                "unread": c.unread,
+                "unread": v.unread,
                 "timestamp": c.timestamp,
                 "last_msg_seq": c.last_msg_seq,
                 "last_client_msg_no": c.last_client_msg_no,
@@ -178,17 +180,44 @@ pub struct SetUnreadReq {
     unread: u32,
 }
 
+/// POST /conversations/setUnread: the user has read all but the last `unread` messages.
 pub async fn set_unread(
     State(app): State<Arc<App>>,
     Body(r): Body<SetUnreadReq>,
 ) -> Result<Response, ApiError> {
-    required("uid", &r.uid)?;
-    required("channel_id", &r.channel_id)?;
+    propose_unread(&app, r.uid, r.channel_id, r.channel_type, r.unread).await
+}
+
+#[derive(Deserialize)]
+pub struct ConvReq {
+    uid: String,
+    channel_id: String,
+    channel_type: u8,
+}
+
+/// POST /conversations/clearUnread: the user has read everything (setUnread with 0, as in Go).
+pub async fn clear_unread(
+    State(app): State<Arc<App>>,
+    Body(r): Body<ConvReq>,
+) -> Result<Response, ApiError> {
+    propose_unread(&app, r.uid, r.channel_id, r.channel_type, 0).await
+}
+
+async fn propose_unread(
+    app: &App,
+    uid: String,
+    channel_id: String,
+    channel_type: u8,
+    unread: u32,
+) -> Result<Response, ApiError> {
+    required("uid", &uid)?;
+    required("channel_id", &channel_id)?;
+    nonzero_type(channel_type)?;
     let cmd = Command::SetUnread {
-        uid: r.uid,
-        channel_id: r.channel_id,
-        channel_type: r.channel_type,
-        unread: r.unread,
+        uid,
+        channel_id,
+        channel_type,
+        unread,
     };
     match app.core.propose(cmd).await? {
         Outcome::Rejected { message, .. } => Err(ApiError::BadRequest(message)),
@@ -196,19 +225,21 @@ pub async fn set_unread(
     }
 }
 
-#[derive(Deserialize)]
-pub struct DeleteConvReq {
-    uid: String,
-    channel_id: String,
-    channel_type: u8,
+fn nonzero_type(channel_type: u8) -> Result<(), ApiError> {
+    if channel_type == 0 {
+        return Err(ApiError::BadRequest("channel_type must not be 0".into()));
+    }
+    Ok(())
 }
 
+/// POST /conversations/delete: hides the conversation until its next message.
 pub async fn delete_conversation(
     State(app): State<Arc<App>>,
-    Body(r): Body<DeleteConvReq>,
+    Body(r): Body<ConvReq>,
 ) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
     required("channel_id", &r.channel_id)?;
+    nonzero_type(r.channel_type)?;
     let cmd = Command::DeleteConversation {
         uid: r.uid,
         channel_id: r.channel_id,

@@ -132,38 +132,15 @@ fn apply_one(
             channel_type,
             unread,
         } => {
-            let t = txn.open_table(CONVS)?;
-            let key = conv_key(channel_id, *channel_type);
-            let existing = t
-                .get((uid.as_str(), key.as_str()))?
-                .map(|g| g.value().to_vec());
-            match existing {
-                Some(raw) => {
-                    let mut c: Conversation = decode("conversations", &raw)?;
-                    c.unread = *unread;
-                    if *unread == 0 {
-                        c.readed_to_msg_seq = c.last_msg_seq;
-                    }
-                    drop(t);
-                    c.version = next_counter(txn, "conv_version")? as i64;
-                    txn.open_table(CONVS)?
-                        .insert((uid.as_str(), key.as_str()), to_bytes(&c).as_slice())?;
-                    Outcome::Done
-                }
-                None => rejected(
-                    5,
-                    format!("user {uid} has no conversation with {channel_id}"),
-                ),
-            }
+            conversation::set_unread(txn, uid, channel_id, *channel_type, *unread)?;
+            Outcome::Done
         }
         Command::DeleteConversation {
             uid,
             channel_id,
             channel_type,
         } => {
-            let key = conv_key(channel_id, *channel_type);
-            txn.open_table(CONVS)?
-                .remove((uid.as_str(), key.as_str()))?;
+            conversation::delete(txn, uid, channel_id, *channel_type)?;
             Outcome::Done
         }
         Command::Send(s) => apply_send(txn, s, deliveries)?,
@@ -273,7 +250,7 @@ fn apply_send(
                 to_bytes(&(message_id, message_seq)).as_slice(),
             )?;
         }
-        update_conversations(txn, &msg, &recipients)?;
+        conversation::on_message(txn, &msg, &recipients)?;
     }
     deliveries.push(Delivery {
         message: msg,
@@ -285,42 +262,4 @@ fn apply_send(
         message_seq,
         duplicate: false,
     })
-}
-
-fn update_conversations(
-    txn: &WriteTransaction,
-    msg: &Message,
-    recipients: &[String],
-) -> Result<()> {
-    for uid in recipients {
-        let channel_id = msg.channel_for(uid);
-        let key = conv_key(&channel_id, msg.channel_type);
-        let existing = {
-            let t = txn.open_table(CONVS)?;
-            let v = t
-                .get((uid.as_str(), key.as_str()))?
-                .map(|g| g.value().to_vec());
-            v
-        };
-        let mut c: Conversation = match existing {
-            Some(raw) => decode("conversations", &raw)?,
-            None => Conversation {
-                channel_id,
-                channel_type: msg.channel_type,
-                ..Default::default()
-            },
-        };
-        c.last_msg_seq = msg.message_seq;
-        c.last_client_msg_no = msg.client_msg_no.clone();
-        c.timestamp = msg.timestamp as i64;
-        if *uid == msg.from_uid {
-            c.readed_to_msg_seq = msg.message_seq;
-        } else if msg.header.red_dot {
-            c.unread += 1;
-        }
-        c.version = next_counter(txn, "conv_version")? as i64;
-        txn.open_table(CONVS)?
-            .insert((uid.as_str(), key.as_str()), to_bytes(&c).as_slice())?;
-    }
-    Ok(())
 }

@@ -3,14 +3,16 @@
 //! fsynced transaction per batch (group commit); reads are served from snapshots of the same file.
 
 mod apply;
+mod conversation;
 mod model;
 mod query;
 mod raft;
 mod snapshot;
 
 pub use apply::Applied;
+pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use model::*;
-pub use query::{ConversationView, SyncRange};
+pub use query::SyncRange;
 pub use snapshot::{
     decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion, Digest32,
     ReplaceResult, Row, MAX_ROW,

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub const CHANNEL_PERSON: u8 = 1;
 pub const CHANNEL_GROUP: u8 = 2;
 
+/// The sender of API messages sent without `from_uid` (Go's `____system`); shown as an empty
+/// `from_uid` in responses, and never a conversation of its own.
+pub const SYSTEM_UID: &str = "____system";
+
 /// Message header flags (RECV fixed-header bits and the HTTP `header` object).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -63,7 +67,8 @@ pub struct UserToken {
     pub device_level: u8,
 }
 
-/// One user's view of one channel.
+/// One user's view of one channel (rows of an older layout are read by
+/// [`super::conversation`]; new fields go at the end).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub channel_id: String,
@@ -74,6 +79,8 @@ pub struct Conversation {
     pub last_client_msg_no: String,
     pub readed_to_msg_seq: u64,
     pub version: i64,
+    /// Messages up to this seq are hidden (POST /conversations/delete).
+    pub deleted_at_msg_seq: u64,
 }
 
 /// A message send as proposed (from a client SEND or HTTP /message/send).

@@ -16,13 +16,6 @@ pub struct SyncRange {
     pub pull_up: bool,
 }
 
-/// A conversation with its most recent messages.
-#[derive(Debug, Clone)]
-pub struct ConversationView {
-    pub conversation: Conversation,
-    pub recents: Vec<Message>,
-}
-
 impl Store {
     fn read(&self) -> Result<ReadTransaction> {
         Ok(self.db().begin_read()?)
@@ -97,63 +90,6 @@ impl Store {
         let t = self.read()?.open_table(MESSAGES)?;
         let v = t.get((log, seq))?;
         v.map(|g| decode("messages", g.value())).transpose()
-    }
-
-    /// `uid`'s conversations changed after `version` (0 = all), newest first, each with up to
-    /// `msg_count` recent messages (ascending). `last_seqs` maps "type:channel" to the seq the
-    /// client already has: only newer messages are returned for those.
-    pub fn conversations(
-        &self,
-        uid: &str,
-        version: i64,
-        msg_count: usize,
-        last_seqs: &std::collections::HashMap<String, u64>,
-        only_unread: bool,
-        exclude_types: &[u8],
-    ) -> Result<Vec<ConversationView>> {
-        let txn = self.read()?;
-        let convs = txn.open_table(CONVS)?;
-        let msgs = txn.open_table(MESSAGES)?;
-        let mut out = Vec::new();
-        let upper = format!("{uid}\u{0}");
-        for item in convs.range((uid, "")..(upper.as_str(), ""))? {
-            let (k, v) = item?;
-            if k.value().0 != uid {
-                continue;
-            }
-            let c: Conversation = decode("conversations", v.value())?;
-            if c.version <= version
-                || (only_unread && c.unread == 0)
-                || exclude_types.contains(&c.channel_type)
-            {
-                continue;
-            }
-            let log = log_key(uid, &c.channel_id, c.channel_type);
-            let known = last_seqs
-                .get(&conv_key(&c.channel_id, c.channel_type))
-                .copied()
-                .unwrap_or(0);
-            let mut recents = Vec::new();
-            if msg_count > 0 && c.last_msg_seq > known {
-                let lo = known.saturating_add(1);
-                for item in msgs
-                    .range((log.as_str(), lo)..=(log.as_str(), c.last_msg_seq))?
-                    .rev()
-                {
-                    if recents.len() == msg_count {
-                        break;
-                    }
-                    recents.push(decode("messages", item?.1.value())?);
-                }
-                recents.reverse();
-            }
-            out.push(ConversationView {
-                conversation: c,
-                recents,
-            });
-        }
-        out.sort_by_key(|v| std::cmp::Reverse(v.conversation.timestamp));
-        Ok(out)
     }
 
     /// Counters for /varz: (messages stored, channels, users with tokens).

@@ -97,7 +97,9 @@ impl RpcHandler for Service {
             }
             kind::FORWARD_WRITE => {
                 let req: ForwardWrite = decode(&body)?;
-                let res: ForwardResult = self.cluster.write_as_leader(req.batch).await;
+                let deadline =
+                    tokio::time::Instant::now() + self.cluster.config.cluster.request_timeout.0;
+                let res: ForwardResult = self.cluster.write_as_leader(req.batch, deadline).await;
                 to_bytes(&res)
             }
             kind::ADMIN => {

@@ -1,0 +1,135 @@
+//! The write path's bounds end to end (three processes on loopback): a write that cannot commit
+//! is answered with an error naming the reason within `requestTimeout` + one election timeout —
+//! on a follower (forwarding) and on a leader that lost its quorum — and the node writes again
+//! as soon as a leader is reachable.
+
+use std::time::{Duration, Instant};
+use wk_tests::client::WkClient;
+use wk_tests::{poll, post, try_post, TestCluster};
+use wukongim::proto::{Packet, ReasonCode, SendackPacket};
+
+const T: Duration = Duration::from_secs(30);
+const ELECTION: Duration = Duration::from_secs(1);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Scheduling slack on a loaded 2-core machine (the bound itself is the server's promise).
+const SLACK: Duration = Duration::from_secs(3);
+
+fn signal(pid: u32, s: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(format!("-{s}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{s} {pid}");
+}
+
+async fn sendack(c: &mut WkClient) -> SendackPacket {
+    loop {
+        match c.next(T).await {
+            Some(Packet::Sendack(a)) => return a,
+            Some(_) => continue,
+            None => panic!("no SENDACK within {T:?}"),
+        }
+    }
+}
+
+/// Freezes every node but `keep`, checks a TCP SEND and an HTTP send on `keep` fail in time
+/// with a reason, thaws them, and checks `keep` writes again.
+async fn no_quorum_round(c: &mut TestCluster, keep: usize, tag: &str) {
+    let (mut client, r) = WkClient::connect(&c.nodes[keep].tcp_addr(), tag, "", 5).await;
+    assert_eq!(r, ReasonCode::Success);
+    let p = client.text_packet("peer", 1, "before", &format!("{tag}-before"));
+    client.write(&Packet::Send(p)).await;
+    assert_eq!(sendack(&mut client).await.reason_code, ReasonCode::Success);
+
+    let frozen: Vec<u32> = (0..c.nodes.len())
+        .filter(|i| *i != keep)
+        .map(|i| c.nodes[i].pid().expect("running"))
+        .collect();
+    for p in &frozen {
+        signal(*p, "STOP");
+    }
+    let bound = REQUEST_TIMEOUT + ELECTION + SLACK;
+    let t0 = Instant::now();
+    let p = client.text_packet("peer", 1, "stuck", &format!("{tag}-stuck"));
+    client.write(&Packet::Send(p)).await;
+    let ack = sendack(&mut client).await;
+    let took = t0.elapsed();
+    assert_ne!(
+        ack.reason_code,
+        ReasonCode::Success,
+        "{tag}: acked without quorum"
+    );
+    assert!(
+        took <= bound,
+        "{tag}: SENDACK after {took:?} (bound {bound:?})"
+    );
+
+    let t0 = Instant::now();
+    let body = serde_json::json!({
+        "from_uid": tag, "channel_id": "peer", "channel_type": 1,
+        "payload": "aGk=", "client_msg_no": format!("{tag}-http"),
+    });
+    let (st, v) = try_post(&c.nodes[keep].url("/message/send"), body.clone())
+        .await
+        .expect("the kept node answers HTTP");
+    let took = t0.elapsed();
+    assert_eq!(st, 503, "{tag}: {v}");
+    let msg = v.to_string();
+    assert!(
+        msg.contains("request timeout") || msg.contains("outcome unknown"),
+        "{tag}: the 503 names the reason: {msg}"
+    );
+    assert!(
+        took <= bound,
+        "{tag}: HTTP answer after {took:?} (bound {bound:?})"
+    );
+
+    for p in &frozen {
+        signal(*p, "CONT");
+    }
+    c.wait_leader(T).await;
+    // The same node writes again (the client retries the HTTP send: same clientMsgNo).
+    poll(T, "the kept node to write again", || {
+        let (u, b) = (c.nodes[keep].url("/message/send"), body.clone());
+        async move {
+            let (st, _) = try_post(&u, b).await.ok()?;
+            (st == 200).then_some(())
+        }
+    })
+    .await;
+    let p = client.text_packet("peer", 1, "after", &format!("{tag}-after"));
+    client.write(&Packet::Send(p)).await;
+    let ack = sendack(&mut client).await;
+    assert_eq!(
+        ack.reason_code,
+        ReasonCode::Success,
+        "{tag}: TCP after thaw"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_quorum_errors_within_the_request_timeout_and_recovers() {
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  requestTimeout: 3s\n");
+        n.write_config();
+    }
+    c.spawn_all(T).await;
+    let leader = c.leader_index().await;
+    // A follower left alone: it forwards, the leader is frozen.
+    no_quorum_round(&mut c, (leader + 1) % 3, "alone-follower").await;
+    // The leader left alone: it proposes, nobody replicates.
+    let leader = c.leader_index().await;
+    no_quorum_round(&mut c, leader, "alone-leader").await;
+    let (st, _) = post(
+        &c.nodes[leader].url("/message/send"),
+        serde_json::json!({
+            "from_uid": "x", "channel_id": "y", "channel_type": 1, "payload": "aGk=",
+        }),
+    )
+    .await;
+    assert_eq!(st, 200);
+    c.wait_converged(T).await;
+    c.check_nodes();
+}

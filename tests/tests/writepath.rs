@@ -1,11 +1,12 @@
 //! The write path's bounds end to end (three processes on loopback): a write that cannot commit
 //! is answered with an error naming the reason within `requestTimeout` + one election timeout —
 //! on a follower (forwarding) and on a leader that lost its quorum — and the node writes again
-//! as soon as a leader is reachable.
+//! as soon as a leader is reachable; and a member whose data directory was wiped rejoins without
+//! costing an acknowledged message or electing two leaders in one term.
 
 use std::time::{Duration, Instant};
 use wk_tests::client::WkClient;
-use wk_tests::{poll, post, try_post, TestCluster};
+use wk_tests::{get, message_seqs, poll, post, try_post, RaftWatch, TestCluster};
 use wukongim::proto::{Packet, ReasonCode, SendackPacket};
 
 const T: Duration = Duration::from_secs(30);
@@ -131,5 +132,112 @@ async fn a_write_without_quorum_errors_within_the_request_timeout_and_recovers()
     .await;
     assert_eq!(st, 200);
     c.wait_converged(T).await;
+    c.check_nodes();
+}
+
+/// The scenario of issue #10: an entry commits on {A, B}; B's data directory is wiped and B
+/// restarts; A goes down; B and C must not elect C (which never had the entry). Once A is back,
+/// B rejoins (learner, caught up, voter again) and every node serves the entry exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_member_rejoins_without_losing_an_acknowledged_entry() {
+    let mut c = TestCluster::start(3, "").await;
+    let watch = RaftWatch::start(
+        c.nodes
+            .iter()
+            .map(|n| n.url("/cluster/raft/status"))
+            .collect(),
+    );
+    let a = c.leader_index().await;
+    let (b, cc) = ((a + 1) % 3, (a + 2) % 3);
+    let send = |no: &str| {
+        serde_json::json!({
+            "from_uid": "alice", "channel_id": "bob", "channel_type": 1,
+            "payload": "aGk=", "client_msg_no": no,
+        })
+    };
+    let (st, v) = post(&c.nodes[a].url("/message/send"), send("before")).await;
+    assert_eq!(st, 200, "{v}");
+    c.wait_converged(T).await;
+
+    // C down; the entry commits on {A, B}.
+    c.nodes[cc].kill9();
+    let (st, v) = post(&c.nodes[a].url("/message/send"), send("acked-on-a-and-b")).await;
+    assert_eq!(st, 200, "{v}");
+    poll(T, "B to hold the acknowledged entry", || {
+        let u = c.nodes[b].url("");
+        async move {
+            let seqs = message_seqs(u.trim_end_matches('/'), "alice", "bob", 1).await;
+            seqs.iter()
+                .any(|(no, _)| no == "acked-on-a-and-b")
+                .then_some(())
+        }
+    })
+    .await;
+
+    // B loses its data and restarts; A goes down; C comes back.
+    c.nodes[b].kill9();
+    std::fs::remove_dir_all(c.nodes[b].dir.path().join("data")).expect("wipe B");
+    c.nodes[b].spawn();
+    c.nodes[a].kill9();
+    c.nodes[cc].spawn();
+    // (No /health yet: there is no leader to be healthy with.)
+    for i in [b, cc] {
+        poll(T, "B and C to answer raft status", || {
+            let u = c.nodes[i].url("/cluster/raft/status");
+            async move { (get(&u).await.0 == 200).then_some(()) }
+        })
+        .await;
+    }
+    // For five election timeouts, neither B nor C may lead a term without the entry: B, which
+    // forgot its log and its vote, does not vote, so C cannot win.
+    let window = Instant::now();
+    while window.elapsed() < ELECTION * 5 {
+        for i in [b, cc] {
+            let (_, st) = get(&c.nodes[i].url("/cluster/raft/status")).await;
+            assert_ne!(
+                st["state"],
+                "leader",
+                "node {i} leads without A: {st}\n{}",
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A is back: a leader holding the entry; B rejoins as learner and is promoted back.
+    c.nodes[a].spawn();
+    c.nodes[a].wait_healthy(T).await;
+    c.wait_leader(T).await;
+    poll(Duration::from_secs(60), "B to be a voter again", || {
+        let urls: Vec<String> = c.nodes.iter().map(|n| n.url("/cluster/nodes")).collect();
+        async move {
+            for u in urls {
+                let (st, v) = get(&u).await;
+                let nodes = v["nodes"].as_array()?;
+                let voters = nodes
+                    .iter()
+                    .filter(|n| n["status"] == "leader" || n["status"] == "follower")
+                    .count();
+                if st != 200 || voters != 3 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    let (st, v) = post(&c.nodes[b].url("/message/send"), send("after")).await;
+    assert_eq!(st, 200, "{v}");
+    c.wait_converged(T).await;
+    for (i, n) in c.nodes.iter().enumerate() {
+        let seqs = message_seqs(n.url("").trim_end_matches('/'), "alice", "bob", 1).await;
+        let nos: Vec<&str> = seqs.iter().map(|(no, _)| no.as_str()).collect();
+        assert_eq!(
+            nos,
+            vec!["before", "acked-on-a-and-b", "after"],
+            "node {i} serves every acknowledged entry once, in order"
+        );
+    }
+    watch.finish().await;
     c.check_nodes();
 }

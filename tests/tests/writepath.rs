@@ -241,3 +241,86 @@ async fn a_wiped_member_rejoins_without_losing_an_acknowledged_entry() {
     watch.finish().await;
     c.check_nodes();
 }
+
+/// Reads: `consistency: linearizable` on messagesync sees every acknowledged write on any node
+/// and refuses (503) when no leader can confirm it, while a local read answers from the node's
+/// own store; the status reports how far local reads lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linearizable_reads_ask_the_leader_and_local_reads_do_not() {
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  requestTimeout: 3s\n");
+        n.write_config();
+    }
+    c.spawn_all(T).await;
+    let leader = c.leader_index().await;
+    let follower = (leader + 1) % 3;
+    let sync = |consistency: &str| {
+        serde_json::json!({"login_uid": "reader", "channel_id": "writer", "channel_type": 1,
+            "start_message_seq": 1, "limit": 100, "pull_mode": 1, "consistency": consistency})
+    };
+    for k in 0..5 {
+        let (st, v) = post(
+            &c.nodes[leader].url("/message/send"),
+            serde_json::json!({"from_uid": "writer", "channel_id": "reader", "channel_type": 1,
+                "payload": "aGk=", "client_msg_no": format!("w{k}")}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        // Right after the acknowledgement, on a follower: a linearizable read has it.
+        let (st, v) = post(
+            &c.nodes[follower].url("/channel/messagesync"),
+            sync("linearizable"),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let n = v["messages"].as_array().map(|m| m.len()).unwrap_or(0);
+        assert_eq!(
+            n,
+            k + 1,
+            "linearizable read on a follower misses a write: {v}"
+        );
+    }
+    let (st, v) = post(
+        &c.nodes[follower].url("/channel/messagesync"),
+        sync("eventual"),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v.to_string().contains("linearizable"), "{v}");
+    let (_, s) = get(&c.nodes[follower].url("/cluster/raft/status")).await;
+    assert!(s["read_lag_entries"].is_u64(), "{s}");
+
+    // No quorum: the linearizable read is refused in time, the local one still answers.
+    let frozen: Vec<u32> = (0..3)
+        .filter(|i| *i != follower)
+        .map(|i| c.nodes[i].pid().expect("running"))
+        .collect();
+    for p in &frozen {
+        signal(*p, "STOP");
+    }
+    let t0 = Instant::now();
+    let (st, v) = post(
+        &c.nodes[follower].url("/channel/messagesync"),
+        sync("linearizable"),
+    )
+    .await;
+    let took = t0.elapsed();
+    let (st_local, local) = post(
+        &c.nodes[follower].url("/channel/messagesync"),
+        sync("local"),
+    )
+    .await;
+    for p in &frozen {
+        signal(*p, "CONT");
+    }
+    assert_eq!(st, 503, "{v}");
+    assert!(
+        took <= REQUEST_TIMEOUT * 3 + ELECTION + SLACK,
+        "linearizable read refused after {took:?}"
+    );
+    assert_eq!(st_local, 200, "{local}");
+    assert_eq!(local["messages"].as_array().map(|m| m.len()), Some(5));
+    c.wait_leader(T).await;
+    c.check_nodes();
+}

@@ -152,6 +152,10 @@ impl Cluster {
             AdminRequest::Nodes => {
                 Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default())
             }
+            AdminRequest::ReadIndex => {
+                let index = self.read_index_as_leader().await?;
+                Ok(json!({ "index": index }).to_string())
+            }
             AdminRequest::Rejoin { id } => {
                 let was_voter = voters.contains(&id);
                 if !was_voter && !learners.contains(&id) {

@@ -117,6 +117,8 @@ pub enum AdminRequest {
     Rejoin {
         id: u64,
     },
+    /// The leader's read index for a linearizable read on a follower.
+    ReadIndex,
 }
 
 /// Result of an admin operation: the JSON text to show, or why it was refused. It crosses the

@@ -10,6 +10,7 @@ pub mod log_store;
 pub mod messages;
 mod network;
 mod raft_config;
+mod reads;
 pub mod rpc;
 mod service;
 pub mod snapfile;

@@ -275,7 +275,10 @@ impl Pipeline {
                         self.settle(f, res);
                     }
                     // Leadership moved while in flight: propose the window again, in order.
-                    None => self.resync().await,
+                    None => {
+                        self.stats.retries.fetch_add(1, Relaxed);
+                        self.resync().await
+                    }
                 },
                 next = batches.recv(), if room => match next {
                     Some(items) => self.propose(items).await,
@@ -356,7 +359,6 @@ impl Pipeline {
     /// Proposes every batch in the window again, strictly one after the other in batch order
     /// (the state machine answers those that already committed with their stored outcome).
     async fn resync(&mut self) {
-        self.stats.retries.fetch_add(1, Relaxed);
         while let Some(f) = self.window.pop_front() {
             let res = self
                 .cluster

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod history;
 pub mod js;
 pub mod netns;
 pub mod node;

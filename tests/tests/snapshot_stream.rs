@@ -288,7 +288,10 @@ async fn a_downloaded_snapshot_restores_into_a_fresh_cluster_with_other_node_ids
         header(&h, "x-wk-snapshot-term"),
         v["data"]["term"].to_string()
     );
-    assert_eq!(header(&h, "x-wk-snapshot-format"), "1");
+    assert_eq!(
+        header(&h, "x-wk-snapshot-format"),
+        wukongim::cluster::snapfile::FORMAT.to_string()
+    );
     assert!(!header(&h, "x-wk-version").is_empty());
     assert_eq!(
         header(&h, "x-wk-data-version"),

@@ -172,6 +172,8 @@ pub fn raft_status_json(app: &App) -> Value {
         "applied_index": idx(&m.last_applied),
         "last_log_index": last_log,
         "purged_index": idx(&m.purged),
+        // Reads are local: what this node knows committed but has not applied yet.
+        "read_lag_entries": c.read_lag_entries(),
         "snapshot": {
             "index": idx(&m.snapshot),
             "built": s.built.get(),

@@ -52,6 +52,10 @@ pub struct SyncReq {
     limit: usize,
     #[serde(default)]
     pull_mode: u8,
+    /// "local" (default: this node's store, may lag) or "linearizable" (sees every write
+    /// acknowledged before the request).
+    #[serde(default)]
+    consistency: String,
 }
 
 pub async fn message_sync(
@@ -66,6 +70,20 @@ pub async fn message_sync(
         return Err(ApiError::BadRequest(
             "pull_mode must be 0 (down) or 1 (up)".into(),
         ));
+    }
+    match r.consistency.as_str() {
+        "" | "local" => {}
+        "linearizable" => app
+            .core
+            .cluster
+            .read_barrier()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "consistency must be \"local\" or \"linearizable\", not {other:?}"
+            )))
+        }
     }
     let log = log_key(&r.login_uid, &r.channel_id, r.channel_type);
     let range = SyncRange {

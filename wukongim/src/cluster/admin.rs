@@ -152,6 +152,34 @@ impl Cluster {
             AdminRequest::Nodes => {
                 Ok(serde_json::to_string(&self.nodes_view()).unwrap_or_default())
             }
+            AdminRequest::ReadIndex => {
+                let index = self.read_index_as_leader().await?;
+                Ok(json!({ "index": index }).to_string())
+            }
+            AdminRequest::Rejoin { id } => {
+                let was_voter = voters.contains(&id);
+                if !was_voter && !learners.contains(&id) {
+                    return Err(AdminError::NotFound(format!("node {id} is not a member")));
+                }
+                if was_voter {
+                    if voters.len() == 1 {
+                        return Err(bad(format!("node {id} is the only voter")));
+                    }
+                    tracing::warn!(id, "raft member lost its state: demoting it to learner");
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                        .await
+                        .map_err(|e| AdminError::Unavailable(format!("demoting {id}: {e}")))?;
+                }
+                // Only now (the demotion committed) may its replication start over.
+                self.raft
+                    .trigger()
+                    .allow_next_revert(&id, true)
+                    .await
+                    .map_err(|e| AdminError::Unavailable(e.to_string()))?
+                    .map_err(|e| AdminError::Unavailable(format!("resetting {id}: {e}")))?;
+                Ok(json!({"id": id, "was_voter": was_voter}).to_string())
+            }
         }
     }
 

@@ -34,6 +34,21 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(io_err)?
 }
 
+/// Decodes the log entry stored at `index`. An entry that does not decode is most likely from a
+/// server before proposer sessions (batches carry a `BatchTag` since then): say so.
+fn decode_entry(index: u64, b: &[u8]) -> Result<Entry, io::Error> {
+    from_bytes::<Entry>(b).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "raft log entry {index} cannot be decoded ({e}); a log written by a wukongim \
+                 without proposer sessions is not readable by this one: upgrade a cluster from \
+                 a snapshot (`wukongim restore`), not by replaying its log"
+            ),
+        )
+    })
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -52,9 +67,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let store = self.store.clone();
         blocking(move || {
             let rows = store.log_range(lo, hi).map_err(io_err)?;
-            rows.into_iter()
-                .map(|(_, b)| from_bytes::<Entry>(&b))
-                .collect()
+            rows.into_iter().map(|(i, b)| decode_entry(i, &b)).collect()
         })
         .await
     }
@@ -81,7 +94,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let last = store
                 .log_last()
                 .map_err(io_err)?
-                .map(|(_, b)| from_bytes::<Entry>(&b))
+                .map(|(i, b)| decode_entry(i, &b))
                 .transpose()?;
             let purged: Option<LogId> = store
                 .raft_meta_get(PURGED)

@@ -27,6 +27,8 @@ pub struct PingResponse {
     pub leader: Option<u64>,
     pub term: u64,
     pub committed: u64,
+    /// Index of the last log entry it holds (0: at most the initial membership).
+    pub last_log_index: u64,
 }
 
 /// One piece of a snapshot file streamed to a follower. The follower writes it only when
@@ -110,6 +112,13 @@ pub enum AdminRequest {
     },
     /// The leader's view of the members (for GET /cluster/nodes on followers).
     Nodes,
+    /// A member that lost its state asks to be taken back: demoted to learner (if a voter) and
+    /// its log allowed to go back, so it can be caught up (see `bootstrap.rs`).
+    Rejoin {
+        id: u64,
+    },
+    /// The leader's read index for a linearizable read on a follower.
+    ReadIndex,
 }
 
 /// Result of an admin operation: the JSON text to show, or why it was refused. It crosses the

@@ -10,6 +10,7 @@ pub mod log_store;
 pub mod messages;
 mod network;
 mod raft_config;
+mod reads;
 pub mod rpc;
 mod service;
 pub mod snapfile;
@@ -54,6 +55,8 @@ pub struct Cluster {
     pub init_members: BTreeMap<u64, String>,
     /// Raft RPC latency per peer.
     pub peer_latency: network::PeerLatency,
+    /// Held while a node without state decides how it joins (see `bootstrap.rs`).
+    pub join_guard: bootstrap::JoinGuard,
 }
 
 impl Cluster {
@@ -116,7 +119,13 @@ impl Cluster {
             snapshot_dir,
             init_members,
             peer_latency,
+            join_guard: bootstrap::JoinGuard::default(),
         });
+        // Before the RPC server answers anyone: a node without state does not vote or accept
+        // replication until bootstrap decided whether it forms the cluster or rejoins it.
+        if !cluster.raft.is_initialized().await.unwrap_or(true) {
+            cluster.join_guard.hold();
+        }
         let handler = Arc::new(service::Service {
             cluster: cluster.clone(),
             incoming: snapshot_recv::Receiver::new(cluster.snapshot_dir.clone()),

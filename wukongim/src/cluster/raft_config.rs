@@ -25,9 +25,10 @@ pub fn raft_config(c: &Config) -> openraft::Config {
         // Purge in batches, but never wait for more entries than a snapshot interval holds.
         purge_batch_size: (cl.snapshot_entries / 2).clamp(1, 256),
         enable_pre_vote: Some(cl.pre_vote),
-        // A follower whose data directory was wiped comes back with an empty log; it must be
-        // caught up (by snapshot) instead of crashing the leader.
-        allow_log_reversion: Some(true),
+        // A member whose log went back (data directory lost) is never silently reset: it
+        // rejoins as a learner first (see `bootstrap.rs`), and the leader allows the reset for
+        // that node alone.
+        allow_log_reversion: Some(false),
         ..Default::default()
     }
 }

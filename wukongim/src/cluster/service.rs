@@ -30,6 +30,11 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 impl RpcHandler for Service {
     async fn handle(&self, k: u8, body: Bytes) -> Result<Bytes, String> {
         let raft = &self.cluster.raft;
+        if self.cluster.join_guard.held() && guarded(k) {
+            return Err("node has no raft state yet and is deciding how to join; \
+                        not voting or accepting replication"
+                .into());
+        }
         let out = match k {
             kind::PING => to_bytes(&PingResponse {
                 node_id: self.cluster.node_id,
@@ -43,6 +48,7 @@ impl RpcHandler for Service {
                     .as_ref()
                     .map(|l| l.index)
                     .unwrap_or(0),
+                last_log_index: raft.metrics().borrow_watched().last_log_index.unwrap_or(0),
             }),
             kind::APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&body)?;
@@ -97,7 +103,9 @@ impl RpcHandler for Service {
             }
             kind::FORWARD_WRITE => {
                 let req: ForwardWrite = decode(&body)?;
-                let res: ForwardResult = self.cluster.write_as_leader(req.batch).await;
+                let deadline =
+                    tokio::time::Instant::now() + self.cluster.config.cluster.request_timeout.0;
+                let res: ForwardResult = self.cluster.write_as_leader(req.batch, deadline).await;
                 to_bytes(&res)
             }
             kind::ADMIN => {
@@ -108,6 +116,20 @@ impl RpcHandler for Service {
         };
         Ok(out.into())
     }
+}
+
+/// Raft traffic a node without state must refuse until it knows how it joins.
+fn guarded(k: u8) -> bool {
+    matches!(
+        k,
+        kind::APPEND
+            | kind::VOTE
+            | kind::PRE_VOTE
+            | kind::SNAPSHOT
+            | kind::SNAPSHOT_CHUNK
+            | kind::SNAPSHOT_INSTALL
+            | kind::TRANSFER_LEADER
+    )
 }
 
 impl Service {

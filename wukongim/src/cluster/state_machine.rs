@@ -12,7 +12,7 @@ use super::types::{
 };
 use crate::core::Hub;
 use crate::fsutil::io_err;
-use crate::store::{Command, Store};
+use crate::store::Store;
 use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -177,7 +177,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let mut batches: Vec<Option<Vec<Command>>> = Vec::new();
+        let mut batches: Vec<Option<Batch>> = Vec::new();
         let mut responders = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
@@ -185,7 +185,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id();
             match entry.payload {
                 EntryPayload::Blank => batches.push(None),
-                EntryPayload::Normal(Batch(cmds)) => batches.push(Some(cmds)),
+                EntryPayload::Normal(batch) => batches.push(Some(batch)),
                 EntryPayload::Membership(m) => {
                     tracing::info!(index = log_id.index(), membership = %m, "raft membership applied");
                     membership = Some(StoredMembership::new(Some(log_id), m));
@@ -210,7 +210,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for (a, responder) in applied.into_iter().zip(responders) {
             self.hub.deliver(a.deliveries);
             if let Some(r) = responder {
-                r.send(BatchResult(a.outcomes));
+                r.send(BatchResult {
+                    verdict: a.verdict,
+                    outcomes: a.outcomes,
+                });
             }
         }
         let _ = self.applied.send(last.index());

@@ -1,24 +1,18 @@
-//! The Raft type configuration: one log entry carries a batch of IM commands (group commit) and
-//! answers with one outcome per command. Raft types are encoded with postcard everywhere (log,
+//! The Raft type configuration: one log entry carries a batch of IM commands (group commit) tagged
+//! with its proposer session, and answers with the session verdict and one outcome per command. Raft types are encoded with postcard everywhere (log,
 //! metadata, RPC); [`to_bytes`] / [`from_bytes`] are the one place that does it.
 
-use crate::store::{Command, Outcome};
+use crate::store::Outcome;
+pub use crate::store::{Batch, BatchTag, Verdict};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::fmt;
 
-/// A batch of commands proposed as one log entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch(pub Vec<Command>);
-
-impl fmt::Display for Batch {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "batch of {} commands", self.0.len())
-    }
-}
-
-/// One outcome per command of a [`Batch`].
+/// What applying a [`Batch`] gave: the session verdict and, when it took effect, one outcome per
+/// command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct BatchResult(pub Vec<Outcome>);
+pub struct BatchResult {
+    pub verdict: Verdict,
+    pub outcomes: Vec<Outcome>,
+}
 
 openraft::declare_raft_types!(
     /// Type configuration of the wukongim Raft group.

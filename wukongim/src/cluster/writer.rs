@@ -1,32 +1,61 @@
-//! The write path: proposals are queued in arrival order, grouped into batches (one log entry,
-//! one fsync per batch on every node), proposed on the leader — or forwarded to it — with retries
-//! across leader changes until `requestTimeout`, and answered once applied on this node.
+//! The write path, top to bottom. A command is queued on the [`Proposer`] in arrival order
+//! (bounded: a full queue refuses after `requestTimeout`); the batcher groups queued commands into
+//! one [`Batch`] (one log entry, one fsync per node); the pipeline numbers each batch in this
+//! node's proposer session ([`BatchTag`]: node id, incarnation, batch number) and proposes it —
+//! on the leader up to [`PIPELINE`] batches in flight in log order, on a follower one at a time
+//! through the leader (`FORWARD_WRITE`); Raft commits it; every node's state machine applies it
+//! exactly once (`store/sessions.rs` answers a re-proposed batch with its stored outcome and
+//! never applies a batch after a gap) and delivers its messages to its own clients; the
+//! proposer answers once this node applied it.
+//!
+//! Every wait has a deadline: a command is answered within `requestTimeout` of being queued
+//! (plus at most one RPC timeout). When the leader changes, the in-flight batches are proposed
+//! again in their original order, one after the other; a batch whose fate cannot be learned in
+//! time is answered with an error and the session starts a new incarnation, so the unanswered
+//! batch can never be applied after a later one.
 
 use super::messages::{kind, ForwardError, ForwardResult, ForwardWrite};
-use super::types::{from_bytes, to_bytes, Batch, BatchResult, TypeConfig};
+use super::types::{from_bytes, to_bytes, Batch, BatchResult, BatchTag, TypeConfig, Verdict};
 use super::Cluster;
 use crate::store::{Command, Outcome};
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::impls::ProgressResponder;
 use openraft::raft::ClientWriteResult;
+use openraft::type_config::async_runtime::WatchReceiver;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Why a proposal did not produce an outcome.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     #[error("the write path is shut down")]
     Closed,
-    #[error("no leader accepted the write within the request timeout")]
-    Timeout,
+    #[error("write queue full for the whole request timeout")]
+    Busy,
+    #[error("write not committed within the request timeout: {0}")]
+    Timeout(String),
+    /// The write may or may not have taken effect; retrying with the same clientMsgNo is safe.
+    #[error("write outcome unknown ({0}); retry it")]
+    Unknown(String),
 }
 
 type Reply = oneshot::Sender<Result<Outcome, ProposeError>>;
+
+/// A queued command: what to apply, whom to answer, and by when.
+struct Pending {
+    cmd: Command,
+    reply: Reply,
+    deadline: Instant,
+}
 
 /// Batches a leader keeps in flight at once.
 const PIPELINE: usize = 16;
@@ -93,18 +122,24 @@ impl WriteStats {
 /// Handle used to submit commands.
 #[derive(Clone)]
 pub struct Proposer {
-    tx: mpsc::Sender<(Command, Reply)>,
+    tx: mpsc::Sender<Pending>,
+    timeout: Duration,
     pub stats: Arc<WriteStats>,
 }
 
 impl Proposer {
-    /// Starts the batching task for `cluster`.
+    /// Starts the batcher and the pipeline for `cluster`.
     pub fn start(cluster: Arc<Cluster>) -> Proposer {
         let queue = cluster.config.cluster.queue_size.max(1) as usize;
         let (tx, rx) = mpsc::channel(queue);
+        let (batches_tx, batches_rx) = mpsc::channel(1);
         let stats = Arc::new(WriteStats::default());
-        tokio::spawn(batcher(cluster, rx, stats.clone()));
-        Proposer { tx, stats }
+        let max = cluster.config.cluster.batch_size.max(1) as usize;
+        let linger = cluster.config.cluster.batch_timeout.0;
+        tokio::spawn(batcher(rx, batches_tx, max, linger));
+        let timeout = cluster.config.cluster.request_timeout.0;
+        tokio::spawn(Pipeline::new(cluster, stats.clone()).run(batches_rx));
+        Proposer { tx, timeout, stats }
     }
 
     /// Submits `cmd` and waits until it is committed and applied on this node.
@@ -121,10 +156,18 @@ impl Proposer {
         cmd: Command,
     ) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
         let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            cmd,
+            reply,
+            deadline: Instant::now() + self.timeout,
+        };
         self.tx
-            .send((cmd, reply))
+            .send_timeout(pending, self.timeout)
             .await
-            .map_err(|_| ProposeError::Closed)?;
+            .map_err(|e| match e {
+                mpsc::error::SendTimeoutError::Timeout(_) => ProposeError::Busy,
+                mpsc::error::SendTimeoutError::Closed(_) => ProposeError::Closed,
+            })?;
         Ok(rx)
     }
 
@@ -134,15 +177,16 @@ impl Proposer {
     }
 }
 
+/// Groups queued commands into batches of up to `max`, in order. Under sustained load it waits
+/// up to `linger` for a full batch; idle writes go at once. Commands whose deadline passed in
+/// the queue are answered here.
 async fn batcher(
-    cluster: Arc<Cluster>,
-    mut rx: mpsc::Receiver<(Command, Reply)>,
-    stats: Arc<WriteStats>,
+    mut rx: mpsc::Receiver<Pending>,
+    out: mpsc::Sender<Vec<Pending>>,
+    max: usize,
+    linger: Duration,
 ) {
-    let max = cluster.config.cluster.batch_size.max(1) as usize;
-    let linger = cluster.config.cluster.batch_timeout.0;
     let mut last_full = false;
-    let pipeline = Arc::new(tokio::sync::Semaphore::new(PIPELINE));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < max {
@@ -151,9 +195,8 @@ async fn batcher(
                 Err(_) => break,
             }
         }
-        // Under sustained load, wait up to batchTimeout for a full batch; idle writes go at once.
         if last_full && batch.len() < max && !linger.is_zero() {
-            let deadline = tokio::time::Instant::now() + linger;
+            let deadline = Instant::now() + linger;
             while batch.len() < max {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(item)) => batch.push(item),
@@ -162,56 +205,219 @@ async fn batcher(
             }
         }
         last_full = batch.len() == max;
-        let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-        stats.proposals.inc_by(cmds.len() as u64);
-        stats.batches.inc();
-        stats.batch_sizes.observe(cmds.len() as f64);
-        let started = Instant::now();
-        // On the leader, batches are pipelined: enqueued into Raft in order (so one client's
-        // sends keep their order in the log) and awaited concurrently, up to PIPELINE at once.
-        if cluster.raft.is_leader() {
-            let permit = pipeline
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
-            let (responder, done) =
-                ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
-            if cluster
-                .raft
-                .client_write_ff(Batch(cmds.clone()), Some(responder))
-                .await
-                .is_ok()
-            {
-                let (cluster, stats) = (cluster.clone(), stats.clone());
-                tokio::spawn(async move {
-                    let res = match done.await {
-                        Ok(Ok(resp)) => Ok(resp.data),
-                        // Leadership moved while in flight: retry through the normal path
-                        // (sends are deduplicated by clientMsgNo, so nothing is stored twice).
-                        _ => cluster.write(Batch(cmds), &stats).await,
-                    };
-                    stats
-                        .commit_latency
-                        .observe(started.elapsed().as_secs_f64());
-                    answer(replies, res);
-                    drop(permit);
-                });
+        let now = Instant::now();
+        let (live, expired): (Vec<Pending>, Vec<Pending>) =
+            batch.into_iter().partition(|p| p.deadline > now);
+        for p in expired {
+            let _ = p.reply.send(Err(ProposeError::Timeout(
+                "waited in the write queue past requestTimeout".into(),
+            )));
+        }
+        if !live.is_empty() && out.send(live).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the leader's Raft answers for a batch proposed with `client_write_ff`.
+type Done = Pin<Box<dyn Future<Output = Result<BatchResult, String>> + Send>>;
+
+/// A numbered batch not yet answered.
+struct InFlight {
+    batch: Batch,
+    replies: Vec<Reply>,
+    deadline: Instant,
+    started: std::time::Instant,
+    /// Set when proposed on this node as leader (pipelined); `None` until proposed.
+    done: Option<(u64, Done)>,
+}
+
+/// This node's proposer session and its batches in flight, in batch-number order.
+struct Pipeline {
+    cluster: Arc<Cluster>,
+    stats: Arc<WriteStats>,
+    incarnation: u64,
+    next_seq: u64,
+    window: VecDeque<InFlight>,
+}
+
+impl Pipeline {
+    fn new(cluster: Arc<Cluster>, stats: Arc<WriteStats>) -> Pipeline {
+        // Unique per start: microseconds since the epoch. Should the clock have gone back, the
+        // state machine answers `Stale` with the incarnation it holds and the session moves past it.
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(1)
+            .max(1);
+        Pipeline {
+            cluster,
+            stats,
+            incarnation,
+            next_seq: 1,
+            window: VecDeque::new(),
+        }
+    }
+
+    async fn run(mut self, mut batches: mpsc::Receiver<Vec<Pending>>) {
+        loop {
+            let head_proposed = self.window.front().map(|f| f.done.is_some());
+            if head_proposed == Some(false) {
+                self.resync().await;
                 continue;
             }
+            let room = self.window.len() < PIPELINE && self.same_term();
+            tokio::select! {
+                biased;
+                res = self.head(), if head_proposed == Some(true) => match res {
+                    Some(res) => {
+                        let f = self.window.pop_front().expect("head exists");
+                        self.settle(f, res);
+                    }
+                    // Leadership moved while in flight: propose the window again, in order.
+                    None => {
+                        self.stats.retries.fetch_add(1, Relaxed);
+                        self.resync().await
+                    }
+                },
+                next = batches.recv(), if room => match next {
+                    Some(items) => self.propose(items).await,
+                    None => break,
+                },
+            }
         }
-        let res = cluster.write(Batch(cmds), &stats).await;
-        stats
+        for f in std::mem::take(&mut self.window) {
+            answer(f.replies, Err(ProposeError::Closed));
+        }
+    }
+
+    /// Whether new batches may join the pipeline: everything in it was proposed in this term.
+    fn same_term(&self) -> bool {
+        let term = self.cluster.raft.metrics().borrow_watched().current_term;
+        self.window
+            .back()
+            .is_none_or(|f| f.done.as_ref().is_some_and(|(t, _)| *t == term))
+    }
+
+    /// Waits for the head's result until its deadline. `Some(Err)` is a timeout; `None` means the
+    /// leader lost it before commit (it must be proposed again).
+    async fn head(&mut self) -> Option<Result<BatchResult, ProposeError>> {
+        let f = self.window.front_mut()?;
+        let (_, done) = f.done.as_mut()?;
+        match tokio::time::timeout_at(f.deadline, done).await {
+            Ok(Ok(r)) => Some(Ok(r)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "pipelined batch lost its leader, proposing again");
+                None
+            }
+            Err(_) => Some(Err(ProposeError::Timeout(
+                "the leader did not commit it".into(),
+            ))),
+        }
+    }
+
+    /// Numbers `items` as the session's next batch and proposes it: pipelined when this node
+    /// leads and nothing older waits to be proposed again; otherwise it waits its turn.
+    async fn propose(&mut self, items: Vec<Pending>) {
+        let deadline = items.iter().map(|p| p.deadline).min().expect("non-empty");
+        let (cmds, replies): (Vec<Command>, Vec<Reply>) =
+            items.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+        self.stats.proposals.inc_by(cmds.len() as u64);
+        self.stats.batches.inc();
+        self.stats.batch_sizes.observe(cmds.len() as f64);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let acked = self
+            .window
+            .iter()
+            .find(|f| f.batch.tag.incarnation == self.incarnation)
+            .map_or(seq, |f| f.batch.tag.seq)
+            - 1;
+        let batch = Batch {
+            tag: BatchTag {
+                node: self.cluster.node_id,
+                incarnation: self.incarnation,
+                seq,
+                acked,
+            },
+            cmds,
+        };
+        let mut f = InFlight {
+            batch,
+            replies,
+            deadline,
+            started: std::time::Instant::now(),
+            done: None,
+        };
+        let all_proposed = self.window.iter().all(|f| f.done.is_some());
+        if all_proposed && self.cluster.raft.is_leader() {
+            f.done = self.cluster.propose_pipelined(f.batch.clone()).await;
+        }
+        self.window.push_back(f);
+    }
+
+    /// Proposes every batch in the window again, strictly one after the other in batch order
+    /// (the state machine answers those that already committed with their stored outcome).
+    async fn resync(&mut self) {
+        while let Some(f) = self.window.pop_front() {
+            let res = self
+                .cluster
+                .write(f.batch.clone(), f.deadline, &self.stats)
+                .await;
+            self.settle(f, res);
+        }
+    }
+
+    /// Answers a batch's proposers. A batch whose fate is unknown (timed out, after a gap, from
+    /// a replaced incarnation) ends this incarnation: later batches start a new one, so the
+    /// unknown batch cannot be applied after them.
+    fn settle(&mut self, f: InFlight, res: Result<BatchResult, ProposeError>) {
+        self.stats
             .commit_latency
-            .observe(started.elapsed().as_secs_f64());
-        answer(replies, res);
+            .observe(f.started.elapsed().as_secs_f64());
+        let res = match res {
+            Ok(r) => match r.verdict {
+                Verdict::Applied | Verdict::Duplicate { kept: true } => Ok(r.outcomes),
+                Verdict::Duplicate { kept: false } => Err(ProposeError::Unknown(
+                    "applied before, outcome no longer kept".into(),
+                )),
+                Verdict::Gap { expected } => Err(ProposeError::Unknown(format!(
+                    "batch {} arrived before batch {expected}",
+                    f.batch.tag.seq
+                ))),
+                Verdict::Stale { current } => {
+                    // Only after the clock went back across a restart: move past what is held.
+                    if current > self.incarnation {
+                        self.restart(current + 1);
+                    }
+                    Err(ProposeError::Unknown("proposer session replaced".into()))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        if res.is_err() && f.batch.tag.incarnation == self.incarnation {
+            self.restart(self.incarnation + 1);
+        }
+        answer(f.replies, res);
+    }
+}
+
+impl Pipeline {
+    /// Starts a new incarnation of this node's session: batch numbers begin again at 1.
+    fn restart(&mut self, incarnation: u64) {
+        self.incarnation = incarnation;
+        self.next_seq = 1;
+        tracing::warn!(
+            incarnation,
+            "write session restarted after a batch with unknown outcome"
+        );
     }
 }
 
 /// Sends each proposer its outcome (or the batch's error).
-fn answer(replies: Vec<Reply>, res: Result<BatchResult, ProposeError>) {
+fn answer(replies: Vec<Reply>, res: Result<Vec<Outcome>, ProposeError>) {
     match res {
-        Ok(BatchResult(outcomes)) => {
+        Ok(outcomes) => {
             for (reply, o) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(o));
             }
@@ -226,17 +432,38 @@ fn answer(replies: Vec<Reply>, res: Result<BatchResult, ProposeError>) {
 
 impl Cluster {
     /// Commits `batch` through the leader (here or remote), retrying across leader changes until
-    /// `requestTimeout`, then waits until this node has applied it. Retried batches are safe:
-    /// sends are deduplicated by (sender, clientMsgNo) and the other commands are idempotent.
-    pub async fn write(
+    /// `deadline`, then waits (bounded by the same deadline) until this node has applied it.
+    /// Proposing a batch again is safe: the state machine applies each batch number once.
+    async fn write(
         &self,
         batch: Batch,
+        deadline: Instant,
         stats: &WriteStats,
     ) -> Result<BatchResult, ProposeError> {
-        let deadline = Instant::now() + self.config.cluster.request_timeout.0;
         let (index, result) = self.commit(batch, stats, deadline).await?;
         self.applied_locally(index, deadline).await;
         Ok(result)
+    }
+
+    /// Proposes `batch` on this node (the leader) without waiting: the batch enters the log in
+    /// call order. Returns the term it was proposed in and its result to come, or `None` if this
+    /// node no longer leads.
+    async fn propose_pipelined(&self, batch: Batch) -> Option<(u64, Done)> {
+        let term = self.raft.metrics().borrow_watched().current_term;
+        let (responder, done) =
+            ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
+        self.raft
+            .client_write_ff(batch, Some(responder))
+            .await
+            .ok()?;
+        let done: Done = Box::pin(async move {
+            match done.await {
+                Ok(Ok(resp)) => Ok(resp.data),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("leader stopped before commit".to_string()),
+            }
+        });
+        Some((term, done))
     }
 
     /// Waits (bounded by `deadline`) until this node applied `index`.
@@ -250,7 +477,8 @@ impl Cluster {
     }
 
     /// Commits `batch` through the leader (here or remote), retrying across leader changes until
-    /// `deadline`; returns the log index it was applied at on the leader.
+    /// `deadline`; returns the log index it was applied at on the leader. The timeout error names
+    /// the last reason an attempt failed.
     async fn commit(
         &self,
         batch: Batch,
@@ -259,20 +487,22 @@ impl Cluster {
     ) -> Result<(u64, BatchResult), ProposeError> {
         let pause = (self.config.heartbeat() / 2)
             .clamp(Duration::from_millis(10), Duration::from_millis(200));
+        let mut why = String::from("no leader known");
         let mut attempt = 0u32;
         loop {
             if attempt > 0 {
-                stats.retries.fetch_add(1, Relaxed);
-                if Instant::now() >= deadline {
-                    return Err(ProposeError::Timeout);
+                if Instant::now() + pause >= deadline {
+                    return Err(ProposeError::Timeout(why));
                 }
                 tokio::time::sleep(pause).await;
             }
             attempt += 1;
-            let leader = self.leader();
-            let res = match leader {
-                None => continue,
-                Some(l) if l == self.node_id => self.write_as_leader(batch.clone()).await,
+            let res = match self.leader() {
+                None => {
+                    why = "no leader known".into();
+                    continue;
+                }
+                Some(l) if l == self.node_id => self.write_as_leader(batch.clone(), deadline).await,
                 Some(l) => {
                     stats.forwarded.inc();
                     self.forward(l, &batch, deadline).await
@@ -280,10 +510,12 @@ impl Cluster {
             };
             match res {
                 ForwardResult::Applied { index, result } => return Ok((index, result)),
-                ForwardResult::NotLeader { .. } => continue,
+                ForwardResult::NotLeader { leader } => {
+                    why = format!("leadership moving (leader hint {leader:?})");
+                }
                 ForwardResult::Failed(e) => {
                     tracing::debug!(error = %e, attempt, "write attempt failed, retrying");
-                    continue;
+                    why = e.to_string();
                 }
             }
         }
@@ -293,9 +525,13 @@ impl Cluster {
         let Some(addr) = self.addr_of(leader) else {
             return ForwardResult::Failed(ForwardError::NoAddress(leader));
         };
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(50));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return ForwardResult::Failed(ForwardError::Unreachable {
+                leader,
+                reason: "request timeout reached".into(),
+            });
+        }
         let body = to_bytes(&ForwardWrite {
             batch: batch.clone(),
         });
@@ -317,19 +553,23 @@ impl Cluster {
         }
     }
 
-    /// Proposes on this node, which must be the leader.
-    pub async fn write_as_leader(&self, batch: Batch) -> ForwardResult {
-        match self.raft.client_write(batch).await {
-            Ok(resp) => ForwardResult::Applied {
+    /// Proposes on this node, which must be the leader, and waits until applied here — at most
+    /// until `deadline`.
+    pub async fn write_as_leader(&self, batch: Batch, deadline: Instant) -> ForwardResult {
+        match tokio::time::timeout_at(deadline, self.raft.client_write(batch)).await {
+            Err(_) => ForwardResult::Failed(ForwardError::Raft(
+                "not committed within the request timeout".into(),
+            )),
+            Ok(Ok(resp)) => ForwardResult::Applied {
                 index: resp.log_id.index,
                 result: resp.data,
             },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 ForwardResult::NotLeader {
                     leader: f.leader_id,
                 }
             }
-            Err(e) => ForwardResult::Failed(ForwardError::Raft(e.to_string())),
+            Ok(Err(e)) => ForwardResult::Failed(ForwardError::Raft(e.to_string())),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! IM logic over the replicated state: the write path (propose → Raft commit → apply →
-//! deliver) and the per-node connection hub.
+//! The node's IM side that is not Raft: the connection [`Hub`] (delivery of applied messages to
+//! this node's clients) and [`Core`], the one handle gateway and API hold. No write logic lives
+//! here: the write path is `cluster/writer.rs` (queue → batch → propose → commit) and
+//! `cluster/state_machine.rs` + `store/apply.rs` (apply → deliver through the hub).
 
 pub mod hub;
 
@@ -11,7 +13,7 @@ use crate::store::{Command, Outcome};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// The node's write path and delivery hub.
+/// What gateway and API hold: this node's hub, cluster and write queue.
 #[derive(Clone)]
 pub struct Core {
     pub hub: Arc<Hub>,

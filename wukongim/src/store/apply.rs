@@ -4,22 +4,35 @@
 use super::*;
 use redb::{ReadableTable, WriteTransaction};
 
-/// What applying a batch produced: one outcome per command, plus the messages to deliver.
+/// What applying a batch produced: whether it was applied, one outcome per command (fresh or
+/// stored), plus the messages to deliver (none unless applied now).
+#[derive(Default)]
 pub struct Applied {
+    pub verdict: Verdict,
     pub outcomes: Vec<Outcome>,
     pub deliveries: Vec<Delivery>,
 }
 
-/// Applies `cmds` inside `txn` (used by the local log and by the Raft state machine).
-pub fn apply_in(txn: &WriteTransaction, cmds: &[Command]) -> Result<Applied> {
+/// Applies `batch` inside `txn` if its proposer session admits it (see [`super::sessions`]).
+pub fn apply_in(txn: &WriteTransaction, batch: &Batch) -> Result<Applied> {
+    let (verdict, kept) = sessions::admit(txn, &batch.tag)?;
+    if verdict != Verdict::Applied {
+        return Ok(Applied {
+            verdict,
+            outcomes: kept,
+            deliveries: Vec::new(),
+        });
+    }
     let mut out = Applied {
-        outcomes: Vec::with_capacity(cmds.len()),
+        verdict,
+        outcomes: Vec::with_capacity(batch.cmds.len()),
         deliveries: Vec::new(),
     };
-    for cmd in cmds {
+    for cmd in &batch.cmds {
         let outcome = apply_one(txn, cmd, &mut out.deliveries)?;
         out.outcomes.push(outcome);
     }
+    sessions::record(txn, &batch.tag, &out.outcomes)?;
     Ok(out)
 }
 

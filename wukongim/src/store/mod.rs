@@ -7,12 +7,14 @@ mod conversation;
 mod model;
 mod query;
 mod raft;
+mod sessions;
 mod snapshot;
 
 pub use apply::Applied;
 pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use model::*;
 pub use query::SyncRange;
+pub use sessions::{Batch, BatchTag, Verdict};
 pub use snapshot::{
     decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion, Digest32,
     ReplaceResult, Row, MAX_ROW,
@@ -150,6 +152,8 @@ impl Store {
             txn.open_table(SEQS)?;
             txn.open_table(CONVS)?;
             txn.open_table(DEDUP)?;
+            txn.open_table(sessions::SESSIONS)?;
+            txn.open_table(sessions::REPLIES)?;
             txn.open_table(raft::RAFT_LOG)?;
             txn.open_table(raft::RAFT_META)?;
             txn.open_table(raft::SM_META)?;

@@ -113,7 +113,7 @@ impl Store {
     /// transaction. `None` marks an entry without commands (blank or membership).
     pub fn apply_entries(
         &self,
-        entries: &[Option<Vec<Command>>],
+        entries: &[Option<Batch>],
         meta: &[(&str, Vec<u8>)],
     ) -> Result<Vec<Applied>> {
         // Durable like the log: an acknowledged message is readable again the moment a node
@@ -122,11 +122,8 @@ impl Store {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             out.push(match e {
-                Some(cmds) => apply_in(&txn, cmds)?,
-                None => Applied {
-                    outcomes: Vec::new(),
-                    deliveries: Vec::new(),
-                },
+                Some(batch) => apply_in(&txn, batch)?,
+                None => Applied::default(),
             });
         }
         {

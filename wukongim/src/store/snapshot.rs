@@ -6,6 +6,7 @@
 //! durable transaction, so readers see the old state or the new one, never a mix.
 
 use super::raft::SM_META;
+use super::sessions::{REPLIES, SESSIONS};
 use super::*;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub enum Row<'a> {
     Seq(&'a str, u64),
     Conv(&'a str, &'a str, &'a [u8]),
     Dedup(&'a str, &'a str, &'a [u8]),
+    /// Proposer sessions (appended last: older streams still decode).
+    Session(u64, &'a [u8]),
+    Reply(u64, u64, &'a [u8]),
 }
 
 /// Largest framed row accepted when reading a stream (a message payload is far smaller).
@@ -129,6 +133,15 @@ pub fn walk_rows(
         let (a, b) = k.value();
         f(&Row::Dedup(a, b, v.value())).map_err(io)?;
     }
+    for item in txn.open_table(SESSIONS)?.iter()? {
+        let (k, v) = item?;
+        f(&Row::Session(k.value(), v.value())).map_err(io)?;
+    }
+    for item in txn.open_table(REPLIES)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::Reply(a, b, v.value())).map_err(io)?;
+    }
     Ok(())
 }
 
@@ -226,6 +239,8 @@ struct Tables<'t> {
     seqs: redb::Table<'t, &'static str, u64>,
     convs: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     dedup: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    sessions: redb::Table<'t, u64, &'static [u8]>,
+    replies: redb::Table<'t, (u64, u64), &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -238,6 +253,8 @@ impl<'t> Tables<'t> {
             seqs: txn.open_table(SEQS)?,
             convs: txn.open_table(CONVS)?,
             dedup: txn.open_table(DEDUP)?,
+            sessions: txn.open_table(SESSIONS)?,
+            replies: txn.open_table(REPLIES)?,
         })
     }
 
@@ -250,6 +267,8 @@ impl<'t> Tables<'t> {
             Row::Seq(k, v) => self.seqs.insert(k, v).map(drop),
             Row::Conv(a, b, v) => self.convs.insert((a, b), v).map(drop),
             Row::Dedup(a, b, v) => self.dedup.insert((a, b), v).map(drop),
+            Row::Session(k, v) => self.sessions.insert(k, v).map(drop),
+            Row::Reply(a, b, v) => self.replies.insert((a, b), v).map(drop),
         }?;
         Ok(())
     }
@@ -263,6 +282,8 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(SEQS)?.retain(|_, _| false)?;
     txn.open_table(CONVS)?.retain(|_, _| false)?;
     txn.open_table(DEDUP)?.retain(|_, _| false)?;
+    txn.open_table(SESSIONS)?.retain(|_, _| false)?;
+    txn.open_table(REPLIES)?.retain(|_, _| false)?;
     Ok(())
 }
 

@@ -33,7 +33,7 @@ fn read_head<R: Read>(r: &mut R) -> Result<(u32, Header, Vec<u8>), SnapFileError
         return Err(SnapFileError::BadMagic);
     }
     let format = u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes"));
-    if format != FORMAT {
+    if !(1..=FORMAT).contains(&format) {
         return Err(SnapFileError::UnsupportedFormat(format));
     }
     let hlen = u32::from_le_bytes(fixed[12..16].try_into().expect("4 bytes"));

@@ -81,3 +81,15 @@ fn other_formats_are_named() {
         .to_string();
     assert!(e.contains("magic"), "{e}");
 }
+
+#[test]
+fn formats_outside_the_readable_range_are_refused_by_number() {
+    for bad in [0u32, FORMAT + 1] {
+        let mut b = sample();
+        b[8..12].copy_from_slice(&bad.to_le_bytes());
+        match read_all(&b) {
+            Err(SnapFileError::UnsupportedFormat(f)) => assert_eq!(f, bad),
+            other => panic!("format {bad}: {other:?}"),
+        }
+    }
+}

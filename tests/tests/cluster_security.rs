@@ -24,7 +24,7 @@ fn make_pki(dir: &Path, ips: &[&str]) {
         let params = CertificateParams::new(vec![ip.to_string()]).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         std::fs::write(dir.join(format!("node-{ip}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("node-{ip}.key")), key.serialize_pem()).unwrap();
+        wk_testkit::write_secret(&dir.join(format!("node-{ip}.key")), key.serialize_pem()).unwrap();
     }
 }
 
@@ -44,8 +44,8 @@ async fn mutual_tls_and_token_auth_between_peers() {
     make_pki(pki.path(), &ips);
     let good = pki.path().join("cluster-token");
     let bad = pki.path().join("wrong-token");
-    std::fs::write(&good, "s3cret-cluster-token\n").unwrap();
-    std::fs::write(&bad, "not-the-token\n").unwrap();
+    wk_testkit::write_secret(&good, "s3cret-cluster-token\n").unwrap();
+    wk_testkit::write_secret(&bad, "not-the-token\n").unwrap();
 
     let mut c = TestCluster::prepare(3, "");
     for (i, ip) in ips.iter().enumerate() {

@@ -143,3 +143,47 @@ async fn a_single_node_refuses_to_remove_its_last_voter() {
     let (st, v) = get(&node.url("/cluster/status")).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("healthy")), "{v}");
 }
+
+/// Person channels "a@b"↔"c" and "a"↔"b@c" are two conversations: neither pair shares the
+/// other's message log or seq counter, and neither can sync the other's messages.
+#[tokio::test]
+async fn person_channels_with_at_signs_do_not_collide() {
+    let node = Node::start(NodeOptions::default()).await;
+    let send = |from: &str, to: &str, payload: &str| {
+        let body =
+            json!({"from_uid": from, "channel_id": to, "channel_type": 1, "payload": payload});
+        let url = node.url("/message/send");
+        async move { post(&url, body).await }
+    };
+    let (st, first) = send("a@b", "c", "b25l").await;
+    assert_eq!(st, 200, "{first}");
+    let (st, second) = send("a", "b@c", "dHdv").await;
+    assert_eq!(st, 200, "{second}");
+    assert_eq!(
+        (
+            first["message_seq"].as_u64(),
+            second["message_seq"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "each pair has its own seq counter: {first} {second}"
+    );
+    let sync = |login: &str, channel: &str| {
+        let body =
+            json!({"login_uid": login, "channel_id": channel, "channel_type": 1, "limit": 10});
+        let url = node.url("/channel/messagesync");
+        async move {
+            let (st, r) = post(&url, body).await;
+            assert_eq!(st, 200, "{r}");
+            r["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["payload"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(sync("c", "a@b").await, ["b25l"]);
+    assert_eq!(sync("a@b", "c").await, ["b25l"]);
+    assert_eq!(sync("a", "b@c").await, ["dHdv"]);
+    assert_eq!(sync("b@c", "a").await, ["dHdv"]);
+}

@@ -9,6 +9,7 @@ mod remote_args;
 mod render;
 mod restore;
 mod rolling;
+mod secrets;
 mod status;
 mod upgrade;
 
@@ -50,6 +51,9 @@ pub enum Command {
     RollingRestart(rolling::RollingArgs),
     /// Upload a new wukongim binary to every node, check it, swap it in and roll.
     Upgrade(upgrade::UpgradeArgs),
+    /// Generate the token files (0600) the inventory names and, with --tls, a CA and per-node
+    /// certificates for cluster.tls.
+    Secrets(secrets::SecretsArgs),
     /// Preflight: SSH, cluster ports between nodes, clocks, data directories, installed files.
     Check(check::CheckArgs),
 }
@@ -79,6 +83,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::RollingRestart(args) => block_on(rolling::run(args)),
         Command::Upgrade(args) => block_on(upgrade::run(args)),
         Command::Check(args) => block_on(check::run(args)),
+        Command::Secrets(args) => secrets::run(args),
     };
     match result {
         // A closed stdout (`wk-ops render … | head`) is not a failure.

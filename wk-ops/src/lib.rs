@@ -11,6 +11,7 @@ pub mod node_api;
 pub mod remote;
 pub mod render;
 pub mod rolling;
+pub mod secrets;
 pub mod ssh;
 pub mod status;
 pub mod upgrade;

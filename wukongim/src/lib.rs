@@ -15,5 +15,6 @@ pub mod logging;
 pub mod metrics;
 pub mod proto;
 pub mod restore;
+pub mod secret;
 pub mod server;
 pub mod store;

@@ -22,7 +22,15 @@ pub fn main(args: Args, loaded: Loaded) -> Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    for d in crate::config::open_doors(&loaded.config) {
+        tracing::warn!(setting = d.setting, "insecure setting: {}", d.message);
+    }
+    for k in crate::config::ineffective_keys(&loaded.config) {
+        tracing::warn!("{k}");
+    }
+    // `cluster.workerCount` is the number of async worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(loaded.config.cluster.worker_count.max(1) as usize)
         .enable_all()
         .thread_name("wukongim")
         .build()
@@ -91,6 +99,7 @@ impl Node {
             store: &store.metrics,
             hub: &core.hub.metrics,
             traffic: &traffic,
+            config: &config,
         });
         let app = Arc::new(App {
             node_id: config.cluster.node_id,

@@ -66,7 +66,9 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
     if let Some(expected) = &app.manager_token {
         let exempt = req.uri().path() == "/health";
         let given = req.headers().get("token").and_then(|v| v.to_str().ok());
-        if !exempt && given != Some(expected.as_str()) {
+        let matches =
+            given.is_some_and(|g| crate::secret::ct_eq(g.as_bytes(), expected.as_bytes()));
+        if !exempt && !matches {
             return ApiError::Unauthorized.into_response();
         }
     }

@@ -63,6 +63,8 @@ pub struct Conn {
     pub idle_timeout: Dur,
     /// Time allowed between accept and a valid CONNECT.
     pub connect_timeout: Dur,
+    /// Most client connections (TCP and WebSocket together) open at once; more are refused.
+    pub max_connections: u32,
 }
 
 /// What clients are told to dial (GET /route) and what nodes advertise.
@@ -167,6 +169,7 @@ impl Default for Conn {
             max_packet_size: ByteSize(1 << 20),
             idle_timeout: Dur::secs(180),
             connect_timeout: Dur::secs(10),
+            max_connections: 100_000,
         }
     }
 }

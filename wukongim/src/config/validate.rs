@@ -81,6 +81,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("cluster.maxInflightMsgs", cl.max_inflight_msgs as u64),
         ("cluster.batchSize", cl.batch_size as u64),
         ("cluster.maxConnections", cl.max_connections as u64),
+        ("conn.maxConnections", c.conn.max_connections as u64),
         ("cluster.workerCount", cl.worker_count as u64),
         ("cluster.queueSize", cl.queue_size as u64),
         ("cluster.snapshotEntries", cl.snapshot_entries),

@@ -51,6 +51,8 @@ pub struct Sources<'a> {
     pub store: &'a crate::store::StoreMetrics,
     pub hub: &'a crate::core::hub::HubMetrics,
     pub traffic: &'a crate::gateway::Traffic,
+    /// The configuration whose open doors are exported.
+    pub config: &'a crate::config::Config,
 }
 
 /// One registry holding every metric of `s`, plus node identity and process figures.
@@ -63,6 +65,15 @@ pub fn registry(s: Sources<'_>) -> Registry {
     ])
     .set(1);
     r.register("wukongim_info", "Node identity.", info);
+    let insecure = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for d in crate::config::open_doors(s.config) {
+        insecure.get_or_create(&[("setting", d.setting)]).set(1);
+    }
+    r.register(
+        "wukongim_insecure_setting",
+        "1 for each insecure setting in force (cluster_auth, manager_token, token_auth).",
+        insecure,
+    );
     s.raft.register(&mut r);
     s.peers.register(&mut r);
     s.writes.register(&mut r);

@@ -102,10 +102,8 @@ impl RpcSettings {
                     "required when cluster.auth.enabled is true",
                 )
             })?;
-            let raw = std::fs::read(path).map_err(|e| {
-                config_error("cluster.auth.tokenFile", format!("{}: {e}", path.display()))
-            })?;
-            let token = raw.trim_ascii().to_vec();
+            let token = crate::secret::read_private(path, "cluster.auth.tokenFile")
+                .map_err(|e| config_error("cluster.auth.tokenFile", e))?;
             if token.is_empty() {
                 return Err(config_error(
                     "cluster.auth.tokenFile",
@@ -139,12 +137,18 @@ impl RpcSettings {
 mod tests {
     use super::*;
     use crate::config::Dur;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn private(p: &std::path::Path) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     #[test]
     fn reads_timeouts_pool_and_token() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("token");
         std::fs::write(&token, "  s3cret\n").unwrap();
+        private(&token);
         let mut c = Cluster {
             dial_timeout: Dur::millis(700),
             request_timeout: Dur::secs(3),
@@ -176,6 +180,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
+        private(&empty);
         c.auth.token_file = Some(empty);
         let e = RpcSettings::from_config(&c).unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");

@@ -161,8 +161,8 @@ async fn person_channels_with_at_signs_do_not_collide() {
     assert_eq!(st, 200, "{second}");
     assert_eq!(
         (
-            first["message_seq"].as_u64(),
-            second["message_seq"].as_u64()
+            first["data"]["message_seq"].as_u64(),
+            second["data"]["message_seq"].as_u64()
         ),
         (Some(1), Some(1)),
         "each pair has its own seq counter: {first} {second}"

@@ -61,7 +61,7 @@ impl Node {
             .await?
             .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let hub = Hub::new();
+        let hub = Hub::with_pending_limit(config.conn.max_pending_bytes.0 as usize);
         let cluster = crate::cluster::Cluster::start(
             config.clone(),
             store.clone(),

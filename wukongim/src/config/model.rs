@@ -65,6 +65,9 @@ pub struct Conn {
     pub connect_timeout: Dur,
     /// Most client connections (TCP and WebSocket together) open at once; more are refused.
     pub max_connections: u32,
+    /// Bound of the messages kept in memory for redelivery to their recipients (all users of
+    /// this node together); past it the oldest are dropped (clients get them by message sync).
+    pub max_pending_bytes: ByteSize,
 }
 
 /// What clients are told to dial (GET /route) and what nodes advertise.
@@ -170,6 +173,7 @@ impl Default for Conn {
             idle_timeout: Dur::secs(180),
             connect_timeout: Dur::secs(10),
             max_connections: 100_000,
+            max_pending_bytes: ByteSize(256 << 20),
         }
     }
 }

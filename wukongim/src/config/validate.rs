@@ -108,6 +108,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "must be between 1KiB and 256MiB".into(),
         );
     }
+    if c.conn.max_pending_bytes.0 < 1 << 20 {
+        bad("conn.maxPendingBytes", "must be at least 1MiB".into());
+    }
     let tls = &cl.tls;
     if tls.enabled {
         if tls.cert_file.is_none() {

@@ -90,6 +90,7 @@ impl Node {
         };
         let traffic = Traffic::default();
         let raft_gauges = crate::cluster::RaftGauges::default();
+        let memory = crate::memguard::MemoryGuard::new(config.cluster.max_memory_usage.0);
         let registry = crate::metrics::registry(crate::metrics::Sources {
             node_id: config.cluster.node_id,
             raft: &raft_gauges,
@@ -100,6 +101,7 @@ impl Node {
             hub: &core.hub.metrics,
             traffic: &traffic,
             config: &config,
+            memory: &memory,
         });
         let app = Arc::new(App {
             node_id: config.cluster.node_id,
@@ -114,6 +116,7 @@ impl Node {
             },
             started: Instant::now(),
             draining: Default::default(),
+            memory,
             shutdown,
         });
         let mut tasks = Vec::new();
@@ -139,6 +142,7 @@ impl Node {
         tasks.push(tokio::spawn(crate::lifecycle::notify_ready(app.clone())));
         tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));
         tasks.push(tokio::spawn(crate::logging::reopen_on_sighup()));
+        tasks.push(tokio::spawn(app.memory.clone().run(app.shutdown.clone())));
         Ok(Node { app, tasks })
     }
 

@@ -464,3 +464,68 @@ fn client_connections_past_the_cap_are_refused_until_one_closes() {
         assert!(Instant::now() < deadline, "no place freed after a close");
     }
 }
+
+fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Above `cluster.maxMemoryUsage` new sends get 503 with the reason, and the back-pressure is
+/// visible in the metrics (recovery below 90 % is covered by the unit test of `memguard`).
+#[test]
+fn sends_are_refused_while_memory_is_over_max_memory_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, ports) = node_file_ports(dir.path(), "", "  maxMemoryUsage: 1MiB\n");
+    let _node = Running(
+        wukongim()
+            .arg("--config")
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ok(ports.http, "/health");
+    let body = r#"{"from_uid":"a","channel_id":"b","channel_type":1,"payload":"aGk="}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let r = http_post(ports.http, "/message/send", body).unwrap_or_default();
+        if r.starts_with("HTTP/1.1 503") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never refused: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(refused.contains("maxMemoryUsage"), "{refused}");
+    let metrics = wait_ok(ports.manager, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "wukongim_memory_backpressure 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("wukongim_sends_refused_memory_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    // Reads keep working.
+    let r = http_post(
+        ports.http,
+        "/channel/messagesync",
+        r#"{"login_uid":"a","channel_id":"b","channel_type":1}"#,
+    )
+    .unwrap_or_default();
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+}

@@ -58,13 +58,6 @@ pub fn ineffective_keys(c: &Config) -> Vec<String> {
     let d = super::model::Cluster::default();
     let cl = &c.cluster;
     let mut out = Vec::new();
-    if cl.max_memory_usage != d.max_memory_usage {
-        out.push(
-            "cluster.maxMemoryUsage is accepted but not enforced by this version (no memory \
-             back-pressure); bound memory with the service's MemoryMax instead"
-                .to_string(),
-        );
-    }
     if cl.gc_interval != d.gc_interval {
         out.push("cluster.gcInterval has no effect (this server has no garbage collector)".into());
     }

@@ -19,6 +19,7 @@ pub fn families() -> Vec<String> {
         hub: &hub,
         traffic: &traffic,
         config: &crate::config::Config::default(),
+        memory: &Default::default(),
     });
     let mut open_metrics = String::new();
     // Writing into a String cannot fail.

@@ -8,6 +8,7 @@ mod families;
 mod process;
 
 pub use families::families;
+pub use process::resident_bytes;
 pub use prometheus_client::registry::Registry;
 
 use crate::app::App;
@@ -53,6 +54,7 @@ pub struct Sources<'a> {
     pub traffic: &'a crate::gateway::Traffic,
     /// The configuration whose open doors are exported.
     pub config: &'a crate::config::Config,
+    pub memory: &'a crate::memguard::MemoryGuard,
 }
 
 /// One registry holding every metric of `s`, plus node identity and process figures.
@@ -81,6 +83,7 @@ pub fn registry(s: Sources<'_>) -> Registry {
     s.snapshots.register(&mut r);
     s.hub.register(&mut r);
     s.traffic.register(&mut r);
+    s.memory.register(&mut r);
     r.register_collector(Box::new(process::Process::default()));
     r
 }

@@ -219,11 +219,32 @@ mod tests {
         ));
     }
 
+    thread_local! {
+        static RT: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    }
+
+    /// A well-formed client hello (magic, version, nonce) so that fuzzing reaches the proof.
+    fn hello_then(rest: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 38];
+        v.extend_from_slice(MAGIC);
+        v.push(VERSION);
+        v.extend_from_slice(&[9u8; NONCE_LEN]);
+        v.extend_from_slice(rest);
+        v
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
         #[test]
         fn random_handshake_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
+            RT.with(|rt| rt.block_on(async {
+                // Past a valid hello, garbage proofs are refused, never accepted.
+                let (mut a, mut b) = tokio::io::duplex(4096);
+                a.write_all(&hello_then(&bytes)).await.unwrap();
+                drop(a);
+                assert!(server(&mut b, Some(b"token")).await.is_err());
                 let (mut a, mut b) = tokio::io::duplex(4096);
                 a.write_all(&bytes).await.unwrap();
                 drop(a);
@@ -232,7 +253,7 @@ mod tests {
                 a.write_all(&bytes).await.unwrap();
                 drop(a);
                 let _ = client(&mut b, Some(b"token")).await;
-            });
+            }));
         }
     }
 }

@@ -529,3 +529,155 @@ fn sends_are_refused_while_memory_is_over_max_memory_usage() {
     .unwrap_or_default();
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
 }
+
+/// Resident memory of process `pid` in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// The bound this test states for a node under the abuse below: well above an idle node
+/// (about 30 MiB) and far below what the oversized inputs would take if buffered.
+const RSS_BOUND: u64 = 256 << 20;
+
+/// Garbage, truncated frames, slowloris connections and oversized bodies at each of the five
+/// ports: the node keeps serving every port and its resident memory stays under [`RSS_BOUND`].
+#[test]
+fn hostile_input_at_every_port_leaves_the_node_serving_and_bounded() {
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let (p, ports) = node_file_ports(dir.path(), "", "");
+    let node = Running(
+        wukongim()
+            .arg("--config")
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ok(ports.http, "/health");
+    wait_ok(ports.manager, "/metrics");
+    let all = [ports.tcp, ports.ws, ports.http, ports.manager, ports.rpc];
+    let connect = |port: u16| {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    };
+    let mut garbage = vec![0u8; 64 << 10];
+    let mut x: u32 = 0x9e37_79b9;
+    for b in garbage.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    // Slowloris: connections that start something and never finish it, held to the end.
+    let mut held = Vec::new();
+    for port in all {
+        for _ in 0..50 {
+            let mut s = connect(port);
+            let _ = s.write_all(b"\x10");
+            held.push(s);
+        }
+    }
+    for port in all {
+        // Garbage.
+        let mut s = connect(port);
+        let _ = s.write_all(&garbage);
+        // Truncated: a client CONNECT header announcing 1000 bytes, an HTTP request cut in the
+        // headers, a cluster hello cut after the magic.
+        let mut s2 = connect(port);
+        let _ = s2.write_all(b"\x10\xe8\x07\x00\x04WKIM");
+        let mut s3 = connect(port);
+        let _ = s3.write_all(b"POST /message/send HTTP/1.1\r\nHost: x\r\nContent-Le");
+        let mut s4 = connect(port);
+        let _ = s4.write_all(b"\x00\x00\x00\x26WKRPC");
+        held.extend([s, s2, s3, s4]);
+    }
+    // Oversized: a client packet announcing 200 MiB, an HTTP body of 64 MiB, a WebSocket
+    // message of 8 MiB, a cluster handshake announcing 1 GiB; each is refused, not buffered.
+    let mut tcp = connect(ports.tcp);
+    let _ = tcp.write_all(&[0x10, 0xff, 0xff, 0xff, 0x7f]);
+    let mut http = connect(ports.http);
+    let _ = write!(
+        http,
+        "POST /message/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        64 << 20
+    );
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..64 {
+        if http.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut ws = connect(ports.ws);
+    let _ = ws.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    );
+    let mut frame = vec![0x82u8, 0xff];
+    frame.extend_from_slice(&(8u64 << 20).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    let _ = ws.write_all(&frame);
+    for _ in 0..8 {
+        if ws.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut rpc = connect(ports.rpc);
+    let _ = rpc.write_all(&[0x40, 0, 0, 0]);
+    held.extend([tcp, http, ws, rpc]);
+
+    // Still serving on every port while all of that is held open.
+    wait_ok(ports.http, "/health");
+    let metrics = wait_ok(ports.manager, "/metrics");
+    assert!(metrics.contains("wukongim_info"), "{metrics}");
+    let body = r#"{"from_uid":"a","channel_id":"b","channel_type":1,"payload":"aGk="}"#;
+    let sent = http_post(ports.http, "/message/send", body).unwrap_or_default();
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+    let mut fresh = connect(ports.tcp);
+    assert!(
+        !closed_within(&mut fresh, Duration::from_secs(1)),
+        "TCP port not accepting"
+    );
+    let upgrade = {
+        let mut s = connect(ports.ws);
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+        let mut b = [0u8; 64];
+        let n = s.read(&mut b).unwrap_or(0);
+        String::from_utf8_lossy(&b[..n]).into_owned()
+    };
+    assert!(upgrade.starts_with("HTTP/1.1 101"), "{upgrade}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pong = rt.block_on(async {
+        let client = wukongim::cluster::rpc::RpcClient::new(std::sync::Arc::new(
+            wukongim::cluster::rpc::RpcSettings::default(),
+        ));
+        client
+            .call(
+                &format!("127.0.0.1:{}", ports.rpc),
+                wukongim::cluster::messages::kind::PING,
+                bytes::Bytes::new(),
+            )
+            .await
+    });
+    assert!(pong.is_ok(), "cluster port: {pong:?}");
+    let rss = rss_of(node.0.id());
+    eprintln!("node RSS under abuse: {} MiB", rss >> 20);
+    assert!(rss < RSS_BOUND, "RSS {} MiB over the bound", rss >> 20);
+    drop(held);
+    let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}

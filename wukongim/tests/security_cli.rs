@@ -681,3 +681,107 @@ fn hostile_input_at_every_port_leaves_the_node_serving_and_bounded() {
     let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// SIGHUP re-reads the cluster token file: the new token works at once, the one it replaced
+/// stays accepted until the next reload (so nodes can be switched one by one), a token two
+/// reloads old is refused, and the node keeps its leadership and term throughout.
+#[test]
+fn sighup_reloads_the_cluster_token_keeping_the_previous_one() {
+    use wukongim::cluster::rpc::{RpcClient, RpcSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("cluster-token");
+    secret(&token, "token-a\n", 0o600);
+    let (p, ports) = node_file_ports(
+        dir.path(),
+        "",
+        &format!(
+            "  auth:\n    enabled: true\n    tokenFile: {}\n",
+            token.display()
+        ),
+    );
+    let node = Running(
+        wukongim()
+            .arg("--config")
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let status = || json_body(&wait_ok(ports.http, "/cluster/raft/status"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let s = status();
+        if s["state"] == "leader" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no leader: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let addr = format!("127.0.0.1:{}", ports.rpc);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ping = |t: &str| {
+        let client = RpcClient::new(std::sync::Arc::new(RpcSettings {
+            token: Some(t.as_bytes().to_vec()),
+            ..RpcSettings::default()
+        }));
+        rt.block_on(client.call(
+            &addr,
+            wukongim::cluster::messages::kind::PING,
+            bytes::Bytes::new(),
+        ))
+        .is_ok()
+    };
+    let hup = |contents: &str| {
+        // Replaced whole, as an operator (or `wk-ops secrets --replace`) does.
+        let tmp = dir.path().join(".cluster-token.new");
+        secret(&tmp, contents, 0o600);
+        std::fs::rename(&tmp, &token).unwrap();
+        let ok = Command::new("kill")
+            .args(["-HUP", &node.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what} within 30s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(ping("token-a") && !ping("token-b"));
+    hup("token-b\n");
+    until("token-b accepted after SIGHUP", &|| ping("token-b"));
+    assert!(ping("token-a"), "the previous token stays accepted");
+    hup("token-c\n");
+    until("token-c accepted after SIGHUP", &|| ping("token-c"));
+    assert!(
+        ping("token-b") && !ping("token-a"),
+        "only one previous token"
+    );
+    // A file the node must not use (world-readable) is refused and the tokens stay.
+    secret(&token, "token-d\n", 0o644);
+    Command::new("kill")
+        .args(["-HUP", &node.0.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+        if err.contains("cannot reload the cluster token") {
+            assert!(err.contains("0644"), "{err}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reload error logged:\n{err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ping("token-c") && !ping("token-d"));
+    let after = status();
+    assert_eq!(
+        (&before["term"], &after["term"], &after["state"]),
+        (&before["term"], &before["term"], &before["state"]),
+        "{before} -> {after}"
+    );
+}

@@ -67,6 +67,13 @@ impl Cluster {
     ) -> Result<Arc<Cluster>> {
         let settings =
             Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
+        if let (true, Some(path)) = (config.cluster.auth.enabled, &config.cluster.auth.token_file) {
+            tokio::spawn(rpc::reload_on_sighup(
+                settings.ring.clone(),
+                path.clone(),
+                shutdown.clone(),
+            ));
+        }
         let rpc = RpcClient::new(settings.clone());
         let listen = cluster_listen(&config);
         let listener = TcpListener::bind(&listen).await.with_context(|| {

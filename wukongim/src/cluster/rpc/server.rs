@@ -150,7 +150,7 @@ async fn open(tcp: TcpStream, s: &RpcSettings) -> Result<BoxStream, RpcError> {
             }
             None => Box::new(tcp),
         };
-        handshake::server(&mut stream, s.token.as_deref()).await?;
+        handshake::server(&mut stream, &s.tokens()).await?;
         Ok(stream)
     };
     tokio::time::timeout(limit, work)

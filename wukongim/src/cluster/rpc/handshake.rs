@@ -168,11 +168,11 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     let tag = recv(s).await?.ok_or_else(|| {
         RpcError::Auth("client closed the connection instead of proving the cluster token".into())
     })?;
-    // Every token is checked (constant time each), whichever matches.
-    let matched = tokens
-        .iter()
-        .filter(|t| tag.len() == MAC_LEN && verify(t, CLIENT_LABEL, &sn, cn, &tag))
-        .last();
+    // Every token is checked (constant time each, no early exit); the first that matches wins.
+    let matched = tokens.iter().fold(None, |found, t| {
+        let ok = tag.len() == MAC_LEN && verify(t, CLIENT_LABEL, &sn, cn, &tag);
+        found.or(ok.then_some(t))
+    });
     let Some(t) = matched else {
         // Best effort: the client learns why before the connection closes.
         let _ = send(s, &[&[REJECTED]]).await;

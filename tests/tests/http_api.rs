@@ -187,3 +187,53 @@ async fn person_channels_with_at_signs_do_not_collide() {
     assert_eq!(sync("a", "b@c").await, ["dHdv"]);
     assert_eq!(sync("b@c", "a").await, ["dHdv"]);
 }
+
+/// `conn.maxSyncBytes` bounds a /channel/messagesync page in payload bytes: pages stop before
+/// the message that would pass it, say `more`, and walking them returns every message once.
+#[tokio::test]
+async fn message_sync_pages_are_bounded_in_bytes() {
+    use base64::Engine;
+    let node = Node::start(NodeOptions {
+        extra_yaml: "conn:\n  maxSyncBytes: 1KiB\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let payload = base64::engine::general_purpose::STANDARD.encode([b'x'; 400]);
+    for i in 0..5 {
+        let (st, r) = post(
+            &node.url("/message/send"),
+            json!({"from_uid": "p", "channel_id": "q", "channel_type": 1,
+                   "client_msg_no": format!("m{i}"), "payload": payload}),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+    }
+    let mut seen: Vec<u64> = Vec::new();
+    let mut start = 0u64;
+    let mut pages = 0;
+    loop {
+        let (st, r) = post(
+            &node.url("/channel/messagesync"),
+            json!({"login_uid": "q", "channel_id": "p", "channel_type": 1,
+                   "start_message_seq": start, "limit": 100, "pull_mode": 1}),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+        let seqs: Vec<u64> = r["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message_seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.len() <= 2, "400-byte payloads, 1 KiB pages: {seqs:?}");
+        pages += 1;
+        seen.extend(&seqs);
+        if r["more"] == 0 {
+            break;
+        }
+        assert!(pages < 10, "pages never end: {r}");
+        start = seqs.last().unwrap() + 1;
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    assert_eq!(pages, 3);
+}

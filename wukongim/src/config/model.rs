@@ -68,6 +68,8 @@ pub struct Conn {
     /// Bound of the messages kept in memory for redelivery to their recipients (all users of
     /// this node together); past it the oldest are dropped (clients get them by message sync).
     pub max_pending_bytes: ByteSize,
+    /// Payload bytes of one /channel/messagesync page (at least one message; `more` says the rest).
+    pub max_sync_bytes: ByteSize,
 }
 
 /// What clients are told to dial (GET /route) and what nodes advertise.
@@ -174,6 +176,7 @@ impl Default for Conn {
             connect_timeout: Dur::secs(10),
             max_connections: 100_000,
             max_pending_bytes: ByteSize(256 << 20),
+            max_sync_bytes: ByteSize(8 << 20),
         }
     }
 }

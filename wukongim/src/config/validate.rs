@@ -108,6 +108,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "must be between 1KiB and 256MiB".into(),
         );
     }
+    if c.conn.max_sync_bytes.0 < 1024 {
+        bad("conn.maxSyncBytes", "must be at least 1KiB".into());
+    }
     if c.conn.max_pending_bytes.0 < 1 << 20 {
         bad("conn.maxPendingBytes", "must be at least 1MiB".into());
     }

@@ -97,6 +97,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("cluster.keepAlivePeriod", cl.keep_alive_period.0),
         ("conn.idleTimeout", c.conn.idle_timeout.0),
         ("conn.connectTimeout", c.conn.connect_timeout.0),
+        ("conn.writeTimeout", c.conn.write_timeout.0),
     ] {
         if d.is_zero() {
             bad(key, "must be longer than 0".into());

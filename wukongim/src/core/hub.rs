@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Most unacknowledged messages kept per user.
 pub const PENDING_PER_USER: usize = 1000;
@@ -48,6 +49,8 @@ pub struct ConnInfo {
 struct Conn {
     info: ConnInfo,
     tx: mpsc::Sender<Outbound>,
+    /// Ends the session without going through `tx` (a full queue is a slow client).
+    closed: CancellationToken,
 }
 
 /// One message waiting for a RECVACK: insertion number (node-wide order), time, message.
@@ -192,7 +195,12 @@ impl Hub {
     /// Registers a connection. Kicks what it replaces (a master device replaces every older
     /// connection of the same uid and device flag; any device replaces an older connection with
     /// the same device id) and returns the messages pending for the user, oldest first.
-    pub fn register(&self, info: ConnInfo, tx: mpsc::Sender<Outbound>) -> Vec<Arc<Message>> {
+    pub fn register(
+        &self,
+        info: ConnInfo,
+        tx: mpsc::Sender<Outbound>,
+        closed: CancellationToken,
+    ) -> Vec<Arc<Message>> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let list = g.conns.entry(info.uid.clone()).or_default();
         list.retain(|c| {
@@ -209,6 +217,7 @@ impl Hub {
         list.push(Conn {
             info: info.clone(),
             tx,
+            closed,
         });
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
         let Some(pending) = g.pending.get_mut(&info.uid) else {
@@ -285,11 +294,17 @@ impl Hub {
                         if c.tx.try_send(Outbound::Recv(msg.clone())).is_ok() {
                             self.metrics.delivered.inc();
                         } else {
-                            // Slow or gone: it will get the message on reconnect from pending.
-                            let _ = c.tx.try_send(Outbound::Kick {
-                                reason: 15,
-                                text: "client too slow".into(),
-                            });
+                            // Slow or gone: its queue is full, so a kick could not travel
+                            // through it; the session is ended directly. The client gets the
+                            // message from pending when it reconnects.
+                            if !c.closed.is_cancelled() {
+                                tracing::info!(
+                                    uid = %c.info.uid,
+                                    device = %c.info.device_id,
+                                    "client too slow (outbound queue full): disconnecting"
+                                );
+                            }
+                            c.closed.cancel();
                         }
                     }
                 }
@@ -426,11 +441,13 @@ mod tests {
         }
         assert_eq!(hub.metrics.pending_dropped.get(), 90);
         let (tx, _rx) = mpsc::channel(8);
+        let closed = CancellationToken::new();
         assert!(
-            hub.register(info("u0"), tx.clone()).is_empty(),
+            hub.register(info("u0"), tx.clone(), closed.clone())
+                .is_empty(),
             "oldest dropped"
         );
-        let kept = hub.register(info("u99"), tx);
+        let kept = hub.register(info("u99"), tx, closed);
         assert_eq!(kept.iter().map(|m| m.message_id).collect::<Vec<_>>(), [99]);
         // Acknowledged entries free their bytes; the stale order entries are compacted.
         for i in 90..100 {
@@ -443,5 +460,49 @@ mod tests {
         }
         let g = hub.inner.lock().unwrap();
         assert!(g.order.len() <= 2 * g.entries + 1024, "{}", g.order.len());
+    }
+}
+
+#[cfg(test)]
+mod slow_client {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_ends_the_session_directly() {
+        let hub = Hub::new();
+        let (tx, _rx) = mpsc::channel(1);
+        let closed = CancellationToken::new();
+        let info = ConnInfo {
+            id: 1,
+            uid: "slow".into(),
+            device_id: "d".into(),
+            device_flag: 0,
+            device_level: 1,
+            transport: "tcp",
+        };
+        hub.register(info, tx, closed.clone());
+        let m = |id| Delivery {
+            message: Message {
+                message_id: id,
+                message_seq: id as u64,
+                client_msg_no: String::new(),
+                from_uid: "x".into(),
+                channel_id: "slow".into(),
+                channel_type: 1,
+                setting: 0,
+                header: Default::default(),
+                expire: 0,
+                timestamp: 0,
+                topic: None,
+                stream_no: String::new(),
+                payload: vec![1],
+            },
+            from_device: String::new(),
+            recipients: vec!["slow".into()],
+        };
+        hub.deliver(vec![m(1)]);
+        assert!(!closed.is_cancelled(), "room for one");
+        hub.deliver(vec![m(2)]);
+        assert!(closed.is_cancelled(), "queue full: session ended");
     }
 }

@@ -54,6 +54,9 @@ pub struct Cluster {
     pub init_members: BTreeMap<u64, String>,
     /// Raft RPC latency per peer.
     pub peer_latency: network::PeerLatency,
+    /// Bytes of the Raft log as of the last `maxLogSize` check (every 10 s), so that status
+    /// endpoints never scan the log.
+    pub log_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -123,6 +126,7 @@ impl Cluster {
             snapshot_dir,
             init_members,
             peer_latency,
+            log_bytes: Default::default(),
         });
         let handler = Arc::new(service::Service {
             cluster: cluster.clone(),
@@ -251,16 +255,22 @@ fn cluster_listen(c: &Config) -> String {
 /// Takes a snapshot (and so purges the log) when the log outgrows `maxLogSize`.
 async fn log_size_guard(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
     let limit = cluster.config.cluster.max_log_size.0;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = shutdown.cancelled() => return,
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
         let store = cluster.store.clone();
         let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await
         else {
             continue;
         };
+        cluster
+            .log_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         if bytes > limit {
             tracing::info!(
                 bytes,

@@ -149,7 +149,11 @@ fn check_is_quiet_when_every_door_is_closed() {
         "tokenAuthOn: true\nhttpAddr: 10.1.2.3:5001\ncluster:\n  serverAddr: 127.0.0.1:11110\n",
     )
     .unwrap();
-    assert_eq!(warnings(&check(&p)), ["manager_token"]);
+    assert_eq!(
+        warnings(&check(&p)),
+        ["cluster_auth", "manager_token"],
+        "an unauthenticated cluster port is open to local processes even on loopback"
+    );
 }
 
 /// Runs the node and waits for it to exit within a deadline (it must refuse to start).
@@ -243,21 +247,29 @@ fn a_running_node_warns_and_exports_its_open_doors() {
         assert!(Instant::now() < deadline, "no /metrics within 90s");
         std::thread::sleep(Duration::from_millis(100));
     };
-    // Loopback listeners: only tokenAuthOn=false is an open door.
+    // Loopback listeners: the API is not an open door there; the unauthenticated cluster port
+    // (reachable by every local process) and tokenAuthOn=false are.
     let samples: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("wukongim_insecure_setting{"))
         .collect();
     assert_eq!(
         samples,
-        ["wukongim_insecure_setting{setting=\"token_auth\"} 1"]
+        [
+            "wukongim_insecure_setting{setting=\"cluster_auth\"} 1",
+            "wukongim_insecure_setting{setting=\"token_auth\"} 1"
+        ]
     );
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(
         err.contains("WARN") && err.contains("insecure setting") && err.contains("tokenAuthOn"),
         "{err}"
     );
-    assert!(!err.contains("cluster port"), "{err}");
+    assert!(
+        err.contains("cluster port") && err.contains("any process on this host"),
+        "{err}"
+    );
+    assert!(!err.contains("manager token"), "{err}");
 }
 
 /// Polls `GET path` on `port` until it answers 200, within 90 s.

@@ -1,4 +1,6 @@
-//! Open doors: settings that leave a port or an account reachable without a secret. A node may
+//! Open doors: settings that leave a port or an account reachable without a secret (the
+//! cluster port without authentication on any address, the API without a manager token on a
+//! non-loopback address, clients without token checks). A node may
 //! run with them (the cluster guide's node files do), but never silently: each one is logged as
 //! a WARN at startup, listed by `--check` and exported as `wukongim_insecure_setting{setting}`.
 
@@ -19,13 +21,19 @@ pub fn open_doors(c: &Config) -> Vec<OpenDoor> {
     let mut out = Vec::new();
     let cl = &c.cluster;
     let mutual_tls = cl.tls.enabled && cl.tls.client_auth;
-    if !cl.auth.enabled && !mutual_tls && !is_loopback(&cl.server_addr) {
+    // Reported on loopback too: every local process (any user of the host) reaches it there.
+    if !cl.auth.enabled && !mutual_tls {
+        let who = if is_loopback(&cl.server_addr) {
+            "any process on this host"
+        } else {
+            "anyone who reaches it"
+        };
         out.push(OpenDoor {
             setting: "cluster_auth",
             message: format!(
                 "cluster port {} is not authenticated (cluster.auth.enabled is false and no \
-                 cluster.tls.clientAuth): anyone who reaches it can vote, install snapshots, \
-                 change membership and write any command",
+                 cluster.tls.clientAuth): {who} can vote, install snapshots, change membership \
+                 and write any command",
                 cl.server_addr
             ),
         });
@@ -109,7 +117,14 @@ mod tests {
         c.cluster.server_addr = "127.0.0.1:11110".into();
         c.http_addr = Some("[::1]:5001".into());
         c.token_auth_on = true;
+        assert_eq!(
+            settings(&c),
+            ["cluster_auth"],
+            "local processes reach loopback"
+        );
+        c.cluster.auth.enabled = true;
         assert!(settings(&c).is_empty());
+        c.cluster.auth.enabled = false;
         c.cluster.server_addr = "10.0.0.1:11110".into();
         c.http_addr = Some("10.0.0.1:5001".into());
         c.manager_token_file = Some("/etc/wk/manager.token".into());

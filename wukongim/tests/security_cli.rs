@@ -797,3 +797,38 @@ fn sighup_reloads_the_cluster_token_keeping_the_previous_one() {
         "{before} -> {after}"
     );
 }
+
+/// Keys accepted without effect are named by `--check` when set to something else than the
+/// default, so a tuning value never silently does nothing.
+#[test]
+fn check_names_keys_that_are_accepted_without_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("cluster-token");
+    secret(&token, "t\n", 0o600);
+    let p = dir.path().join("wk.yaml");
+    let notes = |body: &str| {
+        std::fs::write(&p, body).unwrap();
+        let out = check(&p);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("# WARNING cluster."))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    let auth = format!(
+        "  auth:\n    enabled: true\n    tokenFile: {}\n",
+        token.display()
+    );
+    assert!(notes(&format!("cluster:\n{auth}")).is_empty());
+    assert_eq!(
+        notes(&format!(
+            "cluster:\n  gcInterval: 1m\n{auth}    tokenRotationInterval: 1h\n"
+        )),
+        ["cluster.gcInterval", "cluster.auth.tokenRotationInterval"]
+    );
+}

@@ -45,6 +45,14 @@ pub struct LoopbackFleet {
     pub lb_tcp: u16,
 }
 
+/// Writes a secret (token or key) file readable only by its owner (mode 0600), as the server
+/// requires of every token and key file.
+pub fn write_secret(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// A port that was free on 127.0.0.1 a moment ago (the listener is closed before returning).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -97,6 +105,17 @@ impl LoopbackFleet {
             "cluster:\n  name: loopback\n  raft: {{ heartbeatTick: 100ms, electionTick: 10 }}"
         );
         s.push_str(cluster);
+        // A loopback test fleet opts out explicitly of the secrets `wk-ops render` turns on by
+        // default, except those the test configures itself.
+        if !cluster.contains("managerTokenFile") {
+            s.push_str("  openApi: true\n");
+        }
+        if !cluster.contains("auth:") {
+            s.push_str("  auth: { enabled: false }\n");
+        }
+        if !cluster.contains("tokenAuthOn") {
+            s.push_str("  tokenAuthOn: false\n");
+        }
         let _ = writeln!(s, "defaults:\n  rootDir: {d}/data");
         s.push_str(defaults);
         let _ = writeln!(s, "nodes:");

@@ -173,3 +173,69 @@ async fn http_bad_input_gets_400_with_the_field_named() {
     let (st, _) = post(&node.url("/no/such/endpoint"), json!({})).await;
     assert_eq!(st, 404);
 }
+
+/// A client that stops reading is dropped once a write makes no progress within
+/// `conn.writeTimeout` (or its outbound queue fills), not buffered; the node keeps serving.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_not_buffered() {
+    use base64::Engine;
+    let node = Node::start(NodeOptions {
+        extra_yaml: "conn:\n  writeTimeout: 1s\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let (mut slow, r) = WkClient::connect(&node.tcp_addr(), "slow", "", 4).await;
+    assert_eq!(r, ReasonCode::Success);
+    let connections = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("wukongim_connections{transport=\"tcp\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let scrape = || async {
+        reqwest::get(node.metrics_url())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Registration follows the CONNACK: wait until the node counts the connection.
+    let deadline = tokio::time::Instant::now() + T;
+    while connections(&scrape().await) != Some(1) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connection never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 60 KB messages to a client that reads nothing: its socket buffers fill within a few
+    // hundred; the node must drop it instead of queueing more.
+    let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'z'; 60_000]);
+    let mut dropped = false;
+    for i in 0..1500 {
+        let (st, _) = post(
+            &node.url("/message/send"),
+            json!({"from_uid": "fast", "channel_id": "slow", "channel_type": 1,
+                   "client_msg_no": format!("f{i}"), "payload": payload}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        if i % 50 == 49 && connections(&scrape().await) == Some(0) {
+            dropped = true;
+            break;
+        }
+    }
+    if !dropped {
+        let deadline = tokio::time::Instant::now() + T;
+        while connections(&scrape().await) != Some(0) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "slow client never dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The client sees its connection end after what was already in flight.
+    slow.closed_within(T).await;
+    still_serving(&node).await;
+}

@@ -24,7 +24,7 @@ fn make_pki(dir: &Path, ips: &[&str]) {
         let params = CertificateParams::new(vec![ip.to_string()]).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         std::fs::write(dir.join(format!("node-{ip}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("node-{ip}.key")), key.serialize_pem()).unwrap();
+        wk_testkit::write_secret(&dir.join(format!("node-{ip}.key")), key.serialize_pem()).unwrap();
     }
 }
 
@@ -44,8 +44,8 @@ async fn mutual_tls_and_token_auth_between_peers() {
     make_pki(pki.path(), &ips);
     let good = pki.path().join("cluster-token");
     let bad = pki.path().join("wrong-token");
-    std::fs::write(&good, "s3cret-cluster-token\n").unwrap();
-    std::fs::write(&bad, "not-the-token\n").unwrap();
+    wk_testkit::write_secret(&good, "s3cret-cluster-token\n").unwrap();
+    wk_testkit::write_secret(&bad, "not-the-token\n").unwrap();
 
     let mut c = TestCluster::prepare(3, "");
     for (i, ip) in ips.iter().enumerate() {
@@ -122,4 +122,103 @@ async fn mutual_tls_and_token_auth_between_peers() {
     }
     let v = c.wait_converged(T).await;
     assert!(v["applied_index"].as_u64() > Some(0), "{v}");
+}
+
+/// Changing the cluster token node by node with SIGHUP, no restart: after each reload the
+/// cluster keeps its leader and term, a follower restarted mid-change (still on the old token)
+/// rejoins both ways (the reloaded node accepts the old token and falls back to it when dialing),
+/// and at the end every node uses the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_token_changes_node_by_node_without_leader_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = |i: usize| dir.path().join(format!("token-{i}"));
+    let set_token = |i: usize, t: &str| {
+        let tmp = dir.path().join(format!(".token-{i}.new"));
+        wk_testkit::write_secret(&tmp, format!("{t}\n")).unwrap();
+        std::fs::rename(&tmp, token_file(i)).unwrap();
+    };
+    let mut c = TestCluster::prepare(3, "");
+    for i in 0..3 {
+        set_token(i, "token-old");
+        c.nodes[i].opts.cluster_yaml.push_str(&format!(
+            "  auth:\n    enabled: true\n    tokenFile: {}\n",
+            token_file(i).display()
+        ));
+        c.nodes[i].write_config();
+    }
+    let leader = c.spawn_all(T).await;
+    let term = |v: &serde_json::Value| v["term"].as_u64();
+    let li = c.index_of(leader);
+    let start_term = term(&get(&c.nodes[li].url("/cluster/raft/status")).await.1);
+    let watch = wk_tests::RaftWatch::start(
+        c.nodes
+            .iter()
+            .map(|n| n.url("/cluster/raft/status"))
+            .collect(),
+    );
+    let hup = |pid: Option<u32>| {
+        let pid = pid.expect("node running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    async fn send(url: String) -> u16 {
+        let body =
+            json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="});
+        post(&url, body).await.0
+    }
+    let send_url = |c: &TestCluster, i: usize| c.nodes[i].url("/message/send");
+    // Reload the leader first, then restart a follower that still holds the old token.
+    let follower = (li + 1) % 3;
+    let last = (li + 2) % 3;
+    set_token(li, "token-new");
+    hup(c.nodes[li].pid());
+    let log_path = c.nodes[li].log_path();
+    poll(T, "the leader to log the reload", || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        async move { log.contains("cluster token reloaded").then_some(()) }
+    })
+    .await;
+    assert_eq!(send(send_url(&c, li)).await, 200);
+    c.nodes[follower].kill9();
+    c.nodes[follower].spawn();
+    c.nodes[follower].wait_healthy(T).await;
+    c.wait_converged(T).await;
+    assert_eq!(
+        send(send_url(&c, follower)).await,
+        200,
+        "the restarted follower writes through the leader"
+    );
+    for i in [follower, last] {
+        set_token(i, "token-new");
+        hup(c.nodes[i].pid());
+    }
+    for i in 0..3 {
+        assert_eq!(send(send_url(&c, i)).await, 200);
+    }
+    c.wait_converged(T).await;
+    let history = watch.finish().await;
+    eprintln!(
+        "raft status samples: {}, leaders: {:?}",
+        history.samples, history.leaders
+    );
+    assert!(history.samples > 0, "the watch saw the cluster");
+    assert!(
+        history.split_terms().is_empty(),
+        "split brain: {:?}",
+        history.split_terms()
+    );
+    let leaders: Vec<(u64, Vec<u64>)> = history
+        .leaders
+        .iter()
+        .map(|(t, l)| (*t, l.iter().copied().collect()))
+        .collect();
+    assert_eq!(
+        leaders,
+        [(start_term.unwrap(), vec![leader])],
+        "one leader, one term throughout"
+    );
 }

@@ -1,7 +1,7 @@
 //! The HTTP API's node endpoints and its manager-token protection.
 
 use serde_json::json;
-use wk_tests::{get, post_with, Node, NodeOptions};
+use wk_tests::{get, post, post_with, Node, NodeOptions};
 
 #[tokio::test]
 async fn route_health_varz_and_manager_token() {
@@ -81,4 +81,98 @@ async fn a_single_node_refuses_to_remove_its_last_voter() {
     );
     let (st, v) = get(&node.url("/cluster/status")).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("healthy")), "{v}");
+}
+
+/// Person channels "a@b"↔"c" and "a"↔"b@c" are two conversations: neither pair shares the
+/// other's message log or seq counter, and neither can sync the other's messages.
+#[tokio::test]
+async fn person_channels_with_at_signs_do_not_collide() {
+    let node = Node::start(NodeOptions::default()).await;
+    let send = |from: &str, to: &str, payload: &str| {
+        let body =
+            json!({"from_uid": from, "channel_id": to, "channel_type": 1, "payload": payload});
+        let url = node.url("/message/send");
+        async move { post(&url, body).await }
+    };
+    let (st, first) = send("a@b", "c", "b25l").await;
+    assert_eq!(st, 200, "{first}");
+    let (st, second) = send("a", "b@c", "dHdv").await;
+    assert_eq!(st, 200, "{second}");
+    assert_eq!(
+        (
+            first["data"]["message_seq"].as_u64(),
+            second["data"]["message_seq"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "each pair has its own seq counter: {first} {second}"
+    );
+    let sync = |login: &str, channel: &str| {
+        let body =
+            json!({"login_uid": login, "channel_id": channel, "channel_type": 1, "limit": 10});
+        let url = node.url("/channel/messagesync");
+        async move {
+            let (st, r) = post(&url, body).await;
+            assert_eq!(st, 200, "{r}");
+            r["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["payload"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(sync("c", "a@b").await, ["b25l"]);
+    assert_eq!(sync("a@b", "c").await, ["b25l"]);
+    assert_eq!(sync("a", "b@c").await, ["dHdv"]);
+    assert_eq!(sync("b@c", "a").await, ["dHdv"]);
+}
+
+/// `conn.maxSyncBytes` bounds a /channel/messagesync page in payload bytes: pages stop before
+/// the message that would pass it, say `more`, and walking them returns every message once.
+#[tokio::test]
+async fn message_sync_pages_are_bounded_in_bytes() {
+    use base64::Engine;
+    let node = Node::start(NodeOptions {
+        extra_yaml: "conn:\n  maxSyncBytes: 1KiB\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let payload = base64::engine::general_purpose::STANDARD.encode([b'x'; 400]);
+    for i in 0..5 {
+        let (st, r) = post(
+            &node.url("/message/send"),
+            json!({"from_uid": "p", "channel_id": "q", "channel_type": 1,
+                   "client_msg_no": format!("m{i}"), "payload": payload}),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+    }
+    let mut seen: Vec<u64> = Vec::new();
+    let mut start = 0u64;
+    let mut pages = 0;
+    loop {
+        let (st, r) = post(
+            &node.url("/channel/messagesync"),
+            json!({"login_uid": "q", "channel_id": "p", "channel_type": 1,
+                   "start_message_seq": start, "limit": 100, "pull_mode": 1}),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+        let seqs: Vec<u64> = r["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message_seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.len() <= 2, "400-byte payloads, 1 KiB pages: {seqs:?}");
+        pages += 1;
+        seen.extend(&seqs);
+        if r["more"] == 0 {
+            break;
+        }
+        assert!(pages < 10, "pages never end: {r}");
+        start = seqs.last().unwrap() + 1;
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    assert_eq!(pages, 3);
 }

@@ -143,7 +143,7 @@ impl Deploy {
         render(&inventory, &rendered);
         let secrets = dir.path().join("controller-secrets");
         std::fs::create_dir_all(&secrets).unwrap();
-        std::fs::write(secrets.join("manager-token"), MANAGER_TOKEN).unwrap();
+        wk_testkit::write_secret(&secrets.join("manager-token"), MANAGER_TOKEN).unwrap();
         let (wukongim, wk_ops) = (bin("wukongim"), bin("wk-ops"));
         let vars = json!({
             "ansible_connection": "local",

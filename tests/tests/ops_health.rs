@@ -301,7 +301,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
         .unwrap();
     let d = dir.path().to_path_buf();
     let fleet = LoopbackFleet::new(&d, 3).unwrap();
-    std::fs::write(d.join("manager-token"), format!("{TOKEN}\n")).unwrap();
+    wk_testkit::write_secret(&d.join("manager-token"), format!("{TOKEN}\n")).unwrap();
     let mut smtp = Smtp::new(&d);
     smtp.start();
     let smtp_port = smtp.port;
@@ -644,7 +644,7 @@ async fn status_and_health_mail_alerts_against_a_live_cluster() {
     step("no_leader fired after noLeaderFor");
 
     // Errors: one line each, documented exit codes, no panic.
-    std::fs::write(d_join(&s, "wrong-token"), "not-the-token\n").unwrap();
+    wk_testkit::write_secret(&d_join(&s, "wrong-token"), "not-the-token\n").unwrap();
     let wrong = fleet
         .write_inventory_text("wrong-token.yaml", &inventory_text("wrong-token"))
         .unwrap();

@@ -10,6 +10,7 @@ mod render;
 mod restore;
 mod rolling;
 mod scale;
+mod secrets;
 mod status;
 mod upgrade;
 
@@ -51,6 +52,9 @@ pub enum Command {
     RollingRestart(rolling::RollingArgs),
     /// Upload a new wukongim binary to every node, check it, swap it in and roll.
     Upgrade(upgrade::UpgradeArgs),
+    /// Generate the token files (0600) the inventory names and, with --tls, a CA and per-node
+    /// certificates for cluster.tls.
+    Secrets(secrets::SecretsArgs),
     /// Preflight: SSH, cluster ports between nodes, clocks, data directories, installed files.
     Check(check::CheckArgs),
     /// Add an inventory node to the running cluster: install its wk.yaml, start it, add it,
@@ -88,6 +92,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Check(args) => block_on(check::run(args)),
         Command::ScaleOut(args) => block_on(scale::run(args, scale::Direction::Out)),
         Command::ScaleIn(args) => block_on(scale::run(args, scale::Direction::In)),
+        Command::Secrets(args) => secrets::run(args),
     };
     match result {
         // A closed stdout (`wk-ops render … | head`) is not a failure.

@@ -304,6 +304,9 @@ fn build(root: &Value, p: &mut Problems) -> Option<Inventory> {
     if let Some(Some(b)) = &backup_raw {
         check::backup(b, p);
     }
+    if let (Some(c), Some(s)) = (&cluster, &systemd_raw) {
+        check::ops_account(c, s.as_ref(), p);
+    }
     if let Some(Some(m)) = &monitoring_raw {
         check::prometheus_durations(
             &[
@@ -326,15 +329,16 @@ fn build(root: &Value, p: &mut Problems) -> Option<Inventory> {
     if lb_raw.is_none() || entries.len() != count {
         return None;
     }
+    let systemd = resolve::systemd(systemd_raw.as_ref());
     Some(Inventory {
-        cluster: resolve::cluster(&cluster),
+        cluster: resolve::cluster(&cluster, &systemd.config_dir),
         nodes,
         load_balancer,
         alerts: resolve::alerts(alerts_raw.as_ref()),
         backup: backup_raw.as_ref().map(resolve::backup),
         health: resolve::health(health_raw.as_ref()),
         monitoring: resolve::monitoring(monitoring_raw.as_ref()),
-        systemd: resolve::systemd(systemd_raw.as_ref()),
+        systemd,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod remote;
 pub mod render;
 pub mod rolling;
 pub mod scale;
+pub mod secrets;
 pub mod ssh;
 pub mod status;
 pub mod upgrade;

@@ -22,4 +22,6 @@ pub struct App {
     /// Set when the node starts draining: SENDs that can no longer be stored go unanswered
     /// (the client resends them after reconnecting) instead of failing.
     pub draining: std::sync::atomic::AtomicBool,
+    /// `cluster.maxMemoryUsage` back-pressure on new sends.
+    pub memory: std::sync::Arc<crate::memguard::MemoryGuard>,
 }

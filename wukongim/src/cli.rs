@@ -74,6 +74,12 @@ pub fn main() -> ExitCode {
             "# {}: configuration OK",
             name.as_deref().unwrap_or("<defaults>")
         );
+        for d in config::open_doors(&loaded.config) {
+            println!("# WARNING insecure setting {}: {}", d.setting, d.message);
+        }
+        for k in config::ineffective_keys(&loaded.config) {
+            println!("# WARNING {k}");
+        }
         print!("{}", loaded.config.redacted_yaml());
         return ExitCode::SUCCESS;
     }

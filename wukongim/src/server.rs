@@ -22,7 +22,15 @@ pub fn main(args: Args, loaded: Loaded) -> Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    for d in crate::config::open_doors(&loaded.config) {
+        tracing::warn!(setting = d.setting, "insecure setting: {}", d.message);
+    }
+    for k in crate::config::ineffective_keys(&loaded.config) {
+        tracing::warn!("{k}");
+    }
+    // `cluster.workerCount` is the number of async worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(loaded.config.cluster.worker_count.max(1) as usize)
         .enable_all()
         .thread_name("wukongim")
         .build()
@@ -53,7 +61,7 @@ impl Node {
             .await?
             .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let hub = Hub::new();
+        let hub = Hub::with_pending_limit(config.conn.max_pending_bytes.0 as usize);
         let cluster = crate::cluster::Cluster::start(
             config.clone(),
             store.clone(),
@@ -82,6 +90,7 @@ impl Node {
         };
         let traffic = Traffic::default();
         let raft_gauges = crate::cluster::RaftGauges::default();
+        let memory = crate::memguard::MemoryGuard::new(config.cluster.max_memory_usage.0);
         let registry = crate::metrics::registry(crate::metrics::Sources {
             node_id: config.cluster.node_id,
             raft: &raft_gauges,
@@ -91,6 +100,8 @@ impl Node {
             store: &store.metrics,
             hub: &core.hub.metrics,
             traffic: &traffic,
+            config: &config,
+            memory: &memory,
         });
         let app = Arc::new(App {
             node_id: config.cluster.node_id,
@@ -105,6 +116,7 @@ impl Node {
             },
             started: Instant::now(),
             draining: Default::default(),
+            memory,
             shutdown,
         });
         let mut tasks = Vec::new();
@@ -130,6 +142,7 @@ impl Node {
         tasks.push(tokio::spawn(crate::lifecycle::notify_ready(app.clone())));
         tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));
         tasks.push(tokio::spawn(crate::logging::reopen_on_sighup()));
+        tasks.push(tokio::spawn(app.memory.clone().run(app.shutdown.clone())));
         Ok(Node { app, tasks })
     }
 

@@ -362,7 +362,7 @@ impl Pki {
             CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         std::fs::write(dir.join(format!("{prefix}.crt")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{prefix}.key")), key.serialize_pem()).unwrap();
+        write_secret(&dir.join(format!("{prefix}.key")), key.serialize_pem());
     }
 }
 
@@ -529,7 +529,7 @@ async fn tls_versions_suites_and_a_shared_self_signed_certificate() {
         .self_signed(&key)
         .unwrap();
     std::fs::write(d.join("shared.crt"), cert.pem()).unwrap();
-    std::fs::write(d.join("shared.key"), key.serialize_pem()).unwrap();
+    write_secret(&d.join("shared.key"), key.serialize_pem());
     let shared = tls_keys(d, "shared", None, false);
     let server = Server::start(tls(&shared)).await;
     let got = client(tls(&shared))
@@ -783,7 +783,7 @@ fn settings_come_from_the_cluster_keys() {
     let ca = Pki::new(d, "ca");
     ca.issue(d, "node", &["10.0.0.1"]);
     let token: PathBuf = d.join("token");
-    std::fs::write(&token, "abc\n").unwrap();
+    write_secret(&token, "abc\n");
     let mut c = wukongim::config::Cluster {
         tls: tls_keys(d, "node", Some("ca"), true),
         ..Default::default()
@@ -809,4 +809,11 @@ fn settings_come_from_the_cluster_keys() {
         Err(RpcError::Config { key, .. }) => assert_eq!(key, "cluster.tls.cipherSuites[0]"),
         other => panic!("expected a config error, got {other:?}"),
     }
+}
+
+/// A token or key file as the server requires it: mode 0600.
+fn write_secret(path: &std::path::Path, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

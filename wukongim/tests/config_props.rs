@@ -54,7 +54,7 @@ fn yaml_value() -> impl Strategy<Value = serde_yaml::Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, .. ProptestConfig::default() })]
 
     #[test]
     fn random_yaml_never_panics(doc in yaml_value()) {
@@ -75,11 +75,20 @@ proptest! {
         let _ = config::load(Some(&path), Vec::<(String, String)>::new());
     }
 
+}
+
+proptest! {
+    // No files: cheap cases, many of them.
+    #![proptest_config(ProptestConfig { cases: 5000, .. ProptestConfig::default() })]
+
     #[test]
     fn random_env_never_panics(vars in prop::collection::vec(
         (prop_oneof![Just("WK_CLUSTER_NODEID"), Just("WK_CLUSTER_INITNODES"), Just("WK_EXTERNAL_IP"),
                      Just("WK_CLUSTER_HEARTBEATTICK"), Just("WK_CLUSTER_TLS_ENABLED"), Just("WK_MODE"),
-                     Just("WK_CLUSTER_MAXMEMORYUSAGE"), Just("WK_X"), Just("WK_CLUSTER_TLS")],
+                     Just("WK_CLUSTER_MAXMEMORYUSAGE"), Just("WK_X"), Just("WK_CLUSTER_TLS"),
+                     Just("WK_CONN_MAXCONNECTIONS"), Just("WK_CONN_MAXPENDINGBYTES"),
+                     Just("WK_CLUSTER_AUTH_TOKENROTATIONINTERVAL"), Just("WK_TOKENAUTHON"),
+                     Just("WK_MANAGERTOKENFILE"), Just("WK_CLUSTER_SERVERADDR")],
          "[ -~]{0,16}"), 0..6)) {
         let env = vars.into_iter().map(|(k, v)| (k.to_string(), v));
         match config::load(None, env) {

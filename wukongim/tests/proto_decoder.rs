@@ -55,7 +55,7 @@ fn version() -> impl Strategy<Value = u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
 
     #[test]
     fn arbitrary_bytes_in_arbitrary_chunks_never_panic(

@@ -3,7 +3,9 @@
 //! the shared problem list and never stops the others.
 
 use super::model::{LoadBalancer, Node};
-use super::schema::{AlertsSection, BackupSection, ClusterSection, LoadBalancerSection, NodeEntry};
+use super::schema::{
+    AlertsSection, BackupSection, ClusterSection, LoadBalancerSection, NodeEntry, SystemdSection,
+};
 use super::Problems;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +16,14 @@ const SECRET_HINT: &str = "secrets are not accepted in the inventory (it is copi
 
 /// Checks the `cluster:` section.
 pub fn cluster(c: &ClusterSection, p: &mut Problems) {
+    if c.open_api == Some(true) && c.manager_token_file.is_some() {
+        p.error(
+            "cluster.openApi",
+            "openApi: true leaves the HTTP API without a manager token; it contradicts \
+             cluster.managerTokenFile (remove one of them)"
+                .into(),
+        );
+    }
     if c.manager_token.is_some() {
         p.error(
             "cluster.managerToken",
@@ -397,6 +407,31 @@ pub fn prometheus_durations(keys: &[(&str, Option<Duration>)], p: &mut Problems)
                     "must be a positive whole number of milliseconds".into(),
                 );
             }
+        }
+    }
+}
+
+/// The ops units (health, backup) read `managerTokenFile`, which the server requires to be 0600:
+/// they must run as the account that owns it, the node's service user.
+pub fn ops_account(c: &ClusterSection, s: Option<&SystemdSection>, p: &mut Problems) {
+    let Some(s) = s else { return };
+    if c.open_api == Some(true) {
+        return;
+    }
+    let user = s
+        .user
+        .as_ref()
+        .map_or("wukongim".to_string(), |u| u.to_string());
+    if let Some(ops) = &s.ops_user {
+        if ops.to_string() != user {
+            p.warn(
+                "systemd.opsUser",
+                format!(
+                    "the ops units run as `{ops}` but the manager token file must be mode 0600 \
+                     owned by the node user `{user}`: wk-ops health and backup cannot read it \
+                     (leave opsUser unset to run them as `{user}`)"
+                ),
+            );
         }
     }
 }

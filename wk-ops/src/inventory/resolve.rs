@@ -21,7 +21,10 @@ pub const DEFAULT_PORTS: Ports = Ports {
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/wukongim";
 pub const DEFAULT_SERVICE_NAME: &str = "wukongim@{id}";
 
-pub fn cluster(c: &ClusterSection) -> Cluster {
+/// The cluster settings, secure unless the inventory opts out explicitly: cluster auth on with
+/// `<configDir>/cluster-token` when `auth:` is absent, the manager token read from
+/// `<configDir>/manager-token` unless `openApi: true`, `tokenAuthOn: true` unless set.
+pub fn cluster(c: &ClusterSection, config_dir: &str) -> Cluster {
     let mut raft = c.raft.clone();
     raft.heartbeat_tick.get_or_insert(Tick::Secs(1));
     raft.election_tick.get_or_insert(10);
@@ -38,16 +41,28 @@ pub fn cluster(c: &ClusterSection) -> Cluster {
             min_version: t.min_version.map(|v| v.as_str().to_string()),
             cipher_suites: t.cipher_suites.iter().map(|s| s.0.clone()).collect(),
         }),
-        auth: c.auth.as_ref().map(|a| Auth {
-            enabled: a.enabled,
-            method: match a.method.unwrap_or(AuthMethod::Token) {
-                AuthMethod::Token => "token".into(),
+        auth: Some(c.auth.as_ref().map_or_else(
+            || Auth {
+                enabled: true,
+                method: "token".into(),
+                token_file: Some(format!("{config_dir}/cluster-token")),
+                token_rotation_interval: None,
             },
-            token_file: a.token_file.as_ref().map(|p| p.to_string()),
-            token_rotation_interval: a.token_rotation_interval.as_ref().map(|d| d.text.clone()),
-        }),
-        manager_token_file: c.manager_token_file.as_ref().map(|p| p.to_string()),
-        token_auth_on: c.token_auth_on,
+            |a| Auth {
+                enabled: a.enabled,
+                method: match a.method.unwrap_or(AuthMethod::Token) {
+                    AuthMethod::Token => "token".into(),
+                },
+                token_file: a.token_file.as_ref().map(|p| p.to_string()),
+                token_rotation_interval: a.token_rotation_interval.as_ref().map(|d| d.text.clone()),
+            },
+        )),
+        manager_token_file: match (&c.manager_token_file, c.open_api) {
+            (Some(p), _) => Some(p.to_string()),
+            (None, Some(true)) => None,
+            (None, _) => Some(format!("{config_dir}/manager-token")),
+        },
+        token_auth_on: Some(c.token_auth_on.unwrap_or(true)),
     }
 }
 
@@ -272,16 +287,19 @@ pub fn systemd(s: Option<&SystemdSection>) -> Systemd {
     let account = |a: &Option<super::values::Account>, d: &str| {
         a.as_ref().map_or_else(|| d.to_string(), |a| a.to_string())
     };
+    let user = account(&s.user, "wukongim");
+    let group = account(&s.group, "wukongim");
     Systemd {
-        user: account(&s.user, "wukongim"),
-        group: account(&s.group, "wukongim"),
+        // The ops units read the node's 0600 manager token file: by default they run as its owner.
+        ops_user: account(&s.ops_user, &user),
+        ops_group: account(&s.ops_group, &group),
+        user,
+        group,
         binary: path_or(&s.binary, "/usr/local/bin/wukongim"),
         config_dir: path_or(&s.config_dir, "/etc/wukongim"),
         limit_nofile: s.limit_nofile.unwrap_or(1_048_576),
         watchdog_sec: dur_or(&s.watchdog_sec, "30s"),
         ops_binary: path_or(&s.ops_binary, "/usr/local/bin/wk-ops"),
-        ops_user: account(&s.ops_user, "wk-ops"),
-        ops_group: account(&s.ops_group, "wk-ops"),
         inventory_path: path_or(&s.inventory_path, "/etc/wk-ops/inventory.yaml"),
     }
 }

@@ -35,6 +35,9 @@ pub struct ClusterSection {
     pub auth: Option<AuthSection>,
     pub manager_token_file: Option<AbsPath>,
     pub token_auth_on: Option<bool>,
+    /// Explicit opt-out of the manager token (`openApi: true`): the HTTP API is open. Without it
+    /// the nodes read `managerTokenFile`, by default `<systemd.configDir>/manager-token`.
+    pub open_api: Option<bool>,
     /// Refused with a pointer to `managerTokenFile`: secrets stay out of the inventory.
     pub manager_token: Option<IgnoredAny>,
 }

@@ -121,6 +121,12 @@ pub async fn message_send(
     State(app): State<Arc<App>>,
     Body(r): Body<SendReq>,
 ) -> Result<Response, ApiError> {
+    if !app.memory.admit() {
+        return Err(ApiError::Unavailable(
+            "memory above cluster.maxMemoryUsage: sends are refused until it falls; retry later"
+                .into(),
+        ));
+    }
     let payload = base64::engine::general_purpose::STANDARD
         .decode(r.payload.trim())
         .map_err(|e| ApiError::BadRequest(format!("payload is not base64: {e}")))?;

@@ -95,6 +95,7 @@ pub async fn message_sync(
             r.limit.min(10_000)
         },
         pull_up: r.pull_mode == 1,
+        max_bytes: app.config.conn.max_sync_bytes.0 as usize,
     };
     let store = app.store.clone();
     let (messages, more) = tokio::task::spawn_blocking(move || store.messages(&log, range))

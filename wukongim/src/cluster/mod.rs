@@ -57,6 +57,9 @@ pub struct Cluster {
     pub peer_latency: network::PeerLatency,
     /// Held while a node without state decides how it joins (see `bootstrap.rs`).
     pub join_guard: bootstrap::JoinGuard,
+    /// Bytes of the Raft log as of the last `maxLogSize` check (every 10 s), so that status
+    /// endpoints never scan the log.
+    pub log_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -70,6 +73,13 @@ impl Cluster {
     ) -> Result<Arc<Cluster>> {
         let settings =
             Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
+        if let (true, Some(path)) = (config.cluster.auth.enabled, &config.cluster.auth.token_file) {
+            tokio::spawn(rpc::reload_on_sighup(
+                settings.ring.clone(),
+                path.clone(),
+                shutdown.clone(),
+            ));
+        }
         let rpc = RpcClient::new(settings.clone());
         let listen = cluster_listen(&config);
         let listener = TcpListener::bind(&listen).await.with_context(|| {
@@ -120,6 +130,7 @@ impl Cluster {
             init_members,
             peer_latency,
             join_guard: bootstrap::JoinGuard::default(),
+            log_bytes: Default::default(),
         });
         // Before the RPC server answers anyone: a node without state does not vote or accept
         // replication until bootstrap decided whether it forms the cluster or rejoins it.
@@ -253,16 +264,22 @@ fn cluster_listen(c: &Config) -> String {
 /// Takes a snapshot (and so purges the log) when the log outgrows `maxLogSize`.
 async fn log_size_guard(cluster: Arc<Cluster>, shutdown: tokio_util::sync::CancellationToken) {
     let limit = cluster.config.cluster.max_log_size.0;
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = shutdown.cancelled() => return,
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
         let store = cluster.store.clone();
         let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await
         else {
             continue;
         };
+        cluster
+            .log_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         if bytes > limit {
             tracing::info!(
                 bytes,

@@ -1,11 +1,13 @@
 //! Node configuration: the cluster guide's keys, loaded from YAML and `WK_*` environment
 //! variables, validated with every problem reported at once (file, key path, reason).
 
+mod exposure;
 mod load;
 mod model;
 mod units;
 mod validate;
 
+pub use exposure::{ineffective_keys, is_loopback, open_doors, OpenDoor};
 pub use load::{load, Loaded};
 pub use model::{Auth, Cluster, Config, Conn, External, Manager, Mode, Tls};
 pub use units::{
@@ -142,16 +144,18 @@ impl Config {
         }
     }
 
-    /// The manager token in force: `managerToken`, or the trimmed contents of `managerTokenFile`.
+    /// The manager token in force: `managerToken`, or the trimmed contents of `managerTokenFile`
+    /// (refused when group or others can access the file).
     pub fn resolve_manager_token(&self) -> std::io::Result<Option<String>> {
         if let Some(path) = &self.manager_token_file {
-            let t = std::fs::read_to_string(path).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("managerTokenFile {}: {e}", path.display()),
-                )
+            let t = crate::secret::read_private(path, "managerTokenFile")
+                .map_err(std::io::Error::other)?;
+            let t = String::from_utf8(t).map_err(|_| {
+                std::io::Error::other(format!(
+                    "managerTokenFile {}: not UTF-8 text",
+                    path.display()
+                ))
             })?;
-            let t = t.trim().to_string();
             return Ok((!t.is_empty()).then_some(t));
         }
         Ok((!self.manager_token.is_empty()).then(|| self.manager_token.clone()))

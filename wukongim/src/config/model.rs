@@ -63,6 +63,15 @@ pub struct Conn {
     pub idle_timeout: Dur,
     /// Time allowed between accept and a valid CONNECT.
     pub connect_timeout: Dur,
+    /// A write to a client that makes no progress this long drops the client (slow reader).
+    pub write_timeout: Dur,
+    /// Most client connections (TCP and WebSocket together) open at once; more are refused.
+    pub max_connections: u32,
+    /// Bound of the messages kept in memory for redelivery to their recipients (all users of
+    /// this node together); past it the oldest are dropped (clients get them by message sync).
+    pub max_pending_bytes: ByteSize,
+    /// Payload bytes of one /channel/messagesync page (at least one message; `more` says the rest).
+    pub max_sync_bytes: ByteSize,
 }
 
 /// What clients are told to dial (GET /route) and what nodes advertise.
@@ -167,6 +176,10 @@ impl Default for Conn {
             max_packet_size: ByteSize(1 << 20),
             idle_timeout: Dur::secs(180),
             connect_timeout: Dur::secs(10),
+            write_timeout: Dur::secs(10),
+            max_connections: 100_000,
+            max_pending_bytes: ByteSize(256 << 20),
+            max_sync_bytes: ByteSize(8 << 20),
         }
     }
 }

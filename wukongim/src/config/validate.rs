@@ -81,6 +81,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("cluster.maxInflightMsgs", cl.max_inflight_msgs as u64),
         ("cluster.batchSize", cl.batch_size as u64),
         ("cluster.maxConnections", cl.max_connections as u64),
+        ("conn.maxConnections", c.conn.max_connections as u64),
         ("cluster.workerCount", cl.worker_count as u64),
         ("cluster.queueSize", cl.queue_size as u64),
         ("cluster.snapshotEntries", cl.snapshot_entries),
@@ -96,6 +97,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("cluster.keepAlivePeriod", cl.keep_alive_period.0),
         ("conn.idleTimeout", c.conn.idle_timeout.0),
         ("conn.connectTimeout", c.conn.connect_timeout.0),
+        ("conn.writeTimeout", c.conn.write_timeout.0),
     ] {
         if d.is_zero() {
             bad(key, "must be longer than 0".into());
@@ -106,6 +108,12 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "conn.maxPacketSize",
             "must be between 1KiB and 256MiB".into(),
         );
+    }
+    if c.conn.max_sync_bytes.0 < 1024 {
+        bad("conn.maxSyncBytes", "must be at least 1KiB".into());
+    }
+    if c.conn.max_pending_bytes.0 < 1 << 20 {
+        bad("conn.maxPendingBytes", "must be at least 1MiB".into());
     }
     let tls = &cl.tls;
     if tls.enabled {

@@ -13,11 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Most unacknowledged messages kept per user.
 pub const PENDING_PER_USER: usize = 1000;
 /// Unacknowledged messages older than this are dropped (clients catch up through message sync).
 pub const PENDING_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Default bound of the pending store in bytes (`conn.maxPendingBytes`).
+pub const DEFAULT_PENDING_BYTES: usize = 256 << 20;
+/// Bytes a pending entry is charged beyond its payload (ids, strings, queue slots).
+const ENTRY_OVERHEAD: usize = 256;
 
 /// What the hub asks a session to do.
 #[derive(Debug, Clone)]
@@ -44,20 +49,88 @@ pub struct ConnInfo {
 struct Conn {
     info: ConnInfo,
     tx: mpsc::Sender<Outbound>,
+    /// Ends the session without going through `tx` (a full queue is a slow client).
+    closed: CancellationToken,
 }
+
+/// One message waiting for a RECVACK: insertion number (node-wide order), time, message.
+type Pending = (u64, Instant, Arc<Message>);
 
 #[derive(Default)]
 struct Inner {
     conns: HashMap<String, Vec<Conn>>,
-    pending: HashMap<String, VecDeque<(Instant, Arc<Message>)>>,
+    pending: HashMap<String, VecDeque<Pending>>,
+    /// Node-wide insertion order of pending entries (uid, number), for oldest-first eviction;
+    /// entries already acknowledged are skipped when met and compacted away now and then.
+    order: VecDeque<(u64, String)>,
+    next_seq: u64,
+    /// Bytes charged for every pending entry (payload + [`ENTRY_OVERHEAD`]).
+    bytes: usize,
+    entries: usize,
 }
 
 /// Per-node registry of client connections.
-#[derive(Default)]
 pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
+    /// Bound of the pending store in bytes; the oldest entries of any user go first.
+    max_pending_bytes: usize,
     pub metrics: HubMetrics,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            inner: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            max_pending_bytes: DEFAULT_PENDING_BYTES,
+            metrics: HubMetrics::default(),
+        }
+    }
+}
+
+fn charge(m: &Message) -> usize {
+    m.payload.len() + ENTRY_OVERHEAD
+}
+
+impl Inner {
+    fn forget(&mut self, m: &Message) {
+        self.bytes = self.bytes.saturating_sub(charge(m));
+        self.entries = self.entries.saturating_sub(1);
+    }
+
+    /// Drops the node-wide oldest pending entry; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((seq, uid)) = self.order.pop_front() {
+            let Some(q) = self.pending.get_mut(&uid) else {
+                continue;
+            };
+            // Entries before `seq` in this queue were removed already (acks, per-user cap).
+            if q.front().is_some_and(|(s, _, _)| *s == seq) {
+                let (_, _, m) = q.pop_front().expect("front exists");
+                if q.is_empty() {
+                    self.pending.remove(&uid);
+                }
+                self.forget(&m);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Rebuilds `order` from the live entries when stale ones dominate (amortised O(1)).
+    fn compact_order(&mut self) {
+        if self.order.len() <= 2 * self.entries + 1024 {
+            return;
+        }
+        let mut live: Vec<(u64, String)> = self
+            .pending
+            .iter()
+            .flat_map(|(uid, q)| q.iter().map(move |(s, _, _)| (*s, uid.clone())))
+            .collect();
+        live.sort_unstable_by_key(|(s, _)| *s);
+        self.order = live.into();
+    }
 }
 
 /// Delivery and connection metrics of this node's hub.
@@ -65,6 +138,9 @@ pub struct Hub {
 pub struct HubMetrics {
     pub delivered: Counter,
     connections: Family<[(&'static str, &'static str); 1], Gauge>,
+    /// Pending entries dropped because the store was over `conn.maxPendingBytes`.
+    pub pending_dropped: Counter,
+    pending_bytes: Gauge,
 }
 
 impl HubMetrics {
@@ -79,12 +155,36 @@ impl HubMetrics {
             "Client connections by transport.",
             self.connections.clone(),
         );
+        r.register(
+            "wukongim_pending_dropped",
+            "Undelivered messages dropped oldest-first because the pending store was over \
+             conn.maxPendingBytes (their recipients get them through message sync).",
+            self.pending_dropped.clone(),
+        );
+        r.register(
+            "wukongim_pending_bytes",
+            "Bytes charged to messages kept for redelivery to their recipients.",
+            self.pending_bytes.clone(),
+        );
     }
 }
 
 impl Hub {
     pub fn new() -> Arc<Hub> {
         Arc::new(Hub::default())
+    }
+
+    /// A hub whose pending store holds at most `max_pending_bytes`.
+    pub fn with_pending_limit(max_pending_bytes: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            max_pending_bytes,
+            ..Hub::default()
+        })
+    }
+
+    /// Bytes charged to pending entries now.
+    pub fn pending_bytes(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
     }
 
     /// A fresh connection id.
@@ -95,7 +195,12 @@ impl Hub {
     /// Registers a connection. Kicks what it replaces (a master device replaces every older
     /// connection of the same uid and device flag; any device replaces an older connection with
     /// the same device id) and returns the messages pending for the user, oldest first.
-    pub fn register(&self, info: ConnInfo, tx: mpsc::Sender<Outbound>) -> Vec<Arc<Message>> {
+    pub fn register(
+        &self,
+        info: ConnInfo,
+        tx: mpsc::Sender<Outbound>,
+        closed: CancellationToken,
+    ) -> Vec<Arc<Message>> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let list = g.conns.entry(info.uid.clone()).or_default();
         list.retain(|c| {
@@ -112,11 +217,28 @@ impl Hub {
         list.push(Conn {
             info: info.clone(),
             tx,
+            closed,
         });
-        let pending = g.pending.entry(info.uid.clone()).or_default();
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
-        pending.retain(|(t, _)| cutoff.is_none_or(|c| *t >= c));
-        pending.iter().map(|(_, m)| m.clone()).collect()
+        let Some(pending) = g.pending.get_mut(&info.uid) else {
+            return Vec::new();
+        };
+        let mut expired = Vec::new();
+        pending.retain(|(_, t, m)| {
+            let keep = cutoff.is_none_or(|c| *t >= c);
+            if !keep {
+                expired.push(m.clone());
+            }
+            keep
+        });
+        let out = pending.iter().map(|(_, _, m)| m.clone()).collect();
+        if pending.is_empty() {
+            g.pending.remove(&info.uid);
+        }
+        for m in expired {
+            g.forget(&m);
+        }
+        out
     }
 
     /// Removes connection `id` of `uid` (no-op if it was already replaced).
@@ -133,12 +255,24 @@ impl Hub {
     /// `uid` acknowledged `message_id`: stop redelivering it.
     pub fn ack(&self, uid: &str, message_id: i64) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = g.pending.get_mut(uid) {
-            p.retain(|(_, m)| m.message_id != message_id);
-            if p.is_empty() {
-                g.pending.remove(uid);
+        let Some(p) = g.pending.get_mut(uid) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        p.retain(|(_, _, m)| {
+            let hit = m.message_id == message_id;
+            if hit {
+                removed.push(m.clone());
             }
+            !hit
+        });
+        if p.is_empty() {
+            g.pending.remove(uid);
         }
+        for m in removed {
+            g.forget(&m);
+        }
+        g.compact_order();
     }
 
     /// Pushes applied messages to their recipients' online devices.
@@ -160,23 +294,44 @@ impl Hub {
                         if c.tx.try_send(Outbound::Recv(msg.clone())).is_ok() {
                             self.metrics.delivered.inc();
                         } else {
-                            // Slow or gone: it will get the message on reconnect from pending.
-                            let _ = c.tx.try_send(Outbound::Kick {
-                                reason: 15,
-                                text: "client too slow".into(),
-                            });
+                            // Slow or gone: its queue is full, so a kick could not travel
+                            // through it; the session is ended directly. The client gets the
+                            // message from pending when it reconnects.
+                            if !c.closed.is_cancelled() {
+                                tracing::info!(
+                                    uid = %c.info.uid,
+                                    device = %c.info.device_id,
+                                    "client too slow (outbound queue full): disconnecting"
+                                );
+                            }
+                            c.closed.cancel();
                         }
                     }
                 }
                 if !is_sender && !msg.header.no_persist {
+                    let seq = g.next_seq;
+                    g.next_seq += 1;
                     let p = g.pending.entry(uid.clone()).or_default();
-                    if p.len() >= PENDING_PER_USER {
-                        p.pop_front();
+                    let capped = if p.len() >= PENDING_PER_USER {
+                        p.pop_front()
+                    } else {
+                        None
+                    };
+                    p.push_back((seq, now, msg.clone()));
+                    if let Some((_, _, old)) = capped {
+                        g.forget(&old);
                     }
-                    p.push_back((now, msg.clone()));
+                    g.order.push_back((seq, uid.clone()));
+                    g.bytes += charge(&msg);
+                    g.entries += 1;
                 }
             }
         }
+        while g.bytes > self.max_pending_bytes && g.evict_oldest() {
+            self.metrics.pending_dropped.inc();
+        }
+        g.compact_order();
+        self.metrics.pending_bytes.set(g.bytes as i64);
     }
 
     /// Closes every connection without DISCONNECT (shutdown): WuKongIM SDKs treat any
@@ -217,6 +372,7 @@ impl Hub {
 
     /// Sets the connection gauges from the current connections.
     pub fn refresh_metrics(&self) {
+        self.metrics.pending_bytes.set(self.pending_bytes() as i64);
         let counts = self.connection_counts();
         for t in ["tcp", "ws"] {
             let n = counts.get(t).copied().unwrap_or(0);
@@ -234,5 +390,119 @@ impl Hub {
             .get(uid)
             .map(|l| l.iter().map(|c| c.info.clone()).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: i64, to: &str, payload: usize) -> Delivery {
+        Delivery {
+            message: Message {
+                message_id: id,
+                message_seq: id as u64,
+                client_msg_no: String::new(),
+                from_uid: "sender".into(),
+                channel_id: to.into(),
+                channel_type: 1,
+                setting: 0,
+                header: Default::default(),
+                expire: 0,
+                timestamp: 0,
+                topic: None,
+                stream_no: String::new(),
+                payload: vec![0; payload],
+            },
+            from_device: String::new(),
+            recipients: vec![to.into()],
+        }
+    }
+
+    fn info(uid: &str) -> ConnInfo {
+        ConnInfo {
+            id: 1,
+            uid: uid.into(),
+            device_id: "d".into(),
+            device_flag: 0,
+            device_level: 1,
+            transport: "tcp",
+        }
+    }
+
+    #[test]
+    fn pending_store_is_bounded_in_bytes_dropping_the_oldest() {
+        let entry = 1024 + ENTRY_OVERHEAD;
+        let hub = Hub::with_pending_limit(10 * entry);
+        // 100 offline users, one 1 KiB message each, in order.
+        for i in 0..100 {
+            hub.deliver(vec![delivery(i, &format!("u{i}"), 1024)]);
+            assert!(hub.pending_bytes() <= 10 * entry);
+        }
+        assert_eq!(hub.metrics.pending_dropped.get(), 90);
+        let (tx, _rx) = mpsc::channel(8);
+        let closed = CancellationToken::new();
+        assert!(
+            hub.register(info("u0"), tx.clone(), closed.clone())
+                .is_empty(),
+            "oldest dropped"
+        );
+        let kept = hub.register(info("u99"), tx, closed);
+        assert_eq!(kept.iter().map(|m| m.message_id).collect::<Vec<_>>(), [99]);
+        // Acknowledged entries free their bytes; the stale order entries are compacted.
+        for i in 90..100 {
+            hub.ack(&format!("u{i}"), i);
+        }
+        assert_eq!(hub.pending_bytes(), 0);
+        for i in 100..5000 {
+            hub.deliver(vec![delivery(i, "busy", 16)]);
+            hub.ack("busy", i);
+        }
+        let g = hub.inner.lock().unwrap();
+        assert!(g.order.len() <= 2 * g.entries + 1024, "{}", g.order.len());
+    }
+}
+
+#[cfg(test)]
+mod slow_client {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_ends_the_session_directly() {
+        let hub = Hub::new();
+        let (tx, _rx) = mpsc::channel(1);
+        let closed = CancellationToken::new();
+        let info = ConnInfo {
+            id: 1,
+            uid: "slow".into(),
+            device_id: "d".into(),
+            device_flag: 0,
+            device_level: 1,
+            transport: "tcp",
+        };
+        hub.register(info, tx, closed.clone());
+        let m = |id| Delivery {
+            message: Message {
+                message_id: id,
+                message_seq: id as u64,
+                client_msg_no: String::new(),
+                from_uid: "x".into(),
+                channel_id: "slow".into(),
+                channel_type: 1,
+                setting: 0,
+                header: Default::default(),
+                expire: 0,
+                timestamp: 0,
+                topic: None,
+                stream_no: String::new(),
+                payload: vec![1],
+            },
+            from_device: String::new(),
+            recipients: vec!["slow".into()],
+        };
+        hub.deliver(vec![m(1)]);
+        assert!(!closed.is_cancelled(), "room for one");
+        hub.deliver(vec![m(2)]);
+        assert!(closed.is_cancelled(), "queue full: session ended");
     }
 }

@@ -1,6 +1,7 @@
 //! Client connections: TCP (:5100) and WebSocket (:5200, binary frames, any path) feed one
 //! session implementation ([`session`]); the transports only move bytes.
 
+mod admission;
 mod session;
 mod traffic;
 mod transport;
@@ -10,7 +11,7 @@ pub use traffic::Traffic;
 use crate::app::App;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -23,9 +24,16 @@ pub async fn serve_tcp(app: Arc<App>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                let max = app.config.conn.max_connections as usize;
+                let Some(slot) = app.traffic.admission.try_admit(max) else {
+                    tracing::debug!(%peer, max, "tcp client refused: conn.maxConnections open");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let (r, w) = stream.into_split();
                     let io = transport::Tcp::new(r, w);
                     session::run(app, io, "tcp", peer.to_string()).await;
@@ -59,10 +67,20 @@ async fn ws_upgrade(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let cap = app.config.conn.max_connections as usize;
+    let Some(slot) = app.traffic.admission.try_admit(cap) else {
+        tracing::debug!(%peer, max = cap, "websocket client refused: conn.maxConnections open");
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many client connections\n",
+        )
+            .into_response();
+    };
     let max = app.config.conn.max_packet_size.0 as usize + 16;
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             session::run(app, transport::Ws::new(socket), "ws", peer.to_string()).await;
         })
 }

@@ -68,6 +68,8 @@ pub struct Traffic {
     pub in_bytes: Counter,
     pub out_bytes: Counter,
     pub connects: AtomicU64,
+    /// The client connection cap.
+    pub admission: super::admission::Admission,
 }
 
 impl Default for Traffic {
@@ -81,6 +83,7 @@ impl Default for Traffic {
             in_bytes: Counter::default(),
             out_bytes: Counter::default(),
             connects: AtomicU64::new(0),
+            admission: Default::default(),
         }
     }
 }
@@ -117,6 +120,11 @@ impl Traffic {
         for (name, help, c) in counters {
             r.register(name, help, c.clone());
         }
+        r.register(
+            "wukongim_client_connections_refused",
+            "Client connections refused because conn.maxConnections were open.",
+            self.admission.refused.clone(),
+        );
         r.register(
             "wukongim_send_ack_duration_seconds",
             "Time from SEND received to SENDACK sent.",

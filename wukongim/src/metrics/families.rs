@@ -18,6 +18,8 @@ pub fn families() -> Vec<String> {
         store: &store,
         hub: &hub,
         traffic: &traffic,
+        config: &crate::config::Config::default(),
+        memory: &Default::default(),
     });
     let mut open_metrics = String::new();
     // Writing into a String cannot fail.
@@ -87,6 +89,7 @@ mod tests {
             "wukongim_raft_rpc_duration_seconds",
             "wukongim_send_ack_duration_seconds",
             "process_cpu_seconds_total",
+            "wukongim_insecure_setting",
         ] {
             assert!(f.iter().any(|n| n == name), "{name} missing from {f:?}");
         }

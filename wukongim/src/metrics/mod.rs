@@ -8,6 +8,7 @@ mod families;
 mod process;
 
 pub use families::families;
+pub use process::resident_bytes;
 pub use prometheus_client::registry::Registry;
 
 use crate::app::App;
@@ -51,6 +52,9 @@ pub struct Sources<'a> {
     pub store: &'a crate::store::StoreMetrics,
     pub hub: &'a crate::core::hub::HubMetrics,
     pub traffic: &'a crate::gateway::Traffic,
+    /// The configuration whose open doors are exported.
+    pub config: &'a crate::config::Config,
+    pub memory: &'a crate::memguard::MemoryGuard,
 }
 
 /// One registry holding every metric of `s`, plus node identity and process figures.
@@ -63,6 +67,15 @@ pub fn registry(s: Sources<'_>) -> Registry {
     ])
     .set(1);
     r.register("wukongim_info", "Node identity.", info);
+    let insecure = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for d in crate::config::open_doors(s.config) {
+        insecure.get_or_create(&[("setting", d.setting)]).set(1);
+    }
+    r.register(
+        "wukongim_insecure_setting",
+        "1 for each insecure setting in force (cluster_auth, manager_token, token_auth).",
+        insecure,
+    );
     s.raft.register(&mut r);
     s.peers.register(&mut r);
     s.writes.register(&mut r);
@@ -70,6 +83,7 @@ pub fn registry(s: Sources<'_>) -> Registry {
     s.snapshots.register(&mut r);
     s.hub.register(&mut r);
     s.traffic.register(&mut r);
+    s.memory.register(&mut r);
     r.register_collector(Box::new(process::Process::default()));
     r
 }

@@ -62,6 +62,11 @@ impl Collector for Process {
 }
 
 /// (resident bytes, cpu seconds, open fds); zeros where unreadable.
+/// Resident memory of this process in bytes (0 when /proc cannot be read).
+pub fn resident_bytes() -> u64 {
+    read().0
+}
+
 fn read() -> (u64, f64, u64) {
     let page = 4096u64;
     let ticks = 100.0; // USER_HZ on Linux

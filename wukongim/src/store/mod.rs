@@ -208,10 +208,20 @@ pub fn log_key(from_uid: &str, channel_id: &str, channel_type: u8) -> String {
         } else {
             (channel_id, from_uid)
         };
-        format!("{channel_type}:{a}@{b}")
+        format!("{channel_type}:{}@{}", escape_uid(a), escape_uid(b))
     } else {
         format!("{channel_type}:{channel_id}")
     }
+}
+
+/// A uid inside a person-channel key: `\` and `@` escaped, so the pair's separator is the only
+/// bare `@` and no two pairs share a key ("a@b"+"c" vs "a"+"b@c"). Uids without either
+/// character (all usual ones) keep the key they always had.
+fn escape_uid(uid: &str) -> std::borrow::Cow<'_, str> {
+    if !uid.contains(['\\', '@']) {
+        return uid.into();
+    }
+    uid.replace('\\', "\\\\").replace('@', "\\@").into()
 }
 
 /// Key of a conversation as one user sees it.
@@ -226,4 +236,28 @@ pub fn to_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> Result<T> {
     postcard::from_bytes(b).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn person_keys_of_usual_uids_are_unchanged() {
+        assert_eq!(log_key("bob", "alice", CHANNEL_PERSON), "1:alice@bob");
+    }
+
+    proptest! {
+        /// Two unordered pairs share a log key only when they are the same pair.
+        #[test]
+        fn person_keys_never_collide(a in "[a@\\\\b]{0,4}", b in "[a@\\\\b]{0,4}",
+                                     c in "[a@\\\\b]{0,4}", d in "[a@\\\\b]{0,4}") {
+            let same_pair = (a == c && b == d) || (a == d && b == c);
+            prop_assert_eq!(
+                log_key(&a, &b, CHANNEL_PERSON) == log_key(&c, &d, CHANNEL_PERSON),
+                same_pair
+            );
+        }
+    }
 }

@@ -14,6 +14,9 @@ pub struct SyncRange {
     pub limit: usize,
     /// false = down (older), true = up (newer).
     pub pull_up: bool,
+    /// Payload bytes per page: the page stops before the message that would pass it (at
+    /// least one message is returned) and says `more`.
+    pub max_bytes: usize,
 }
 
 impl Store {
@@ -48,19 +51,26 @@ impl Store {
         let txn = self.read()?;
         let t = txn.open_table(MESSAGES)?;
         let limit = r.limit.clamp(1, 10_000);
-        let mut out = Vec::new();
+        let mut out: Vec<Message> = Vec::new();
         let mut more = false;
+        let mut bytes = 0usize;
+        // True when `m` may join the page; false = the page is full.
+        let mut fits = |out: &Vec<Message>, m: &Message| {
+            bytes += m.payload.len();
+            out.is_empty() || (out.len() < limit && bytes <= r.max_bytes)
+        };
         if r.pull_up {
             let lo = r.start.max(1);
             let hi = if r.end == 0 { u64::MAX } else { r.end };
             if lo < hi {
                 for item in t.range((log, lo)..(log, hi))? {
                     let (_, v) = item?;
-                    if out.len() == limit {
+                    let m: Message = decode("messages", v.value())?;
+                    if !fits(&out, &m) {
                         more = true;
                         break;
                     }
-                    out.push(decode("messages", v.value())?);
+                    out.push(m);
                 }
             }
         } else {
@@ -73,11 +83,12 @@ impl Store {
             if lo <= top {
                 for item in t.range((log, lo)..=(log, top))?.rev() {
                     let (_, v) = item?;
-                    if out.len() == limit {
+                    let m: Message = decode("messages", v.value())?;
+                    if !fits(&out, &m) {
                         more = true;
                         break;
                     }
-                    out.push(decode("messages", v.value())?);
+                    out.push(m);
                 }
             }
             out.reverse();

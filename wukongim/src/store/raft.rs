@@ -64,6 +64,15 @@ impl Store {
     }
 
     /// Number of log entries kept and their total encoded size.
+    /// Entries in the Raft log, in O(1) (the table keeps its length).
+    pub fn log_len(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db().begin_read()?;
+        Ok(txn.open_table(RAFT_LOG)?.len()?)
+    }
+
+    /// Entries and bytes of the Raft log: reads the whole log (for the periodic `maxLogSize`
+    /// check only; status endpoints use [`Store::log_len`] and the bytes of the last check).
     pub fn log_stats(&self) -> Result<(u64, u64)> {
         let txn = self.db().begin_read()?;
         let t = txn.open_table(RAFT_LOG)?;

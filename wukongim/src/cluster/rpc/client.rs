@@ -233,8 +233,31 @@ impl Pool {
     }
 }
 
-/// Connect, TLS and handshake within `dial_timeout`, then start the connection's tasks.
+/// Connect, TLS and handshake within `dial_timeout`, then start the connection's tasks. With
+/// more than one cluster token in force (after a reload), the current one is tried first and
+/// the previous one on an authentication failure, so a peer not reloaded yet is still reached.
 async fn dial(addr: &str, settings: &RpcSettings) -> Result<ClientConn, RpcError> {
+    let tokens = settings.tokens();
+    let tries: Vec<Option<&[u8]>> = if tokens.is_empty() {
+        vec![None]
+    } else {
+        tokens.iter().map(|t| Some(t.as_slice())).collect()
+    };
+    let mut last = None;
+    for token in tries {
+        match dial_with(addr, settings, token).await {
+            Err(RpcError::Auth(m)) => last = Some(RpcError::Auth(m)),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or(RpcError::Closed))
+}
+
+async fn dial_with(
+    addr: &str,
+    settings: &RpcSettings,
+    token: Option<&[u8]>,
+) -> Result<ClientConn, RpcError> {
     let dial_err = |source| RpcError::Dial {
         addr: addr.to_string(),
         source,
@@ -258,7 +281,7 @@ async fn dial(addr: &str, settings: &RpcSettings) -> Result<ClientConn, RpcError
             }
             None => Box::new(tcp),
         };
-        handshake::client(&mut stream, settings.token.as_deref())
+        handshake::client(&mut stream, token)
             .await
             .map_err(|e| e.at(addr))?;
         Ok::<_, RpcError>(stream)

@@ -364,6 +364,9 @@ mod tests {
     }
 
     proptest! {
+        // Cheap cases: a big share of the suite's fuzzing of the cluster port.
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
         #[test]
         fn random_byte_streams_never_panic(
             chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20)

@@ -138,10 +138,12 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Server side. On a wrong token the client is told so before the error is returned.
+/// Server side: `tokens` are the cluster tokens accepted (current first, then the previous one
+/// after a reload); empty = no authentication. On a wrong token the client is told so before
+/// the error is returned.
 pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    token: Option<&[u8]>,
+    tokens: &[Vec<u8>],
 ) -> Result<(), RpcError> {
     let hello = recv(s)
         .await?
@@ -152,7 +154,7 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
         ));
     }
     let sn = nonce();
-    send(s, &[MAGIC, &[VERSION], &[token.is_some() as u8], &sn]).await?;
+    send(s, &[MAGIC, &[VERSION], &[!tokens.is_empty() as u8], &sn]).await?;
     let version = hello[MAGIC.len()];
     if version != VERSION || hello.len() != MAGIC.len() + 1 + NONCE_LEN {
         return Err(RpcError::Protocol(format!(
@@ -160,19 +162,24 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
         )));
     }
     let cn = &hello[MAGIC.len() + 1..];
-    let Some(t) = token else {
+    if tokens.is_empty() {
         return Ok(());
-    };
+    }
     let tag = recv(s).await?.ok_or_else(|| {
         RpcError::Auth("client closed the connection instead of proving the cluster token".into())
     })?;
-    if tag.len() != MAC_LEN || !verify(t, CLIENT_LABEL, &sn, cn, &tag) {
+    // Every token is checked (constant time each, no early exit); the first that matches wins.
+    let matched = tokens.iter().fold(None, |found, t| {
+        let ok = tag.len() == MAC_LEN && verify(t, CLIENT_LABEL, &sn, cn, &tag);
+        found.or(ok.then_some(t))
+    });
+    let Some(t) = matched else {
         // Best effort: the client learns why before the connection closes.
         let _ = send(s, &[&[REJECTED]]).await;
         return Err(RpcError::Auth(
             "client presented a wrong cluster token".into(),
         ));
-    }
+    };
     send(s, &[&[ACCEPTED], &proof(t, SERVER_LABEL, cn, &sn)?]).await?;
     Ok(())
 }
@@ -188,7 +195,8 @@ mod tests {
     ) -> (Result<(), RpcError>, Result<(), RpcError>) {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let c = tokio::spawn(async move { client(&mut a, ct).await });
-        let s = tokio::spawn(async move { server(&mut b, st).await });
+        let st: Vec<Vec<u8>> = st.map(|t| vec![t.to_vec()]).unwrap_or_default();
+        let s = tokio::spawn(async move { server(&mut b, &st).await });
         (c.await.unwrap(), s.await.unwrap())
     }
 
@@ -214,25 +222,46 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            server(&mut b, None).await,
+            server(&mut b, &[]).await,
             Err(RpcError::Protocol(_))
         ));
     }
 
+    thread_local! {
+        static RT: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    }
+
+    /// A well-formed client hello (magic, version, nonce) so that fuzzing reaches the proof.
+    fn hello_then(rest: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, 0, 38];
+        v.extend_from_slice(MAGIC);
+        v.push(VERSION);
+        v.extend_from_slice(&[9u8; NONCE_LEN]);
+        v.extend_from_slice(rest);
+        v
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
         #[test]
         fn random_handshake_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
+            RT.with(|rt| rt.block_on(async {
+                // Past a valid hello, garbage proofs are refused, never accepted.
+                let (mut a, mut b) = tokio::io::duplex(4096);
+                a.write_all(&hello_then(&bytes)).await.unwrap();
+                drop(a);
+                assert!(server(&mut b, &[b"token".to_vec()]).await.is_err());
                 let (mut a, mut b) = tokio::io::duplex(4096);
                 a.write_all(&bytes).await.unwrap();
                 drop(a);
-                let _ = server(&mut b, Some(b"token")).await;
+                let _ = server(&mut b, &[b"token".to_vec()]).await;
                 let (mut a, mut b) = tokio::io::duplex(4096);
                 a.write_all(&bytes).await.unwrap();
                 drop(a);
                 let _ = client(&mut b, Some(b"token")).await;
-            });
+            }));
         }
     }
 }

@@ -44,7 +44,9 @@ mod tls;
 
 pub use client::RpcClient;
 pub use server::{serve, RpcHandler};
-pub use settings::{RpcSettings, DEFAULT_MAX_MESSAGE, TEST_MAX_MESSAGE_ENV};
+pub use settings::{
+    reload_on_sighup, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE, TEST_MAX_MESSAGE_ENV,
+};
 pub use tls::TlsSettings;
 
 /// Failures of a cluster RPC call. Where the failure concerns a peer, the message names it.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,14 +39,36 @@ pub async fn serve<H: RpcHandler>(
     shutdown: CancellationToken,
 ) {
     let mut conns = JoinSet::new();
+    // Open connections by remote address: a peer's pool never needs more than
+    // `max_connections` (cluster.maxConnections), so more from one address are refused.
+    let mut open: HashMap<IpAddr, usize> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Ok(ip) = done {
+                    release(&mut open, ip);
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let n = open.entry(peer.ip()).or_default();
+                    if *n >= settings.max_connections {
+                        tracing::warn!(
+                            %peer,
+                            limit = settings.max_connections,
+                            "cluster rpc connection refused: cluster.maxConnections already \
+                             open from this address"
+                        );
+                        drop(tcp);
+                        continue;
+                    }
+                    *n += 1;
                     let (s, h, stop) = (settings.clone(), handler.clone(), shutdown.clone());
-                    conns.spawn(async move { connection(tcp, peer, s, h, stop).await });
+                    conns.spawn(async move {
+                        connection(tcp, peer, s, h, stop).await;
+                        peer.ip()
+                    });
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
@@ -64,6 +86,15 @@ pub async fn serve<H: RpcHandler>(
     let grace = settings.request_timeout + Duration::from_secs(1);
     if tokio::time::timeout(grace, drain).await.is_err() {
         conns.abort_all();
+    }
+}
+
+fn release(open: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = open.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            open.remove(&ip);
+        }
     }
 }
 
@@ -119,7 +150,7 @@ async fn open(tcp: TcpStream, s: &RpcSettings) -> Result<BoxStream, RpcError> {
             }
             None => Box::new(tcp),
         };
-        handshake::server(&mut stream, s.token.as_deref()).await?;
+        handshake::server(&mut stream, &s.tokens()).await?;
         Ok(stream)
     };
     tokio::time::timeout(limit, work)

@@ -6,6 +6,7 @@ use super::tls::TlsSettings;
 use super::RpcError;
 use crate::config::Cluster;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Default largest request/response body (snapshots travel in chunks far below it).
@@ -26,11 +27,75 @@ fn test_max_message() -> Option<usize> {
     }
 }
 
+/// The cluster tokens in force, replaceable while running: SIGHUP re-reads `auth.tokenFile`
+/// ([`reload_on_sighup`]); the token it replaces stays accepted (and is tried second when
+/// dialing) until the next reload, so replacing the file on each node in turn never cuts a link.
+#[derive(Clone, Default)]
+pub struct TokenRing(Arc<RwLock<Vec<Vec<u8>>>>);
+
+impl TokenRing {
+    pub fn new(token: Option<Vec<u8>>) -> TokenRing {
+        TokenRing(Arc::new(RwLock::new(token.into_iter().collect())))
+    }
+
+    /// Current token first, then the previous one.
+    pub fn tokens(&self) -> Vec<Vec<u8>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes `new` current and keeps the one it replaces as previous; false if unchanged.
+    pub fn replace(&self, new: Vec<u8>) -> bool {
+        let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if g.first() == Some(&new) {
+            return false;
+        }
+        let previous = g.first().cloned();
+        *g = std::iter::once(new).chain(previous).collect();
+        true
+    }
+}
+
+/// Re-reads `auth.tokenFile` on every SIGHUP until `stop`; a file that cannot be used (missing,
+/// empty, readable by others) is logged and the tokens in force stay.
+pub async fn reload_on_sighup(
+    ring: TokenRing,
+    path: std::path::PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            r = hup.recv() => if r.is_none() { return },
+            _ = stop.cancelled() => return,
+        }
+        match crate::secret::read_private(&path, "cluster.auth.tokenFile") {
+            Ok(t) if t.is_empty() => {
+                tracing::error!(path = %path.display(), "cluster token file is empty; tokens unchanged")
+            }
+            Ok(t) => {
+                if ring.replace(t) {
+                    tracing::info!(
+                        path = %path.display(),
+                        "cluster token reloaded (SIGHUP); the previous one stays accepted"
+                    );
+                }
+            }
+            Err(e) => tracing::error!("cannot reload the cluster token: {e}; tokens unchanged"),
+        }
+    }
+}
+
 /// Everything both sides of the cluster RPC need.
 #[derive(Clone)]
 pub struct RpcSettings {
     /// The cluster token; `None` = no token authentication (the magic/version check remains).
+    /// Used when `ring` is empty (settings built by hand).
     pub token: Option<Vec<u8>>,
+    /// The tokens in force when built from the configuration (reloadable).
+    pub ring: TokenRing,
     /// TLS for both sides, when `cluster.tls.enabled`.
     pub tls: Option<TlsSettings>,
     /// Bounds connect + TLS + handshake of a new connection.
@@ -50,6 +115,7 @@ impl Default for RpcSettings {
     fn default() -> Self {
         RpcSettings {
             token: None,
+            ring: TokenRing::default(),
             tls: None,
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
@@ -84,6 +150,16 @@ pub(super) fn config_error(key: &str, message: impl Into<String>) -> RpcError {
 }
 
 impl RpcSettings {
+    /// The tokens to accept and to try, current first (empty = no authentication).
+    pub fn tokens(&self) -> Vec<Vec<u8>> {
+        let ring = self.ring.tokens();
+        if ring.is_empty() {
+            self.token.clone().into_iter().collect()
+        } else {
+            ring
+        }
+    }
+
     /// Builds the settings from the `cluster:` section, reading the token and certificate files.
     ///
     /// `max_frame` is the larger of `maxSizePerMsg` and [`DEFAULT_MAX_MESSAGE`]: `maxSizePerMsg`
@@ -102,10 +178,8 @@ impl RpcSettings {
                     "required when cluster.auth.enabled is true",
                 )
             })?;
-            let raw = std::fs::read(path).map_err(|e| {
-                config_error("cluster.auth.tokenFile", format!("{}: {e}", path.display()))
-            })?;
-            let token = raw.trim_ascii().to_vec();
+            let token = crate::secret::read_private(path, "cluster.auth.tokenFile")
+                .map_err(|e| config_error("cluster.auth.tokenFile", e))?;
             if token.is_empty() {
                 return Err(config_error(
                     "cluster.auth.tokenFile",
@@ -122,6 +196,7 @@ impl RpcSettings {
             None
         };
         Ok(RpcSettings {
+            ring: TokenRing::new(token.clone()),
             token,
             tls,
             dial_timeout: c.dial_timeout.0,
@@ -139,12 +214,18 @@ impl RpcSettings {
 mod tests {
     use super::*;
     use crate::config::Dur;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn private(p: &std::path::Path) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
 
     #[test]
     fn reads_timeouts_pool_and_token() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("token");
         std::fs::write(&token, "  s3cret\n").unwrap();
+        private(&token);
         let mut c = Cluster {
             dial_timeout: Dur::millis(700),
             request_timeout: Dur::secs(3),
@@ -176,12 +257,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
+        private(&empty);
         c.auth.token_file = Some(empty);
         let e = RpcSettings::from_config(&c).unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");
         c.auth.method = "password".into();
         let e = RpcSettings::from_config(&c).unwrap_err().to_string();
         assert!(e.starts_with("cluster.auth.method:"), "{e}");
+    }
+
+    #[test]
+    fn the_ring_keeps_one_previous_token() {
+        let r = TokenRing::new(Some(b"a".to_vec()));
+        assert!(r.replace(b"b".to_vec()));
+        assert_eq!(r.tokens(), [b"b".to_vec(), b"a".to_vec()]);
+        assert!(!r.replace(b"b".to_vec()), "unchanged file");
+        assert!(r.replace(b"c".to_vec()));
+        assert_eq!(r.tokens(), [b"c".to_vec(), b"b".to_vec()]);
+        let s = RpcSettings {
+            token: Some(b"x".to_vec()),
+            ..RpcSettings::default()
+        };
+        assert_eq!(
+            s.tokens(),
+            [b"x".to_vec()],
+            "hand-built settings use `token`"
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ impl TlsSettings {
         let cert_path = required(&t.cert_file, "cluster.tls.certFile")?;
         let key_path = required(&t.key_file, "cluster.tls.keyFile")?;
         let chain = certs("cluster.tls.certFile", cert_path)?;
+        crate::secret::check_private(key_path, "cluster.tls.keyFile")
+            .map_err(|e| config_error("cluster.tls.keyFile", e))?;
         let key = private_key(key_path)?;
         let (anchors, anchor_key) = match t.ca_file.as_deref() {
             Some(ca) => (certs("cluster.tls.caFile", ca)?, "cluster.tls.caFile"),

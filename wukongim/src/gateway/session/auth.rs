@@ -113,7 +113,10 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
         return (ReasonCode::ClientKeyIsEmpty, 0);
     }
     if c.uid == MANAGER_UID {
-        let ok = app.manager_token.as_deref().is_some_and(|t| t == c.token);
+        let ok = app
+            .manager_token
+            .as_deref()
+            .is_some_and(|t| crate::secret::ct_eq(t.as_bytes(), c.token.as_bytes()));
         return (
             if ok {
                 ReasonCode::Success
@@ -130,7 +133,11 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
         _ => return (ReasonCode::QueryTokenError, 0),
     };
     let level = stored.as_ref().map(|t| t.device_level).unwrap_or(0);
-    if app.config.token_auth_on && stored.is_none_or(|t| t.token != c.token || c.token.is_empty()) {
+    if app.config.token_auth_on
+        && stored.is_none_or(|t| {
+            c.token.is_empty() || !crate::secret::ct_eq(t.token.as_bytes(), c.token.as_bytes())
+        })
+    {
         return (ReasonCode::AuthFail, 0);
     }
     (ReasonCode::Success, level)

@@ -61,15 +61,19 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         conn_id,
     });
     // CONNACK must go out before any RECV: write it before registering with the hub.
-    if w.send(accepted.connack).await.is_err() {
+    let deadline = app.config.conn.write_timeout.0;
+    if !matches!(
+        tokio::time::timeout(deadline, w.send(accepted.connack)).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
-    for m in app.core.hub.register(info, hub_tx.clone()) {
+    let closed = CancellationToken::new();
+    for m in app.core.hub.register(info, hub_tx.clone(), closed.clone()) {
         let _ = hub_tx.try_send(Outbound::Recv(m));
     }
     tracing::debug!(%peer, uid = %s.uid, device = %s.device_id, version = s.version, transport, "client connected");
 
-    let closed = CancellationToken::new();
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
     let (ack_tx, ack_rx) = mpsc::channel::<acks::PendingAck>(1024);
     let writer = tokio::spawn(write::write_loop(

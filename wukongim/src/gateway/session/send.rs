@@ -12,6 +12,9 @@ pub(super) async fn submit(s: &Session, p: SendPacket) -> PendingAck {
     let since = std::time::Instant::now();
     let client_seq = p.client_seq;
     let refused = |reason| PendingAck::Ready(sendack(client_seq, 0, 0, reason), since);
+    if !s.app.memory.admit() {
+        return refused(ReasonCode::RateLimit);
+    }
     let payload = if p.setting.no_encrypt() {
         p.payload.to_vec()
     } else {

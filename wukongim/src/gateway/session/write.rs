@@ -18,6 +18,9 @@ pub(super) async fn write_loop<W: Out>(
     mut hub: mpsc::Receiver<Outbound>,
     closed: CancellationToken,
 ) {
+    let deadline = s.app.config.conn.write_timeout.0;
+    // A write that makes no progress within `conn.writeTimeout` drops the client: a slow
+    // reader is disconnected, never buffered without bound.
     loop {
         let frame = tokio::select! {
             biased;
@@ -26,7 +29,7 @@ pub(super) async fn write_loop<W: Out>(
                 Some(Outbound::Recv(m)) => recv::frame(&s, &m),
                 Some(Outbound::Kick { reason, text }) => {
                     tracing::info!(uid = %s.uid, device = %s.device_id, reason, %text, "disconnecting client");
-                    let _ = w.send(disconnect(ReasonCode::from_u8(reason), &text, s.version)).await;
+                    let _ = send(&mut w, disconnect(ReasonCode::from_u8(reason), &text, s.version), deadline).await;
                     break;
                 }
                 Some(Outbound::Close) => {
@@ -38,7 +41,9 @@ pub(super) async fn write_loop<W: Out>(
             _ = closed.cancelled() => {
                 // Flush what the session already queued (e.g. a final DISCONNECT).
                 while let Ok(f) = out.try_recv() {
-                    let _ = w.send(f).await;
+                    if !send(&mut w, f, deadline).await {
+                        break;
+                    }
                 }
                 break;
             }
@@ -47,10 +52,23 @@ pub(super) async fn write_loop<W: Out>(
         if let Some(b) = frame.first() {
             s.app.traffic.packets_out.inc(b >> 4);
         }
-        if w.send(frame).await.is_err() {
+        if !send(&mut w, frame, deadline).await {
+            tracing::info!(
+                uid = %s.uid,
+                device = %s.device_id,
+                "client not reading (no write progress within conn.writeTimeout): disconnecting"
+            );
             break;
         }
     }
     closed.cancel();
     w.close().await;
+}
+
+/// One write within `deadline`; false when it failed or made no progress in time.
+async fn send<W: Out>(w: &mut W, frame: Bytes, deadline: std::time::Duration) -> bool {
+    matches!(
+        tokio::time::timeout(deadline, w.send(frame)).await,
+        Ok(Ok(()))
+    )
 }

@@ -292,6 +292,40 @@ fn json_body(response: &str) -> serde_json::Value {
     serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null)
 }
 
+/// A single node with cluster auth on (`cluster-token` in `dir` holding `token`, stderr in
+/// `dir/stderr.log`), started and waited on until it leads; returns its status then.
+fn authed_leader(dir: &Path, token: &str) -> (Running, Ports, serde_json::Value) {
+    let file = dir.join("cluster-token");
+    secret(&file, token, 0o600);
+    let (p, ports) = node_file_ports(
+        dir,
+        "",
+        &format!(
+            "  auth:\n    enabled: true\n    tokenFile: {}\n",
+            file.display()
+        ),
+    );
+    let node = Running(
+        wukongim()
+            .arg("--config")
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let s = json_body(&wait_ok(ports.http, "/cluster/raft/status"));
+        if s["state"] == "leader" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no leader: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (node, ports, before)
+}
+
 /// With cluster auth on, nothing a stranger sends on the cluster port reaches Raft: a client
 /// with the wrong token, one with no token, a forged proof and frames without a handshake are
 /// all refused, each refusal is logged, and the node's term and leadership do not move.
@@ -300,36 +334,9 @@ fn cluster_port_refuses_every_rpc_without_the_token() {
     use wukongim::cluster::messages::kind;
     use wukongim::cluster::rpc::{RpcClient, RpcSettings};
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("cluster-token");
-    secret(&token, "the-right-token\n", 0o600);
-    let (p, ports) = node_file_ports(
-        dir.path(),
-        "",
-        &format!(
-            "  auth:\n    enabled: true\n    tokenFile: {}\n",
-            token.display()
-        ),
-    );
+    let (_node, ports, before) = authed_leader(dir.path(), "the-right-token\n");
     let log = dir.path().join("stderr.log");
-    let _node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
     let status = || json_body(&wait_ok(ports.http, "/cluster/raft/status"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let before = loop {
-        let s = status();
-        if s["state"] == "leader" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no leader: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let addr = format!("127.0.0.1:{}", ports.rpc);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kinds = [
@@ -701,35 +708,9 @@ fn hostile_input_at_every_port_leaves_the_node_serving_and_bounded() {
 fn sighup_reloads_the_cluster_token_keeping_the_previous_one() {
     use wukongim::cluster::rpc::{RpcClient, RpcSettings};
     let dir = tempfile::tempdir().unwrap();
+    let (node, ports, before) = authed_leader(dir.path(), "token-a\n");
     let token = dir.path().join("cluster-token");
-    secret(&token, "token-a\n", 0o600);
-    let (p, ports) = node_file_ports(
-        dir.path(),
-        "",
-        &format!(
-            "  auth:\n    enabled: true\n    tokenFile: {}\n",
-            token.display()
-        ),
-    );
-    let node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
     let status = || json_body(&wait_ok(ports.http, "/cluster/raft/status"));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let before = loop {
-        let s = status();
-        if s["state"] == "leader" {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no leader: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let addr = format!("127.0.0.1:{}", ports.rpc);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ping = |t: &str| {

@@ -461,48 +461,16 @@ mod tests {
         let g = hub.inner.lock().unwrap();
         assert!(g.order.len() <= 2 * g.entries + 1024, "{}", g.order.len());
     }
-}
-
-#[cfg(test)]
-mod slow_client {
-    use super::*;
 
     #[test]
     fn a_full_queue_ends_the_session_directly() {
         let hub = Hub::new();
         let (tx, _rx) = mpsc::channel(1);
         let closed = CancellationToken::new();
-        let info = ConnInfo {
-            id: 1,
-            uid: "slow".into(),
-            device_id: "d".into(),
-            device_flag: 0,
-            device_level: 1,
-            transport: "tcp",
-        };
-        hub.register(info, tx, closed.clone());
-        let m = |id| Delivery {
-            message: Message {
-                message_id: id,
-                message_seq: id as u64,
-                client_msg_no: String::new(),
-                from_uid: "x".into(),
-                channel_id: "slow".into(),
-                channel_type: 1,
-                setting: 0,
-                header: Default::default(),
-                expire: 0,
-                timestamp: 0,
-                topic: None,
-                stream_no: String::new(),
-                payload: vec![1],
-            },
-            from_device: String::new(),
-            recipients: vec!["slow".into()],
-        };
-        hub.deliver(vec![m(1)]);
+        hub.register(info("slow"), tx, closed.clone());
+        hub.deliver(vec![delivery(1, "slow", 1)]);
         assert!(!closed.is_cancelled(), "room for one");
-        hub.deliver(vec![m(2)]);
+        hub.deliver(vec![delivery(2, "slow", 1)]);
         assert!(closed.is_cancelled(), "queue full: session ended");
     }
 }

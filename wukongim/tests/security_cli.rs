@@ -88,6 +88,19 @@ fn node_file_ports(dir: &Path, extra: &str, cluster_extra: &str) -> (PathBuf, Po
 /// Kills the node when the test ends, however it ends.
 struct Running(Child);
 
+/// Starts the server on `config`, stdout discarded, stderr to `stderr`.
+fn start(config: &Path, stderr: impl Into<Stdio>) -> Running {
+    Running(
+        wukongim()
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -158,15 +171,7 @@ fn check_is_quiet_when_every_door_is_closed() {
 
 /// Runs the node and waits for it to exit within a deadline (it must refuse to start).
 fn refused_start(config: &Path) -> String {
-    let mut child = Running(
-        wukongim()
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start(config, Stdio::piped());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.0.try_wait().unwrap() {
@@ -230,15 +235,7 @@ fn a_running_node_warns_and_exports_its_open_doors() {
     let dir = tempfile::tempdir().unwrap();
     let (p, manager) = node_file(dir.path(), "", "");
     let log = dir.path().join("stderr.log");
-    let _node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = start(&p, std::fs::File::create(&log).unwrap());
     let deadline = Instant::now() + Duration::from_secs(90);
     let metrics = loop {
         if let Some(m) = http_get(manager, "/metrics").filter(|m| m.contains(" 200 ")) {
@@ -305,15 +302,7 @@ fn authed_leader(dir: &Path, token: &str) -> (Running, Ports, serde_json::Value)
             file.display()
         ),
     );
-    let node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let node = start(&p, std::fs::File::create(dir.join("stderr.log")).unwrap());
     let deadline = Instant::now() + Duration::from_secs(90);
     let before = loop {
         let s = json_body(&wait_ok(ports.http, "/cluster/raft/status"));
@@ -434,15 +423,7 @@ fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
 fn client_connections_past_the_cap_are_refused_until_one_closes() {
     let dir = tempfile::tempdir().unwrap();
     let (p, ports) = node_file_ports(dir.path(), "conn:\n  maxConnections: 2\n", "");
-    let _node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = start(&p, Stdio::null());
     wait_ok(ports.http, "/health");
     let tcp = || std::net::TcpStream::connect(("127.0.0.1", ports.tcp)).unwrap();
     let first = tcp();
@@ -505,15 +486,7 @@ fn http_post(port: u16, path: &str, body: &str) -> Option<String> {
 fn sends_are_refused_while_memory_is_over_max_memory_usage() {
     let dir = tempfile::tempdir().unwrap();
     let (p, ports) = node_file_ports(dir.path(), "", "  maxMemoryUsage: 1MiB\n");
-    let _node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _node = start(&p, Stdio::null());
     wait_ok(ports.http, "/health");
     let body = r#"{"from_uid":"a","channel_id":"b","channel_type":1,"payload":"aGk="}"#;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -571,14 +544,9 @@ fn hostile_input_at_every_port_leaves_the_node_serving_and_bounded() {
     use std::net::TcpStream;
     let dir = tempfile::tempdir().unwrap();
     let (p, ports) = node_file_ports(dir.path(), "", "");
-    let node = Running(
-        wukongim()
-            .arg("--config")
-            .arg(&p)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap(),
+    let node = start(
+        &p,
+        std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
     );
     wait_ok(ports.http, "/health");
     wait_ok(ports.manager, "/metrics");

@@ -41,12 +41,13 @@ pub struct RollingArgs {
 
 pub async fn run(args: RollingArgs) -> anyhow::Result<ExitCode> {
     let inv = super::load_inventory(&args.inventory)?;
-    let state_file = args
-        .state_file
-        .clone()
-        .unwrap_or_else(|| state::default_path(&args.inventory, OPERATION));
-    let api = NodeApi::new(&inv, Duration::from_secs(5))?;
-    let fleet = Fleet::new(inv.nodes.clone(), api, &args.remote.options())?;
+    let (fleet, state_file) = fleet_and_state_file(
+        &inv,
+        &args.inventory,
+        args.state_file.as_deref(),
+        &args.remote,
+        OPERATION,
+    )?;
     let setup = Setup {
         inventory: &args.inventory,
         state_file: &state_file,
@@ -66,6 +67,23 @@ pub async fn run(args: RollingArgs) -> anyhow::Result<ExitCode> {
     }
     let timing = args.action.timing();
     execute(&fleet, &mut st, &setup, timing).await
+}
+
+/// The nodes of `inv` as a roll drives them, and the roll's resume file (`state_file`, or the
+/// default for `operation` beside the inventory).
+pub fn fleet_and_state_file(
+    inv: &Inventory,
+    inventory: &Path,
+    state_file: Option<&Path>,
+    remote: &RemoteArgs,
+    operation: &str,
+) -> anyhow::Result<(Fleet, PathBuf)> {
+    let state_file = state_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| state::default_path(inventory, operation));
+    let api = NodeApi::new(inv, Duration::from_secs(5))?;
+    let fleet = Fleet::new(inv.nodes.clone(), api, &remote.options())?;
+    Ok((fleet, state_file))
 }
 
 /// What a roll is about: the files it reads and writes, and which nodes.

@@ -3,17 +3,13 @@
 //! exactly like `rolling-restart` (same plan, progress, stop and `--resume`).
 
 use super::remote_args::{ActionArgs, RemoteArgs};
-use super::rolling::{confirm, execute, Setup};
+use super::rolling::{confirm, execute, fleet_and_state_file, Setup};
 use super::ConfigError;
-use crate::node_api::NodeApi;
-use crate::rolling::fleet::Fleet;
-use crate::rolling::state;
 use crate::upgrade::{self, Source};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 const OPERATION: &str = "upgrade";
 
@@ -52,12 +48,13 @@ pub async fn run(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
         Some(b) => Source::Binary(b),
         None => Source::Previous,
     };
-    let state_file = args
-        .state_file
-        .clone()
-        .unwrap_or_else(|| state::default_path(&args.inventory, OPERATION));
-    let api = NodeApi::new(&inv, Duration::from_secs(5))?;
-    let fleet = Fleet::new(inv.nodes.clone(), api, &args.remote.options())?;
+    let (fleet, state_file) = fleet_and_state_file(
+        &inv,
+        &args.inventory,
+        args.state_file.as_deref(),
+        &args.remote,
+        OPERATION,
+    )?;
     let setup = Setup {
         inventory: &args.inventory,
         state_file: &state_file,

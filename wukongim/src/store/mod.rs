@@ -31,6 +31,25 @@ pub const DB_FILE: &str = "state.redb";
 /// redb's page cache (reads and the write buffer of a transaction). Bounded so that walking or
 /// installing a large state does not grow the process by the size of the state.
 const CACHE_BYTES: usize = 32 << 20;
+
+/// Test knob: an environment variable that, when set to a byte count, replaces [`CACHE_BYTES`]
+/// (so a memory test can tell the fixed cache apart from growth with the size of the state).
+/// Not for production use.
+pub const TEST_CACHE_BYTES_ENV: &str = "WUKONGIM_TEST_STORE_CACHE_BYTES";
+
+/// The page cache size: [`CACHE_BYTES`] unless the test knob names another (≥ 1 MiB).
+fn cache_bytes() -> usize {
+    let Ok(v) = std::env::var(TEST_CACHE_BYTES_ENV) else {
+        return CACHE_BYTES;
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n >= 1 << 20 => n,
+        _ => {
+            tracing::warn!(value = %v, "{TEST_CACHE_BYTES_ENV} ignored: not a byte count >= 1048576");
+            CACHE_BYTES
+        }
+    }
+}
 use std::path::Path;
 use std::sync::Arc;
 
@@ -134,7 +153,7 @@ impl Store {
     pub fn open_file(path: &Path) -> Result<Store> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes())
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),

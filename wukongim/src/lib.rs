@@ -19,3 +19,4 @@ pub mod restore;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod webhook;

@@ -62,10 +62,12 @@ impl Node {
             .with_context(|| format!("opening storage in rootDir {}", config.root_dir.display()))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let hub = Hub::with_pending_limit(config.conn.max_pending_bytes.0 as usize);
+        let webhooks = crate::webhook::Webhooks::new(&config.webhook);
         let cluster = crate::cluster::Cluster::start(
             config.clone(),
             store.clone(),
             hub.clone(),
+            webhooks.feed.clone(),
             shutdown.clone(),
         )
         .await?;
@@ -75,6 +77,7 @@ impl Node {
             cluster,
             proposer,
         };
+        webhooks.start(&core, shutdown.clone())?;
         let bind = |key: &'static str, addr: String| async move {
             TcpListener::bind(&addr)
                 .await
@@ -102,6 +105,7 @@ impl Node {
             traffic: &traffic,
             config: &config,
             memory: &memory,
+            webhook: &webhooks.metrics,
         });
         let app = Arc::new(App {
             node_id: config.cluster.node_id,

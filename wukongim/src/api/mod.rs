@@ -7,7 +7,7 @@ mod error;
 mod im;
 mod info;
 mod snapshot;
-mod sync;
+pub(crate) mod sync;
 
 pub use cluster::raft_status_json;
 pub use error::ApiError;

@@ -1,5 +1,6 @@
 //! Messages of the cluster RPC, one request kind each: Raft traffic (append, vote, pre-vote,
-//! snapshot, leader transfer), forwarded client writes and forwarded admin operations. Bodies
+//! snapshot, leader transfer), forwarded client writes and forwarded admin operations, and the
+//! presence query (which uids are connected to a node). Bodies
 //! are encoded with [`super::types::to_bytes`].
 
 use super::types::{Batch, BatchResult, SnapshotMeta, Vote};
@@ -17,6 +18,23 @@ pub mod kind {
     pub const ADMIN: u8 = 7;
     pub const SNAPSHOT_CHUNK: u8 = 8;
     pub const SNAPSHOT_INSTALL: u8 = 9;
+    pub const ONLINE: u8 = 10;
+}
+
+/// Which of these uids have connections on the receiving node (cluster-wide presence).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OnlineQuery {
+    pub uids: Vec<String>,
+}
+
+/// One connection of a queried uid on the answering node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineConn {
+    pub node_id: u64,
+    pub uid: String,
+    pub device_flag: u8,
+    pub device_level: u8,
+    pub conn_id: u64,
 }
 
 /// Answer to PING: what a peer knows (used by bootstrap and status).

@@ -9,6 +9,7 @@ mod health;
 pub mod log_store;
 pub mod messages;
 mod network;
+pub mod presence;
 mod raft_config;
 mod reads;
 pub mod rpc;
@@ -64,11 +65,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// Creates the Raft instance over `store`, binds the cluster RPC on `serverAddr`, and starts
-    /// bootstrap. Applied messages go to `hub`.
+    /// bootstrap. Applied messages go to `hub` (and to the webhook `feed` when webhooks are on).
     pub async fn start(
         config: Config,
         store: Store,
         hub: Arc<Hub>,
+        feed: Option<Arc<crate::webhook::Feed>>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Arc<Cluster>> {
         let settings =
@@ -88,7 +90,8 @@ impl Cluster {
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let sm = StateMachine::new(
             store.clone(),
-            hub,
+            hub.clone(),
+            feed,
             Arc::new(applied_tx),
             config.root_dir.join("snapshots"),
         )
@@ -140,6 +143,7 @@ impl Cluster {
         let handler = Arc::new(service::Service {
             cluster: cluster.clone(),
             incoming: snapshot_recv::Receiver::new(cluster.snapshot_dir.clone()),
+            hub,
         });
         tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));

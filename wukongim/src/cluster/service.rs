@@ -1,8 +1,9 @@
 //! The server side of the cluster RPC: dispatches each request kind to the local Raft instance,
-//! or to the leader-side handling of forwarded writes and admin operations.
+//! or to the leader-side handling of forwarded writes and admin operations, or to this node's hub
+//! for presence queries.
 
 use super::messages::{
-    kind, AdminRequest, ForwardResult, ForwardWrite, PingResponse, SnapshotChunk, SnapshotInstall,
+    kind, AdminRequest, ForwardResult, ForwardWrite, OnlineQuery, PingResponse, SnapshotChunk, SnapshotInstall,
     SnapshotRequest,
 };
 use super::rpc::RpcHandler;
@@ -21,6 +22,8 @@ pub struct Service {
     pub cluster: Arc<Cluster>,
     /// Snapshot transfers from the leader.
     pub incoming: super::snapshot_recv::Receiver,
+    /// This node's connections (answers presence queries).
+    pub hub: Arc<crate::core::Hub>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
@@ -111,6 +114,21 @@ impl RpcHandler for Service {
             kind::ADMIN => {
                 let req: AdminRequest = decode(&body)?;
                 to_bytes(&self.cluster.admin_as_leader(req).await)
+            }
+            kind::ONLINE => {
+                let req: OnlineQuery = decode(&body)?;
+                if req.uids.len() > super::presence::MAX_QUERY_UIDS {
+                    return Err(format!(
+                        "presence query for {} uids (at most {})",
+                        req.uids.len(),
+                        super::presence::MAX_QUERY_UIDS
+                    ));
+                }
+                to_bytes(&super::presence::local(
+                    &self.hub,
+                    self.cluster.node_id,
+                    &req.uids,
+                ))
             }
             other => return Err(format!("unknown request kind {other}")),
         };

@@ -1,6 +1,7 @@
 //! The replicated state machine: applies committed batches to the IM store in one durable
 //! transaction per apply call, answers the proposers, and hands applied messages to this node's
-//! hub for delivery (apply is the delivery trigger, on every node alike). Snapshots are files
+//! hub for delivery (apply is the delivery trigger, on every node alike) and, when webhooks are
+//! on, to the webhook feed. Snapshots are files
 //! under `rootDir/snapshots`, streamed from and into the store (see [`super::snapshots`]).
 
 use super::snapfile::SnapshotFile;
@@ -74,6 +75,8 @@ impl SnapshotStats {
 pub struct StateMachine {
     store: Store,
     hub: Arc<Hub>,
+    /// Applied messages for the webhooks (None: webhooks off).
+    feed: Option<Arc<crate::webhook::Feed>>,
     applied: Arc<watch::Sender<u64>>,
     pub snapshots: SnapshotDir,
     pub stats: Arc<SnapshotStats>,
@@ -83,12 +86,14 @@ impl StateMachine {
     pub fn new(
         store: Store,
         hub: Arc<Hub>,
+        feed: Option<Arc<crate::webhook::Feed>>,
         applied: Arc<watch::Sender<u64>>,
         dir: PathBuf,
     ) -> io::Result<Self> {
         Ok(StateMachine {
             store,
             hub,
+            feed,
             applied,
             snapshots: {
                 let d = SnapshotDir::new(dir)?;
@@ -179,6 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut batches: Vec<Option<Batch>> = Vec::new();
         let mut responders = Vec::new();
+        let mut indexes = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
         while let Some((entry, responder)) = entries.try_next().await? {
@@ -192,6 +198,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     batches.push(None);
                 }
             }
+            indexes.push(log_id.index());
             last_applied = Some(log_id);
             responders.push(responder);
         }
@@ -207,7 +214,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(io_err)?
             .map_err(io_err)?;
-        for (a, responder) in applied.into_iter().zip(responders) {
+        for ((a, responder), index) in applied.into_iter().zip(responders).zip(indexes) {
+            if let Some(feed) = &self.feed {
+                feed.push(index, &a.deliveries);
+            }
             self.hub.deliver(a.deliveries);
             if let Some(r) = responder {
                 r.send(BatchResult {

@@ -76,6 +76,13 @@ pub fn ineffective_keys(c: &Config) -> Vec<String> {
                 .into(),
         );
     }
+    if !c.webhook.grpc_addr.trim().is_empty() {
+        out.push(
+            "webhook.grpcAddr is not supported by this server (gRPC webhooks): set \
+             webhook.httpAddr instead"
+                .into(),
+        );
+    }
     out
 }
 

@@ -43,6 +43,47 @@ pub struct Config {
     pub conn: Conn,
     pub external: External,
     pub cluster: Cluster,
+    pub webhook: Webhook,
+}
+
+/// Webhooks to the app server (Go's `webhook.*` keys): `msg.notify`, `msg.offline` and
+/// `user.onlinestatus` are POSTed as JSON to `httpAddr?event=<name>`. Unset `httpAddr` = off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Webhook {
+    /// `http://host:port/path` of the app server; empty = no webhooks.
+    pub http_addr: String,
+    /// Go's gRPC webhook; not supported here (a warning at startup and in `--check`).
+    pub grpc_addr: String,
+    /// How often queued `msg.notify` messages are pushed (Go: 500ms).
+    pub msg_notify_event_push_interval: Dur,
+    /// Most messages in one `msg.notify` request (Go: 100).
+    pub msg_notify_event_count_per_push: u32,
+    /// Failed attempts after which a push is given up (Go: 5).
+    pub msg_notify_event_retry_max_count: u32,
+    /// Events to send (`msg.notify`, `msg.offline`, `user.onlinestatus`); empty = all.
+    pub focus_events: Vec<String>,
+}
+
+impl Default for Webhook {
+    fn default() -> Self {
+        Webhook {
+            http_addr: String::new(),
+            grpc_addr: String::new(),
+            msg_notify_event_push_interval: Dur::millis(500),
+            msg_notify_event_count_per_push: 100,
+            msg_notify_event_retry_max_count: 5,
+            focus_events: Vec::new(),
+        }
+    }
+}
+
+impl Webhook {
+    /// Whether `event` is posted: an address is set and the event is focused (or none are).
+    pub fn on(&self, event: &str) -> bool {
+        !self.http_addr.trim().is_empty()
+            && (self.focus_events.is_empty() || self.focus_events.iter().any(|e| e == event))
+    }
 }
 
 /// Manager port: Prometheus `/metrics` and admin.
@@ -157,6 +198,7 @@ impl Default for Config {
             conn: Conn::default(),
             external: External::default(),
             cluster: Cluster::default(),
+            webhook: Webhook::default(),
         }
     }
 }

@@ -218,6 +218,9 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             format!("`{}` is not a log filter: {e}", c.log_level),
         );
     }
+    for (path, message) in crate::webhook::config_problems(&c.webhook) {
+        bad(path, message);
+    }
     p
 }
 

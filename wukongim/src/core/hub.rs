@@ -76,6 +76,8 @@ pub struct Hub {
     /// Bound of the pending store in bytes; the oldest entries of any user go first.
     max_pending_bytes: usize,
     pub metrics: HubMetrics,
+    /// Where connects and disconnects go for the `user.onlinestatus` webhook (when on).
+    presence: std::sync::OnceLock<Arc<crate::webhook::PresenceQueue>>,
 }
 
 impl Default for Hub {
@@ -85,6 +87,7 @@ impl Default for Hub {
             next_id: AtomicU64::new(0),
             max_pending_bytes: DEFAULT_PENDING_BYTES,
             metrics: HubMetrics::default(),
+            presence: std::sync::OnceLock::new(),
         }
     }
 }
@@ -182,6 +185,29 @@ impl Hub {
         })
     }
 
+    /// Reports every later connect and disconnect to `q` (the `user.onlinestatus` webhook).
+    pub fn watch_presence(&self, q: Arc<crate::webhook::PresenceQueue>) {
+        let _ = self.presence.set(q);
+    }
+
+    /// Records a presence change of `info` with the counts of `list` (after the change).
+    fn report(&self, info: &ConnInfo, online: bool, list: &[Conn]) {
+        if let Some(q) = self.presence.get() {
+            let same_flag = list
+                .iter()
+                .filter(|c| c.info.device_flag == info.device_flag)
+                .count();
+            q.record(
+                &info.uid,
+                info.device_flag,
+                online,
+                info.id,
+                same_flag,
+                list.len(),
+            );
+        }
+    }
+
     /// Bytes charged to pending entries now.
     pub fn pending_bytes(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
@@ -203,6 +229,7 @@ impl Hub {
     ) -> Vec<Arc<Message>> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let list = g.conns.entry(info.uid.clone()).or_default();
+        let mut gone = Vec::new();
         list.retain(|c| {
             let replaced = c.info.device_flag == info.device_flag
                 && (info.device_level == 1 || c.info.device_id == info.device_id);
@@ -211,14 +238,19 @@ impl Hub {
                     reason: 12,
                     text: "logged in on another device".into(),
                 });
+                gone.push(c.info.clone());
             }
             !replaced
         });
+        for old in &gone {
+            self.report(old, false, list);
+        }
         list.push(Conn {
             info: info.clone(),
             tx,
             closed,
         });
+        self.report(&info, true, list);
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
         let Some(pending) = g.pending.get_mut(&info.uid) else {
             return Vec::new();
@@ -245,7 +277,17 @@ impl Hub {
     pub fn unregister(&self, uid: &str, id: u64) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(list) = g.conns.get_mut(uid) {
-            list.retain(|c| c.info.id != id);
+            let mut gone = None;
+            list.retain(|c| {
+                let hit = c.info.id == id;
+                if hit {
+                    gone = Some(c.info.clone());
+                }
+                !hit
+            });
+            if let Some(info) = gone {
+                self.report(&info, false, list);
+            }
             if list.is_empty() {
                 g.conns.remove(uid);
             }

@@ -20,6 +20,7 @@ pub fn families() -> Vec<String> {
         traffic: &traffic,
         config: &crate::config::Config::default(),
         memory: &Default::default(),
+        webhook: &Default::default(),
     });
     let mut open_metrics = String::new();
     // Writing into a String cannot fail.

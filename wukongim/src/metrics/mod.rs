@@ -55,6 +55,7 @@ pub struct Sources<'a> {
     /// The configuration whose open doors are exported.
     pub config: &'a crate::config::Config,
     pub memory: &'a crate::memguard::MemoryGuard,
+    pub webhook: &'a crate::webhook::WebhookMetrics,
 }
 
 /// One registry holding every metric of `s`, plus node identity and process figures.
@@ -84,6 +85,7 @@ pub fn registry(s: Sources<'_>) -> Registry {
     s.hub.register(&mut r);
     s.traffic.register(&mut r);
     s.memory.register(&mut r);
+    s.webhook.register(&mut r);
     r.register_collector(Box::new(process::Process::default()));
     r
 }

@@ -157,6 +157,14 @@ fn apply_one(
             Outcome::Done
         }
         Command::Send(s) => apply_send(txn, s, deliveries)?,
+        Command::WebhookCursor { index } => {
+            let mut meta = txn.open_table(META)?;
+            let cur = meta.get(WEBHOOK_CURSOR)?.map(|v| v.value()).unwrap_or(0);
+            if *index > cur {
+                meta.insert(WEBHOOK_CURSOR, *index)?;
+            }
+            Outcome::Done
+        }
     })
 }
 

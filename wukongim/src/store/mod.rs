@@ -54,6 +54,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Key in [`META`] of the replicated webhook cursor ([`Command::WebhookCursor`]).
+pub(crate) const WEBHOOK_CURSOR: &str = "webhook_cursor";
 pub(crate) const TOKENS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("tokens");
 pub(crate) const CHANNELS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("channels");
 pub(crate) const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");

@@ -149,6 +149,9 @@ pub enum Command {
         channel_id: String,
         channel_type: u8,
     },
+    /// The leader posted the webhook events of every message applied up to this Raft log
+    /// index; a new leader resumes after it (see `webhook/`). Never moves backwards.
+    WebhookCursor { index: u64 },
 }
 
 /// The result of applying one command.

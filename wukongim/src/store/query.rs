@@ -31,6 +31,13 @@ impl Store {
         v.map(|g| decode("tokens", g.value())).transpose()
     }
 
+    /// Raft index up to which the webhook events were posted (0 = none yet).
+    pub fn webhook_cursor(&self) -> Result<u64> {
+        let t = self.read()?.open_table(META)?;
+        let v = t.get(WEBHOOK_CURSOR)?.map(|g| g.value()).unwrap_or(0);
+        Ok(v)
+    }
+
     /// Channel settings and subscribers.
     pub fn channel(&self, channel_type: u8, channel_id: &str) -> Result<Option<ChannelInfo>> {
         let t = self.read()?.open_table(CHANNELS)?;

@@ -43,7 +43,12 @@ pub async fn everywhere(
         return (out, unreachable);
     }
     let members: Vec<(u64, String)> = {
-        let m = cluster.raft.metrics().borrow_watched().membership_config.clone();
+        let m = cluster
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
         m.membership()
             .nodes()
             .filter(|(id, _)| **id != cluster.node_id)

@@ -3,8 +3,8 @@
 //! for presence queries.
 
 use super::messages::{
-    kind, AdminRequest, ForwardResult, ForwardWrite, OnlineQuery, PingResponse, SnapshotChunk, SnapshotInstall,
-    SnapshotRequest,
+    kind, AdminRequest, ForwardResult, ForwardWrite, OnlineQuery, PingResponse, SnapshotChunk,
+    SnapshotInstall, SnapshotRequest,
 };
 use super::rpc::RpcHandler;
 use super::snapfile::SnapshotFile;

@@ -151,7 +151,9 @@ pub enum Command {
     },
     /// The leader posted the webhook events of every message applied up to this Raft log
     /// index; a new leader resumes after it (see `webhook/`). Never moves backwards.
-    WebhookCursor { index: u64 },
+    WebhookCursor {
+        index: u64,
+    },
 }
 
 /// The result of applying one command.

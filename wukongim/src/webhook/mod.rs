@@ -44,7 +44,9 @@ pub fn config_problems(c: &Config) -> Vec<(&'static str, String)> {
         match addr.strip_prefix("http://") {
             None if addr.starts_with("https://") => p.push((
                 "webhook.httpAddr",
-                format!("`{addr}`: https is not supported; use http:// (e.g. through a local proxy)"),
+                format!(
+                    "`{addr}`: https is not supported; use http:// (e.g. through a local proxy)"
+                ),
             )),
             None => p.push((
                 "webhook.httpAddr",
@@ -63,13 +65,22 @@ pub fn config_problems(c: &Config) -> Vec<(&'static str, String)> {
         }
     }
     if c.msg_notify_event_push_interval.0.is_zero() {
-        p.push(("webhook.msgNotifyEventPushInterval", "must be positive".into()));
+        p.push((
+            "webhook.msgNotifyEventPushInterval",
+            "must be positive".into(),
+        ));
     }
     if c.msg_notify_event_count_per_push == 0 {
-        p.push(("webhook.msgNotifyEventCountPerPush", "must be at least 1".into()));
+        p.push((
+            "webhook.msgNotifyEventCountPerPush",
+            "must be at least 1".into(),
+        ));
     }
     if c.msg_notify_event_retry_max_count == 0 {
-        p.push(("webhook.msgNotifyEventRetryMaxCount", "must be at least 1".into()));
+        p.push((
+            "webhook.msgNotifyEventRetryMaxCount",
+            "must be at least 1".into(),
+        ));
     }
     for e in &c.focus_events {
         if !EVENTS.contains(&e.as_str()) {

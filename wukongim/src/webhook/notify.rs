@@ -48,7 +48,11 @@ pub async fn run(l: Loop, stop: CancellationToken) {
             continue;
         }
         let from = *posted.get_or_insert_with(|| {
-            tracing::info!(cursor, queued = l.feed.len(), "webhooks: leading, resuming after the cursor");
+            tracing::info!(
+                cursor,
+                queued = l.feed.len(),
+                "webhooks: leading, resuming after the cursor"
+            );
             proposed = cursor;
             (cursor, u32::MAX)
         });
@@ -112,7 +116,10 @@ impl Loop {
         )
         .await;
         if !unreachable.is_empty() {
-            tracing::debug!(?unreachable, "presence unknown on some nodes: their users count as offline");
+            tracing::debug!(
+                ?unreachable,
+                "presence unknown on some nodes: their users count as offline"
+            );
         }
         let online: HashSet<&str> = conns.iter().map(|c| c.uid.as_str()).collect();
         let node_id = self.core.cluster.node_id;

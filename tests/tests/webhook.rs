@@ -3,7 +3,8 @@
 //! exactly the recipients connected to no node (one request per message, from the leader only),
 //! `msg.notify` carries every message, `user.onlinestatus` reports connects and disconnects from
 //! the node holding the connection, `/user/onlinestatus` answers for every node; kill -9 of the
-//! leader mid-stream loses no acknowledged message's webhook (duplicates only around the kill);
+//! leader mid-stream, while the receiver refuses the old leader's last pushes, loses no
+//! acknowledged message's webhook (duplicates only around the kill);
 //! a receiver answering 500 gets the request again until it answers 200.
 
 use axum::extract::{Query, State};
@@ -233,9 +234,15 @@ async fn leader_kill_mid_stream_loses_no_webhook() {
     let mut acked: BTreeMap<i64, (usize, Instant)> = BTreeMap::new();
     let mut killed_at = None;
     for i in 0..N {
+        if i == KILL_AT - 20 {
+            // The receiver refuses everything from here to the kill: the old leader is still
+            // retrying these messages when it dies, so the new leader must post them.
+            rx.fail.store(1_000_000, Ordering::SeqCst);
+        }
         if i == KILL_AT {
             c.nodes[leader].kill9();
             killed_at = Some(Instant::now());
+            rx.fail.store(0, Ordering::SeqCst);
         }
         // The same client_msg_no on a retry: stored once.
         let no = format!("k-{i}");
@@ -244,6 +251,10 @@ async fn leader_kill_mid_stream_loses_no_webhook() {
         acked.insert(id, (i, Instant::now()));
     }
     let killed_at = killed_at.unwrap();
+    assert!(
+        rx.failed.load(Ordering::SeqCst) > 0,
+        "the old leader tried to post before the kill"
+    );
     let new_leader = c.wait_leader(T).await;
     assert_ne!(new_leader, leader_id);
     poll(
@@ -303,9 +314,12 @@ async fn leader_kill_mid_stream_loses_no_webhook() {
         n.values().filter(|v| **v > 1).count()
     };
     eprintln!(
-        "webhook leader kill: {} messages acknowledged, kill before #{KILL_AT}; msg.notify \
-         duplicates: {} (send indexes {:?}); msg.offline duplicates: {offline_dups}",
+        "webhook leader kill: {} messages acknowledged, receiver down from #{} to the kill \
+         before #{KILL_AT} ({} refused requests); msg.notify duplicates: {} (send indexes {:?}); \
+         msg.offline duplicates: {offline_dups}",
         acked.len(),
+        KILL_AT - 20,
+        rx.failed.load(Ordering::SeqCst),
         dups.len(),
         dups.iter().map(|(id, _)| acked[id].0).collect::<Vec<_>>()
     );

@@ -21,6 +21,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let sm = StateMachine::new(
             store.clone(),
             Hub::new(),
+            None,
             Arc::new(tx),
             dir.path().join("snapshots"),
         )

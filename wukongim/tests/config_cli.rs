@@ -200,3 +200,48 @@ fn heartbeat_accepts_seconds_or_a_duration() {
         );
     }
 }
+
+#[test]
+fn webhook_keys_as_go_spells_them_with_go_defaults_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "webhook:\n  httpAddr: http://127.0.0.1:8080/hook\n  grpcAddr: 127.0.0.1:9000\n  \
+         focusEvents: [msg.offline]\n",
+    );
+    let out = check(&f, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "httpAddr: http://127.0.0.1:8080/hook",
+        "msgNotifyEventPushInterval: 500ms",
+        "msgNotifyEventCountPerPush: 100",
+        "msgNotifyEventRetryMaxCount: 5",
+        "- msg.offline",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    let all = format!("{text}{}", stderr(&out));
+    assert!(
+        all.contains("webhook.grpcAddr is not supported"),
+        "grpcAddr is warned about:\n{all}"
+    );
+
+    let f = write(
+        &dir,
+        "webhook:\n  httpAddr: https://hooks.example/x\n  msgNotifyEventCountPerPush: 0\n  \
+         msgNotifyEventRetryMaxCount: 0\n  focusEvents: [msg.sent]\n  bogus: 1\n",
+    );
+    let out = check(&f, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for needle in [
+        "webhook.httpAddr: `https://hooks.example/x`: https is not supported",
+        "webhook.msgNotifyEventCountPerPush: must be at least 1",
+        "webhook.msgNotifyEventRetryMaxCount: must be at least 1",
+        "webhook.focusEvents: unknown event `msg.sent`",
+        "webhook.bogus: unknown key `bogus`",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
+    }
+}

@@ -361,3 +361,38 @@ async fn get_text(url: &str) -> (u16, String) {
     let st = r.status().as_u16();
     (st, r.text().await.unwrap_or_default())
 }
+
+/// The limit the README names: a node restarted before the cursor covered what it had applied
+/// has no queue for those messages; taking over, it says so (error log and
+/// `wukongim_webhook_gaps_total`) instead of passing over them in silence, and later messages
+/// are posted as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_before_the_cursor_is_reported_not_silent() {
+    let (rx, yaml) = receiver().await;
+    let mut c = TestCluster::start(1, &yaml).await;
+    rx.fail.store(1_000_000, Ordering::SeqCst);
+    let url = c.nodes[0].url("/message/send");
+    send(&url, "a", "b", 1, "before").await.unwrap();
+    poll(T, "the first push attempt", || async {
+        (rx.failed.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+    c.nodes[0].kill9();
+    rx.fail.store(0, Ordering::SeqCst);
+    c.nodes[0].spawn();
+    c.wait_leader(T).await;
+    let after = send(&url, "a", "b", 1, "after").await.unwrap();
+    poll(
+        T,
+        "msg.notify for the message sent after the restart",
+        || async {
+            rx.notified()
+                .iter()
+                .any(|m| m["message_id"] == after)
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, text) = get_text(&c.nodes[0].metrics_url()).await;
+    assert!(text.contains("wukongim_webhook_gaps_total 1"), "{text}");
+}

@@ -265,6 +265,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 return Err(e.into());
             }
         }
+        if let Some(feed) = &self.feed {
+            feed.mark_gap(index);
+        }
         let _ = self.applied.send(index);
         Ok(())
     }

@@ -30,6 +30,10 @@ pub struct Feed {
     max_bytes: usize,
     metrics: Arc<WebhookMetrics>,
     pub added: tokio::sync::Notify,
+    /// The feed holds every message of the entries after this Raft index: the index applied
+    /// when the node started, or of the last snapshot installed (entries before it were never
+    /// applied here one by one).
+    complete_after: std::sync::atomic::AtomicU64,
 }
 
 fn charge(i: &Item) -> usize {
@@ -43,7 +47,20 @@ impl Feed {
             max_bytes,
             metrics,
             added: tokio::sync::Notify::new(),
+            complete_after: Default::default(),
         }
+    }
+
+    /// Entries up to `index` were applied without passing through this feed.
+    pub fn mark_gap(&self, index: u64) {
+        self.complete_after
+            .fetch_max(index, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Feed::mark_gap`].
+    pub fn complete_after(&self) -> u64 {
+        self.complete_after
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

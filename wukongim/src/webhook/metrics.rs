@@ -1,4 +1,5 @@
-//! Webhook metrics: requests delivered, requests given up, retries, messages queued and dropped.
+//! Webhook metrics: requests delivered, requests given up, retries, messages queued and dropped,
+//! ranges a new leader could not post.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,6 +18,8 @@ pub struct WebhookMetrics {
     pub queued: Gauge,
     /// Messages or presence changes dropped because their bounded queue was full.
     pub dropped: Counter,
+    /// Leaderships taken over with messages after the cursor this node never queued.
+    pub gaps: Counter,
 }
 
 impl WebhookMetrics {
@@ -55,6 +58,12 @@ impl WebhookMetrics {
             "wukongim_webhook_dropped",
             "Messages or presence changes dropped because the webhook queue was full.",
             self.dropped.clone(),
+        );
+        r.register(
+            "wukongim_webhook_gaps",
+            "Times this node took over webhook posting while missing messages after the cursor \
+             (applied before its restart or a snapshot install); they are not posted.",
+            self.gaps.clone(),
         );
     }
 }

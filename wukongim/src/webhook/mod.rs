@@ -129,12 +129,15 @@ impl Webhooks {
         let poster = Arc::new(post::Poster::new(&self.config, self.metrics.clone())?);
         tracing::info!(url = %self.config.http_addr.trim(), "webhooks on");
         if let Some(feed) = &self.feed {
+            // What this node applied before it started never reached its feed.
+            feed.mark_gap(*core.cluster.applied.borrow());
             tokio::spawn(notify::run(
                 notify::Loop {
                     core: core.clone(),
                     feed: feed.clone(),
                     poster: poster.clone(),
                     config: self.config.clone(),
+                    metrics: self.metrics.clone(),
                 },
                 shutdown.clone(),
             ));

@@ -6,7 +6,7 @@
 
 use super::feed::{Feed, Item, Pos};
 use super::post::Poster;
-use super::{body, MSG_NOTIFY, MSG_OFFLINE};
+use super::{body, WebhookMetrics, MSG_NOTIFY, MSG_OFFLINE};
 use crate::config::Webhook as Config;
 use crate::core::Core;
 use crate::store::{Command, SYSTEM_UID};
@@ -21,6 +21,7 @@ pub struct Loop {
     pub feed: Arc<Feed>,
     pub poster: Arc<Poster>,
     pub config: Config,
+    pub metrics: Arc<WebhookMetrics>,
 }
 
 /// How long a presence query may take per node.
@@ -53,6 +54,16 @@ pub async fn run(l: Loop, stop: CancellationToken) {
                 queued = l.feed.len(),
                 "webhooks: leading, resuming after the cursor"
             );
+            let gap = l.feed.complete_after();
+            if gap > cursor {
+                l.metrics.gaps.inc();
+                tracing::error!(
+                    cursor,
+                    upto = gap,
+                    "webhooks: the messages of Raft entries after the cursor up to this index \
+                     were applied here before a restart or snapshot install and are not posted"
+                );
+            }
             proposed = cursor;
             (cursor, u32::MAX)
         });

@@ -74,9 +74,12 @@ impl Cluster {
         let settings =
             Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
         if let (true, Some(path)) = (config.cluster.auth.enabled, &config.cluster.auth.token_file) {
-            tokio::spawn(rpc::reload_on_sighup(
+            let every =
+                Some(config.cluster.auth.token_rotation_interval.0).filter(|d| !d.is_zero());
+            tokio::spawn(rpc::reload_tokens(
                 settings.ring.clone(),
                 path.clone(),
+                every,
                 shutdown.clone(),
             ));
         }

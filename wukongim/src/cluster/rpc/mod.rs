@@ -45,7 +45,7 @@ mod tls;
 pub use client::RpcClient;
 pub use server::{serve, RpcHandler};
 pub use settings::{
-    reload_on_sighup, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE, TEST_MAX_MESSAGE_ENV,
+    read_tokens, reload_tokens, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE, TEST_MAX_MESSAGE_ENV,
 };
 pub use tls::TlsSettings;
 

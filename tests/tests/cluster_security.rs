@@ -317,3 +317,106 @@ async fn token_files_are_reread_each_rotation_interval_without_a_signal() {
     }
     assert_one_leader_throughout(watch, start_term, leader).await;
 }
+
+/// SIGHUP re-reads the `cluster.tls` files: after the node's certificate, key and CA are replaced
+/// by ones from a new CA, a peer of the new CA is accepted and one of the old CA refused, without
+/// a restart; files that are not certificates are logged and the ones in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tls_certificates_for_new_connections() {
+    use wukongim::cluster::messages::kind;
+    use wukongim::cluster::rpc::{RpcClient, RpcSettings, TlsSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ip = "127.0.0.11";
+    let (old, new, live) = (d.join("old"), d.join("new"), d.join("live"));
+    for p in [&old, &new, &live] {
+        std::fs::create_dir(p).unwrap();
+        make_pki(p, &[ip]);
+    }
+    let install = |from: &Path| {
+        for f in [
+            "ca.crt".to_string(),
+            format!("node-{ip}.crt"),
+            format!("node-{ip}.key"),
+        ] {
+            let tmp = live.join(format!(".{f}.new"));
+            wk_testkit::write_secret(&tmp, std::fs::read(from.join(&f)).unwrap()).unwrap();
+            std::fs::rename(&tmp, live.join(&f)).unwrap();
+        }
+    };
+    install(&old);
+    let token = d.join("cluster-token");
+    wk_testkit::write_secret(&token, "t0ken\n").unwrap();
+    let mut c = TestCluster::prepare(1, "");
+    c.nodes[0]
+        .opts
+        .cluster_yaml
+        .push_str(&security_yaml(&live, ip, &token));
+    c.nodes[0].write_config();
+    c.spawn_all(T).await;
+    let addr = format!("{ip}:{}", c.nodes[0].ports.cluster);
+    let peer = |pki: &Path| {
+        let tls = TlsSettings::from_config(&wukongim::config::Tls {
+            enabled: true,
+            cert_file: Some(pki.join(format!("node-{ip}.crt"))),
+            key_file: Some(pki.join(format!("node-{ip}.key"))),
+            ca_file: Some(pki.join("ca.crt")),
+            client_auth: true,
+            ..Default::default()
+        })
+        .unwrap();
+        RpcClient::new(std::sync::Arc::new(RpcSettings {
+            token: Some(b"t0ken".to_vec()),
+            tls: Some(tls.into()),
+            ..RpcSettings::default()
+        }))
+    };
+    // A fresh client (no pooled connection) per call: each one is a new TLS handshake.
+    let ping = |pki: &Path| {
+        let addr = addr.clone();
+        let client = peer(pki);
+        async move {
+            client
+                .call(&addr, kind::PING, bytes::Bytes::new())
+                .await
+                .is_ok()
+        }
+    };
+    let hup = |pid: Option<u32>| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.expect("node running").to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+    assert!(ping(&old).await, "a peer of the CA in force");
+    assert!(!ping(&new).await, "a peer of another CA");
+    install(&new);
+    assert!(
+        !ping(&new).await,
+        "replaced files take effect only on SIGHUP"
+    );
+    hup(c.nodes[0].pid());
+    poll(T, "a peer of the new CA to be accepted", || {
+        let p = ping(&new);
+        async move { p.await.then_some(()) }
+    })
+    .await;
+    assert!(!ping(&old).await, "the old CA's peer is refused");
+    // Garbage in the certificate file: logged, the certificates in force stay.
+    let crt = live.join(format!("node-{ip}.crt"));
+    std::fs::write(&crt, "not a certificate\n").unwrap();
+    hup(c.nodes[0].pid());
+    let log = c.nodes[0].log_path();
+    poll(T, "the failed reload to be logged", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move {
+            text.contains("cannot reload the cluster TLS files")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(ping(&new).await, "certificates unchanged after a bad file");
+    assert_eq!(send(c.nodes[0].url("/message/send")).await, 200);
+}

@@ -2,7 +2,7 @@
 //! the largest message, the cluster token (read from `auth.tokenFile`) and the TLS configurations.
 //! Every error names the config key and, for files, the path.
 
-use super::tls::TlsSettings;
+use super::tls::{TlsLive, TlsSettings};
 use super::RpcError;
 use crate::config::Cluster;
 use std::fmt;
@@ -88,12 +88,18 @@ pub fn read_tokens(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
     Ok(secrets)
 }
 
-/// Re-reads `auth.tokenFile` on every SIGHUP and, when `every` is set
-/// (`tokenRotationInterval`), on that period, until `stop`; a file that cannot be used
-/// (missing, empty, readable by others) is logged and the tokens in force stay.
-pub async fn reload_tokens(
-    ring: TokenRing,
-    path: std::path::PathBuf,
+/// What [`reload_secrets`] re-reads: the token file into the ring, the `cluster.tls` files into
+/// the live TLS configurations.
+pub struct Reloadable {
+    pub tokens: Option<(TokenRing, std::path::PathBuf)>,
+    pub tls: Option<(TlsLive, crate::config::Tls)>,
+}
+
+/// Re-reads the cluster token file and the TLS files on every SIGHUP and, when `every` is set
+/// (`tokenRotationInterval`), on that period, until `stop`. A file that cannot be used (missing,
+/// empty, readable by others, not a certificate) is logged and what is in force stays.
+pub async fn reload_secrets(
+    what: Reloadable,
     every: Option<Duration>,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -119,20 +125,36 @@ pub async fn reload_tokens(
             } => "tokenRotationInterval",
             _ = stop.cancelled() => return,
         };
-        match read_tokens(&path) {
-            Ok(t) => {
-                if ring.replace(t) {
-                    tracing::info!(
-                        path = %path.display(),
+        if let Some((ring, path)) = &what.tokens {
+            match read_tokens(path) {
+                Ok(t) => {
+                    if ring.replace(t) {
+                        tracing::info!(
+                            path = %path.display(),
+                            why,
+                            "cluster token reloaded; the previous one stays accepted"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
                         why,
-                        "cluster token reloaded; the previous one stays accepted"
-                    );
+                        "cannot reload the cluster token: {e}; tokens unchanged"
+                    )
                 }
             }
-            Err(e) => tracing::error!(
-                why,
-                "cannot reload the cluster token: {e}; tokens unchanged"
-            ),
+        }
+        if let (Some((live, cfg)), "SIGHUP") = (&what.tls, why) {
+            match TlsSettings::from_config(cfg) {
+                Ok(t) => {
+                    live.replace(t);
+                    tracing::info!(why, "cluster TLS certificates reloaded for new connections");
+                }
+                Err(e) => tracing::error!(
+                    why,
+                    "cannot reload the cluster TLS files: {e}; certificates unchanged"
+                ),
+            }
         }
     }
 }
@@ -145,8 +167,8 @@ pub struct RpcSettings {
     pub token: Option<Vec<u8>>,
     /// The tokens in force when built from the configuration (reloadable).
     pub ring: TokenRing,
-    /// TLS for both sides, when `cluster.tls.enabled`.
-    pub tls: Option<TlsSettings>,
+    /// TLS for both sides, when `cluster.tls.enabled` (reloadable).
+    pub tls: Option<TlsLive>,
     /// Bounds connect + TLS + handshake of a new connection.
     pub dial_timeout: Duration,
     /// Default bound of one call (see [`super::RpcClient::call_timeout`] for another).
@@ -232,7 +254,7 @@ impl RpcSettings {
             Vec::new()
         };
         let tls = if c.tls.enabled {
-            Some(TlsSettings::from_config(&c.tls)?)
+            Some(TlsSettings::from_config(&c.tls)?.into())
         } else {
             None
         };

@@ -170,6 +170,14 @@ fn remove(v: &mut Value, path: &[&str]) -> Option<String> {
     Some(format!("{written}.{inner}"))
 }
 
+/// The Go key a `WK_*` variable names (`wanted` = the name after `WK_`, lowercase), if any.
+pub fn env_key(wanted: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .copied()
+        .find(|k| k.replace('.', "_").eq_ignore_ascii_case(wanted))
+}
+
 /// The message for one unsupported key.
 pub fn message(key: &str) -> String {
     format!(
@@ -208,6 +216,16 @@ mod tests {
                 "webhook": {"httpAddr": "http://y"},
             })
         );
+    }
+
+    #[test]
+    fn environment_names_map_to_go_keys() {
+        assert_eq!(env_key("datasource_addr"), Some("datasource.addr"));
+        assert_eq!(
+            env_key("cluster_slotreplicacount"),
+            Some("cluster.slotReplicaCount")
+        );
+        assert_eq!(env_key("datasource_adr"), None);
     }
 
     #[test]

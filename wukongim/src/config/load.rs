@@ -235,9 +235,14 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> (Vec<EnvVar
                     value,
                 });
             }
-            None => warnings.push(format!(
-                "environment variable {name} names no config key; ignored"
-            )),
+            None => match go_keys::env_key(&wanted) {
+                Some(key) => warnings.push(go_keys::message(&format!(
+                    "{key} (environment variable {name})"
+                ))),
+                None => warnings.push(format!(
+                    "environment variable {name} names no config key; ignored"
+                )),
+            },
         }
     }
     (out, warnings)

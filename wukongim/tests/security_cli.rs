@@ -247,10 +247,12 @@ fn a_running_node_warns_and_exports_its_open_doors() {
     };
     // Loopback listeners: the API is not an open door there; the unauthenticated cluster port
     // (reachable by every local process) and tokenAuthOn=false are.
-    let samples: Vec<&str> = metrics
+    // The exposition order of a family's label sets is not fixed: compare them sorted.
+    let mut samples: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("wukongim_insecure_setting{"))
         .collect();
+    samples.sort_unstable();
     assert_eq!(
         samples,
         [

@@ -300,13 +300,30 @@ async fn send_with_subscribers_reaches_exactly_them() {
     )
     .await;
     assert_eq!((st, v), (200, json!({"status": 200})));
+    let mut cmd_channel = String::new();
     for c in [&mut fay, &mut gus] {
         let r = next_recv(c).await;
+        cmd_channel = r.channel_id.clone();
         assert_eq!(r.channel_type, 8, "{r:?}");
         assert!(r.channel_id.ends_with("____cmd"), "{r:?}");
         assert!(r.flags.sync_once, "{r:?}");
         assert_eq!(r.from_uid, "bot");
     }
+    // The message is stored in the command channel, which conversation sync never lists (Go:
+    // conversation.go syncUserConversation skips IsCmdChannel).
+    let (_, v) = query(
+        &node,
+        "/channel/max_message_seq",
+        &format!("channel_id={cmd_channel}&channel_type=8"),
+    )
+    .await;
+    assert_eq!(v["message_seq"], 1, "{v}");
+    let (st, convs) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "fay", "msg_count": 1}),
+    )
+    .await;
+    assert_eq!((st, convs), (200, json!([])));
     // hal was not listed: the first thing hal receives is the message sent to hal afterwards.
     send(&node, "bot", "hal", 1, "after").await;
     let r = next_recv(&mut hal).await;

@@ -8,7 +8,9 @@ use super::error::{ok, ApiError, Body};
 use super::im::{admit_payload, apply, random_msg_no, HeaderReq, SendReq};
 use super::sync::message_json;
 use crate::app::App;
-use crate::store::{log_key, Command, Message, Outcome, SendCmd, CHANNEL_PERSON, SYSTEM_UID};
+use crate::store::{
+    log_key, Command, Message, Outcome, SendCmd, CHANNEL_PERSON, CMD_SUFFIX, SYSTEM_UID,
+};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,9 +20,6 @@ use std::sync::Arc;
 
 /// Go's `ChannelTypeTemp`: the channel a `subscribers` send goes through.
 pub const CHANNEL_TEMP: u8 = 8;
-
-/// Go's `channel.cmdSuffix`: command channels end with it.
-pub const CMD_SUFFIX: &str = "____cmd";
 
 /// Proposes one send; returns (message_id, message_seq).
 pub(super) async fn send_one(app: &App, cmd: SendCmd) -> Result<(i64, u64), ApiError> {

@@ -124,82 +124,40 @@ async fn mutual_tls_and_token_auth_between_peers() {
     assert!(v["applied_index"].as_u64() > Some(0), "{v}");
 }
 
-/// Changing the cluster token node by node with SIGHUP, no restart: after each reload the
-/// cluster keeps its leader and term, a follower restarted mid-change (still on the old token)
-/// rejoins both ways (the reloaded node accepts the old token and falls back to it when dialing),
-/// and at the end every node uses the new token.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_token_changes_node_by_node_without_leader_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = |i: usize| dir.path().join(format!("token-{i}"));
-    let set_token = |i: usize, t: &str| {
-        let tmp = dir.path().join(format!(".token-{i}.new"));
-        wk_testkit::write_secret(&tmp, format!("{t}\n")).unwrap();
-        std::fs::rename(&tmp, token_file(i)).unwrap();
-    };
+/// A 3-node cluster with cluster auth, node `i` reading `dir/token-{i}` (written by [`set_token`]
+/// with `tokens`), `extra` appended under `auth:`; spawned, with its leader's id.
+async fn token_cluster(dir: &Path, tokens: &str, extra: &str) -> (TestCluster, u64) {
     let mut c = TestCluster::prepare(3, "");
     for i in 0..3 {
-        set_token(i, "token-old");
+        set_token(dir, i, tokens);
         c.nodes[i].opts.cluster_yaml.push_str(&format!(
-            "  auth:\n    enabled: true\n    tokenFile: {}\n",
-            token_file(i).display()
+            "  auth:\n    enabled: true\n    tokenFile: {}\n{extra}",
+            token_file(dir, i).display()
         ));
         c.nodes[i].write_config();
     }
     let leader = c.spawn_all(T).await;
-    let term = |v: &serde_json::Value| v["term"].as_u64();
-    let li = c.index_of(leader);
-    let start_term = term(&get(&c.nodes[li].url("/cluster/raft/status")).await.1);
-    let watch = wk_tests::RaftWatch::start(
-        c.nodes
-            .iter()
-            .map(|n| n.url("/cluster/raft/status"))
-            .collect(),
-    );
-    let hup = |pid: Option<u32>| {
-        let pid = pid.expect("node running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP {pid}");
-    };
-    async fn send(url: String) -> u16 {
-        let body =
-            json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="});
-        post(&url, body).await.0
-    }
-    let send_url = |c: &TestCluster, i: usize| c.nodes[i].url("/message/send");
-    // Reload the leader first, then restart a follower that still holds the old token.
-    let follower = (li + 1) % 3;
-    let last = (li + 2) % 3;
-    set_token(li, "token-new");
-    hup(c.nodes[li].pid());
-    let log_path = c.nodes[li].log_path();
-    poll(T, "the leader to log the reload", || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        async move { log.contains("cluster token reloaded").then_some(()) }
-    })
-    .await;
-    assert_eq!(send(send_url(&c, li)).await, 200);
-    c.nodes[follower].kill9();
-    c.nodes[follower].spawn();
-    c.nodes[follower].wait_healthy(T).await;
-    c.wait_converged(T).await;
-    assert_eq!(
-        send(send_url(&c, follower)).await,
-        200,
-        "the restarted follower writes through the leader"
-    );
-    for i in [follower, last] {
-        set_token(i, "token-new");
-        hup(c.nodes[i].pid());
-    }
-    for i in 0..3 {
-        assert_eq!(send(send_url(&c, i)).await, 200);
-    }
-    c.wait_converged(T).await;
+    (c, leader)
+}
+
+fn token_file(dir: &Path, i: usize) -> std::path::PathBuf {
+    dir.join(format!("token-{i}"))
+}
+
+/// Replaces node `i`'s token file whole (temp file, rename), as an operator or a tool does.
+fn set_token(dir: &Path, i: usize, contents: &str) {
+    let tmp = dir.join(format!(".token-{i}.new"));
+    wk_testkit::write_secret(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, token_file(dir, i)).unwrap();
+}
+
+async fn send(url: String) -> u16 {
+    let body = json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="});
+    post(&url, body).await.0
+}
+
+/// The watch saw one leader in one term (`term`, `leader`) and no split brain.
+async fn assert_one_leader_throughout(watch: wk_tests::RaftWatch, term: u64, leader: u64) {
     let history = watch.finish().await;
     eprintln!(
         "raft status samples: {}, leaders: {:?}",
@@ -218,7 +176,247 @@ async fn cluster_token_changes_node_by_node_without_leader_loss() {
         .collect();
     assert_eq!(
         leaders,
-        [(start_term.unwrap(), vec![leader])],
+        [(term, vec![leader])],
         "one leader, one term throughout"
     );
+}
+
+async fn watch_and_term(c: &TestCluster, leader: u64) -> (wk_tests::RaftWatch, u64) {
+    let li = c.index_of(leader);
+    let term = get(&c.nodes[li].url("/cluster/raft/status")).await.1["term"]
+        .as_u64()
+        .expect("term");
+    let watch = wk_tests::RaftWatch::start(
+        c.nodes
+            .iter()
+            .map(|n| n.url("/cluster/raft/status"))
+            .collect(),
+    );
+    (watch, term)
+}
+
+/// Changing the cluster token node by node with SIGHUP, no restart: after each reload the
+/// cluster keeps its leader and term, a follower restarted mid-change (still on the old token)
+/// rejoins both ways (the reloaded node accepts the old token and falls back to it when dialing),
+/// and at the end every node uses the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_token_changes_node_by_node_without_leader_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (mut c, leader) = token_cluster(dir, "token-old\n", "").await;
+    let li = c.index_of(leader);
+    let (watch, start_term) = watch_and_term(&c, leader).await;
+    let hup = |pid: Option<u32>| {
+        let pid = pid.expect("node running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    let send_url = |c: &TestCluster, i: usize| c.nodes[i].url("/message/send");
+    // Reload the leader first, then restart a follower that still holds the old token.
+    let follower = (li + 1) % 3;
+    let last = (li + 2) % 3;
+    set_token(dir, li, "token-new\n");
+    hup(c.nodes[li].pid());
+    let log_path = c.nodes[li].log_path();
+    poll(T, "the leader to log the reload", || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        async move { log.contains("cluster token reloaded").then_some(()) }
+    })
+    .await;
+    assert_eq!(send(send_url(&c, li)).await, 200);
+    c.nodes[follower].kill9();
+    c.nodes[follower].spawn();
+    c.nodes[follower].wait_healthy(T).await;
+    c.wait_converged(T).await;
+    assert_eq!(
+        send(send_url(&c, follower)).await,
+        200,
+        "the restarted follower writes through the leader"
+    );
+    for i in [follower, last] {
+        set_token(dir, i, "token-new\n");
+        hup(c.nodes[i].pid());
+    }
+    for i in 0..3 {
+        assert_eq!(send(send_url(&c, i)).await, 200);
+    }
+    c.wait_converged(T).await;
+    assert_one_leader_throughout(watch, start_term, leader).await;
+}
+
+/// `tokenRotationInterval`: each node re-reads its token file on that period, no signal needed.
+/// A rotation through files holding the current and the next secret — every node first accepts
+/// the next one, then dials with it, then drops the old one — keeps one leader and term, every
+/// node keeps writing, and at the end a peer holding only the old token is refused by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_files_are_reread_each_rotation_interval_without_a_signal() {
+    use wukongim::cluster::messages::kind;
+    use wukongim::cluster::rpc::{RpcClient, RpcSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (mut c, leader) =
+        token_cluster(dir, "token-old\n", "    tokenRotationInterval: 1s\n").await;
+    let (watch, start_term) = watch_and_term(&c, leader).await;
+    let reloads = |c: &TestCluster, i: usize| {
+        std::fs::read_to_string(c.nodes[i].log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("cluster token reloaded") && l.contains("tokenRotationInterval"))
+            .count()
+    };
+    let stages = [
+        "token-old\ntoken-new\n",
+        "# rotated\ntoken-new\ntoken-old\n",
+        "token-new\n",
+    ];
+    for (n, contents) in stages.iter().enumerate() {
+        for i in 0..3 {
+            set_token(dir, i, contents);
+            poll(
+                T,
+                &format!("node {i} to re-read its file (stage {n})"),
+                || {
+                    let r = reloads(&c, i);
+                    async move { (r > n).then_some(()) }
+                },
+            )
+            .await;
+            for j in 0..3 {
+                assert_eq!(
+                    send(c.nodes[j].url("/message/send")).await,
+                    200,
+                    "stage {n}, node {i} reloaded: a send through node {j}"
+                );
+            }
+        }
+    }
+    c.wait_converged(T).await;
+    let ping = |i: usize, t: &str| {
+        let client = RpcClient::new(std::sync::Arc::new(RpcSettings {
+            token: Some(t.as_bytes().to_vec()),
+            ..RpcSettings::default()
+        }));
+        let addr = format!("{}:{}", c.nodes[i].opts.ip, c.nodes[i].ports.cluster);
+        async move {
+            client
+                .call(&addr, kind::PING, bytes::Bytes::new())
+                .await
+                .is_ok()
+        }
+    };
+    for i in 0..3 {
+        assert!(ping(i, "token-new").await, "node {i} accepts the new token");
+        assert!(
+            !ping(i, "token-old").await,
+            "node {i} refuses the old token"
+        );
+    }
+    assert_one_leader_throughout(watch, start_term, leader).await;
+}
+
+/// SIGHUP re-reads the `cluster.tls` files: after the node's certificate, key and CA are replaced
+/// by ones from a new CA, a peer of the new CA is accepted and one of the old CA refused, without
+/// a restart; files that are not certificates are logged and the ones in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tls_certificates_for_new_connections() {
+    use wukongim::cluster::messages::kind;
+    use wukongim::cluster::rpc::{RpcClient, RpcSettings, TlsSettings};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ip = "127.0.0.11";
+    let (old, new, live) = (d.join("old"), d.join("new"), d.join("live"));
+    for p in [&old, &new, &live] {
+        std::fs::create_dir(p).unwrap();
+        make_pki(p, &[ip]);
+    }
+    let install = |from: &Path| {
+        for f in [
+            "ca.crt".to_string(),
+            format!("node-{ip}.crt"),
+            format!("node-{ip}.key"),
+        ] {
+            let tmp = live.join(format!(".{f}.new"));
+            wk_testkit::write_secret(&tmp, std::fs::read(from.join(&f)).unwrap()).unwrap();
+            std::fs::rename(&tmp, live.join(&f)).unwrap();
+        }
+    };
+    install(&old);
+    let token = d.join("cluster-token");
+    wk_testkit::write_secret(&token, "t0ken\n").unwrap();
+    let mut c = TestCluster::prepare(1, "");
+    c.nodes[0]
+        .opts
+        .cluster_yaml
+        .push_str(&security_yaml(&live, ip, &token));
+    c.nodes[0].write_config();
+    c.spawn_all(T).await;
+    let addr = format!("{ip}:{}", c.nodes[0].ports.cluster);
+    let peer = |pki: &Path| {
+        let tls = TlsSettings::from_config(&wukongim::config::Tls {
+            enabled: true,
+            cert_file: Some(pki.join(format!("node-{ip}.crt"))),
+            key_file: Some(pki.join(format!("node-{ip}.key"))),
+            ca_file: Some(pki.join("ca.crt")),
+            client_auth: true,
+            ..Default::default()
+        })
+        .unwrap();
+        RpcClient::new(std::sync::Arc::new(RpcSettings {
+            token: Some(b"t0ken".to_vec()),
+            tls: Some(tls.into()),
+            ..RpcSettings::default()
+        }))
+    };
+    // A fresh client (no pooled connection) per call: each one is a new TLS handshake.
+    let ping = |pki: &Path| {
+        let addr = addr.clone();
+        let client = peer(pki);
+        async move {
+            client
+                .call(&addr, kind::PING, bytes::Bytes::new())
+                .await
+                .is_ok()
+        }
+    };
+    let hup = |pid: Option<u32>| {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.expect("node running").to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    };
+    assert!(ping(&old).await, "a peer of the CA in force");
+    assert!(!ping(&new).await, "a peer of another CA");
+    install(&new);
+    assert!(
+        !ping(&new).await,
+        "replaced files take effect only on SIGHUP"
+    );
+    hup(c.nodes[0].pid());
+    poll(T, "a peer of the new CA to be accepted", || {
+        let p = ping(&new);
+        async move { p.await.then_some(()) }
+    })
+    .await;
+    assert!(!ping(&old).await, "the old CA's peer is refused");
+    // Garbage in the certificate file: logged, the certificates in force stay.
+    let crt = live.join(format!("node-{ip}.crt"));
+    std::fs::write(&crt, "not a certificate\n").unwrap();
+    hup(c.nodes[0].pid());
+    let log = c.nodes[0].log_path();
+    poll(T, "the failed reload to be logged", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move {
+            text.contains("cannot reload the cluster TLS files")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(ping(&new).await, "certificates unchanged after a bad file");
+    assert_eq!(send(c.nodes[0].url("/message/send")).await, 200);
 }

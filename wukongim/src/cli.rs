@@ -80,6 +80,9 @@ pub fn main() -> ExitCode {
         for k in config::ineffective_keys(&loaded.config) {
             println!("# WARNING {k}");
         }
+        for u in &loaded.unsupported {
+            println!("# WARNING unsupported: {u}");
+        }
         print!("{}", loaded.config.redacted_yaml());
         return ExitCode::SUCCESS;
     }

@@ -28,6 +28,9 @@ pub fn main(args: Args, loaded: Loaded) -> Result<()> {
     for k in crate::config::ineffective_keys(&loaded.config) {
         tracing::warn!("{k}");
     }
+    for u in &loaded.unsupported {
+        tracing::warn!("{u}");
+    }
     // `cluster.workerCount` is the number of async worker threads.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(loaded.config.cluster.worker_count.max(1) as usize)

@@ -379,7 +379,7 @@ fn tls_keys(dir: &Path, prefix: &str, ca: Option<&str>, client_auth: bool) -> Tl
 
 fn tls(t: &Tls) -> RpcSettings {
     RpcSettings {
-        tls: Some(TlsSettings::from_config(t).unwrap()),
+        tls: Some(TlsSettings::from_config(t).unwrap().into()),
         ..fast()
     }
 }
@@ -402,10 +402,13 @@ fn anonymous_tls_client(
     .with_no_client_auth();
     let placeholder = fast_tls_placeholder(ca.parent().unwrap());
     RpcSettings {
-        tls: Some(TlsSettings {
-            server: placeholder.server,
-            client: Arc::new(cfg),
-        }),
+        tls: Some(
+            TlsSettings {
+                server: placeholder.server,
+                client: Arc::new(cfg),
+            }
+            .into(),
+        ),
         ..fast()
     }
 }

@@ -245,3 +245,25 @@ fn webhook_keys_as_go_spells_them_with_go_defaults_and_checks() {
         assert!(err.contains(needle), "missing `{needle}` in:\n{err}");
     }
 }
+
+/// A `WK_*` variable naming a Go server key this server does not implement is named as that
+/// unsupported key; one naming no key of either server is reported as such. Neither stops `--check`.
+#[test]
+fn environment_variables_for_go_only_keys_are_named_as_unsupported() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "mode: test\n");
+    let out = check(
+        &f,
+        &[("WK_LOGGER_DIR", "/tmp/x"), ("WK_LOGGER_DIRR", "/tmp/x")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("config key logger.dir (environment variable WK_LOGGER_DIR) is a WuKongIM (Go) setting this server does not support"),
+        "{err}"
+    );
+    assert!(
+        err.contains("environment variable WK_LOGGER_DIRR names no config key"),
+        "{err}"
+    );
+}

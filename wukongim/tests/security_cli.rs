@@ -1,7 +1,8 @@
 //! Open doors are never silent and secrets must be private, seen from the `wukongim` binary:
 //! `--check` lists every insecure setting, a running node logs each as a WARN and exports
 //! `wukongim_insecure_setting{setting}`, and a token or key file that group or others can read
-//! stops the start with the file and its mode named.
+//! stops the start with the file and its mode named. Keys of the Go server's file that this
+//! server does not implement are never silent either (one WARN each), while typos stay errors.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -246,10 +247,12 @@ fn a_running_node_warns_and_exports_its_open_doors() {
     };
     // Loopback listeners: the API is not an open door there; the unauthenticated cluster port
     // (reachable by every local process) and tokenAuthOn=false are.
-    let samples: Vec<&str> = metrics
+    // The exposition order of a family's label sets is not fixed: compare them sorted.
+    let mut samples: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("wukongim_insecure_setting{"))
         .collect();
+    samples.sort_unstable();
     assert_eq!(
         samples,
         [
@@ -778,6 +781,76 @@ fn check_names_keys_that_are_accepted_without_effect() {
         notes(&format!(
             "cluster:\n  gcInterval: 1m\n{auth}    tokenRotationInterval: 1h\n"
         )),
-        ["cluster.gcInterval", "cluster.auth.tokenRotationInterval"]
+        ["cluster.gcInterval"],
+        "tokenRotationInterval is acted on (the token file is re-read on that period)"
     );
+}
+
+/// Keys of the Go server's configuration (`internal/options/options.go`) that this server does
+/// not implement, as a Go file would spell them.
+const GO_ONLY: &str = "datasource:\n  addr: http://127.0.0.1:9/datasource\n  channelInfoOn: true\n\
+                       logger:\n  dir: ./logs\n  level: 1\n\
+                       conversation:\n  on: true\n  userMaxCount: 500\n";
+
+/// The names [`GO_ONLY`] and `cluster.slotReplicaCount` give.
+const GO_ONLY_KEYS: [&str; 7] = [
+    "cluster.slotReplicaCount",
+    "conversation.on",
+    "conversation.userMaxCount",
+    "datasource.addr",
+    "datasource.channelInfoOn",
+    "logger.dir",
+    "logger.level",
+];
+
+/// A configuration file written for the Go server starts: each Go key this server does not
+/// implement is named once by `--check` and once as a WARN by the running node; a key neither
+/// server knows is still refused, naming it.
+#[test]
+fn go_only_keys_warn_once_each_and_typos_are_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, manager) = node_file(dir.path(), GO_ONLY, "  slotReplicaCount: 3\n");
+    let out = check(&p);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("# WARNING unsupported: config key "))
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(listed, GO_ONLY_KEYS, "{stdout}");
+
+    let log = dir.path().join("stderr.log");
+    let node = start(&p, std::fs::File::create(&log).unwrap());
+    wait_ok(manager, "/metrics");
+    drop(node);
+    let err = std::fs::read_to_string(&log).unwrap();
+    for key in GO_ONLY_KEYS {
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains(&format!("config key {key} ")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{key}: {err}");
+        assert!(
+            lines[0].contains("WARN") && lines[0].contains("does not support"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    // A typo (of Go's key or of ours) is neither server's key: refused, naming it.
+    let (p, _) = node_file(
+        dir.path(),
+        "datasource:\n  adr: http://x\nlogger:\n  dir: ./logs\n",
+        "  slotReplicaCnt: 3\n",
+    );
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `datasource`"), "{err}");
+    assert!(err.contains("cluster.slotReplicaCnt: unknown key"), "{err}");
 }

@@ -3,3 +3,4 @@
 //! function it mirrors. Run against one real node over HTTP.
 
 mod conversations;
+mod messages;

@@ -2,8 +2,9 @@
 //! one [`Command`] and waits for it to be durably applied before answering.
 
 use super::error::{ok, ok_data, required, ApiError, Body};
+use super::messages;
 use crate::app::App;
-use crate::store::{Command, Header, Outcome, SendCmd};
+use crate::store::{Command, Header, Outcome};
 use axum::extract::State;
 use axum::response::Response;
 use base64::Engine;
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Proposes `cmd`; a rejection becomes a 400 with its message.
-async fn apply(app: &App, cmd: Command) -> Result<Outcome, ApiError> {
+pub(super) async fn apply(app: &App, cmd: Command) -> Result<Outcome, ApiError> {
     match app.core.propose(cmd).await? {
         Outcome::Rejected { message, .. } => Err(ApiError::BadRequest(message)),
         o => Ok(o),
@@ -95,38 +96,88 @@ pub async fn online_status(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct HeaderReq {
-    no_persist: u8,
-    red_dot: u8,
-    sync_once: u8,
+    pub(super) no_persist: u8,
+    pub(super) red_dot: u8,
+    pub(super) sync_once: u8,
+}
+
+impl HeaderReq {
+    pub(super) fn header(&self) -> Header {
+        Header {
+            no_persist: self.no_persist != 0,
+            red_dot: self.red_dot != 0,
+            sync_once: self.sync_once != 0,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 pub struct SendReq {
     #[serde(default)]
-    header: HeaderReq,
+    pub(super) header: HeaderReq,
     #[serde(default)]
-    setting: u8,
+    pub(super) setting: u8,
     #[serde(default)]
-    client_msg_no: String,
+    pub(super) client_msg_no: String,
     #[serde(default)]
-    stream_no: String,
+    pub(super) stream_no: String,
     #[serde(default)]
-    from_uid: String,
+    pub(super) from_uid: String,
     #[serde(default)]
-    channel_id: String,
+    pub(super) channel_id: String,
     #[serde(default)]
-    channel_type: u8,
+    pub(super) channel_type: u8,
     #[serde(default)]
-    expire: u32,
+    pub(super) expire: u32,
     #[serde(default)]
-    subscribers: Vec<String>,
-    payload: String,
+    pub(super) subscribers: Vec<String>,
+    pub(super) payload: String,
 }
 
 pub async fn message_send(
     State(app): State<Arc<App>>,
     Body(r): Body<SendReq>,
 ) -> Result<Response, ApiError> {
+    let payload = admit_payload(&app, &r.payload)?;
+    // Go (message.go `send`): `subscribers` sends one command (sync_once) message to exactly
+    // those users through a temporary channel, and is exclusive with channel_id.
+    if !r.subscribers.is_empty() {
+        return messages::send_to_subscribers(&app, &r, payload).await;
+    }
+    if r.channel_id.is_empty() {
+        return Err(ApiError::BadRequest(
+            "channel_id must not be empty (or give subscribers)".into(),
+        ));
+    }
+    if r.channel_type == 0 {
+        return Err(ApiError::BadRequest("channel_type must not be 0".into()));
+    }
+    let client_msg_no = if r.client_msg_no.is_empty() {
+        random_msg_no()
+    } else {
+        r.client_msg_no.clone()
+    };
+    let from = messages::sender(&r.from_uid);
+    let cmd = messages::api_send(
+        &from,
+        r.channel_id.clone(),
+        r.channel_type,
+        client_msg_no.clone(),
+        &r,
+        payload,
+    );
+    let (message_id, message_seq) = messages::send_one(&app, cmd).await?;
+    app.traffic.in_msgs.inc();
+    Ok(ok_data(serde_json::json!({
+        "message_id": message_id,
+        "message_idstr": message_id.to_string(),
+        "message_seq": message_seq,
+        "client_msg_no": client_msg_no,
+    })))
+}
+
+/// Checks the memory guard and decodes a base64 payload (non-empty, at most maxPacketSize).
+pub(super) fn admit_payload(app: &App, b64: &str) -> Result<Vec<u8>, ApiError> {
     if !app.memory.admit() {
         return Err(ApiError::Unavailable(
             "memory above cluster.maxMemoryUsage: sends are refused until it falls; retry later"
@@ -134,7 +185,7 @@ pub async fn message_send(
         ));
     }
     let payload = base64::engine::general_purpose::STANDARD
-        .decode(r.payload.trim())
+        .decode(b64.trim())
         .map_err(|e| ApiError::BadRequest(format!("payload is not base64: {e}")))?;
     if payload.is_empty() {
         return Err(ApiError::BadRequest("payload must not be empty".into()));
@@ -145,79 +196,10 @@ pub async fn message_send(
             "payload is larger than {max} bytes"
         )));
     }
-    // Without channel_id, `subscribers` lists the users to message one by one.
-    let targets: Vec<(String, u8)> = if r.channel_id.is_empty() {
-        if r.subscribers.is_empty() {
-            return Err(ApiError::BadRequest(
-                "channel_id must not be empty (or give subscribers)".into(),
-            ));
-        }
-        r.subscribers
-            .iter()
-            .map(|s| (s.clone(), crate::store::CHANNEL_PERSON))
-            .collect()
-    } else {
-        if r.channel_type == 0 {
-            return Err(ApiError::BadRequest("channel_type must not be 0".into()));
-        }
-        vec![(r.channel_id.clone(), r.channel_type)]
-    };
-    let client_msg_no = if r.client_msg_no.is_empty() {
-        random_msg_no()
-    } else {
-        r.client_msg_no.clone()
-    };
-    let header = Header {
-        no_persist: r.header.no_persist != 0,
-        red_dot: r.header.red_dot != 0,
-        sync_once: r.header.sync_once != 0,
-    };
-    // Go: a blank sender is the system account.
-    let from_uid = match r.from_uid.trim() {
-        "" => crate::store::SYSTEM_UID.to_string(),
-        _ => r.from_uid.clone(),
-    };
-    let mut last = (0, 0);
-    for (i, (channel_id, channel_type)) in targets.into_iter().enumerate() {
-        let no = if i == 0 {
-            client_msg_no.clone()
-        } else {
-            format!("{client_msg_no}-{i}")
-        };
-        let cmd = Command::Send(SendCmd {
-            from_uid: from_uid.clone(),
-            from_device: String::new(),
-            channel_id,
-            channel_type,
-            client_msg_no: no,
-            setting: r.setting,
-            header,
-            expire: r.expire,
-            topic: None,
-            stream_no: r.stream_no.clone(),
-            payload: payload.clone(),
-            timestamp: crate::core::now_secs(),
-            trusted: true,
-        });
-        if let Outcome::Sent {
-            message_id,
-            message_seq,
-            ..
-        } = apply(&app, cmd).await?
-        {
-            last = (message_id, message_seq);
-        }
-    }
-    app.traffic.in_msgs.inc();
-    Ok(ok_data(serde_json::json!({
-        "message_id": last.0,
-        "message_idstr": last.0.to_string(),
-        "message_seq": last.1,
-        "client_msg_no": client_msg_no,
-    })))
+    Ok(payload)
 }
 
-fn random_msg_no() -> String {
+pub(super) fn random_msg_no() -> String {
     use rand::Rng;
     let n: u128 = rand::thread_rng().gen();
     format!("{n:032x}")

@@ -1,9 +1,11 @@
 //! Node information endpoints: client routing (/route), liveness (/health) and counters (/varz).
 
+use super::error::{ApiError, Body};
 use crate::app::App;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -33,9 +35,48 @@ pub fn route_addrs(app: &App) -> (String, String, String) {
     (tcp, ws, wss)
 }
 
-pub async fn route(State(app): State<Arc<App>>) -> Response {
-    let (tcp, ws, wss) = route_addrs(&app);
-    axum::Json(json!({ "tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss })).into_response()
+/// The addresses of GET /route and POST /route/batch. With `intranet=1` (Go: route.go) only the
+/// TCP address is given: `intranet.tcpAddr`, else the external one.
+fn addrs_for(app: &App, q: &RouteQuery) -> Result<(String, String, String), ApiError> {
+    let (tcp, ws, wss) = route_addrs(app);
+    match q.intranet.as_deref().map(str::trim) {
+        None | Some("") | Some("0") => Ok((tcp, ws, wss)),
+        Some("1") => {
+            let tcp = app.config.intranet.tcp_addr.clone().unwrap_or(tcp);
+            Ok((tcp, String::new(), String::new()))
+        }
+        Some(v) => Err(ApiError::BadRequest(format!(
+            "intranet must be 0 or 1, not {v:?}"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RouteQuery {
+    intranet: Option<String>,
+}
+
+/// GET /route[?intranet=1] (Go: route.go `routeUserIMAddr`).
+pub async fn route(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RouteQuery>,
+) -> Result<Response, ApiError> {
+    let (tcp, ws, wss) = addrs_for(&app, &q)?;
+    Ok(axum::Json(json!({ "tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss })).into_response())
+}
+
+/// POST /route/batch[?intranet=1] with a JSON list of uids (Go: route.go
+/// `routeUserIMAddrOfBatch`): every node serves every user, so one entry lists them all.
+pub async fn route_batch(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RouteQuery>,
+    Body(uids): Body<Vec<String>>,
+) -> Result<Response, ApiError> {
+    let (tcp, ws, wss) = addrs_for(&app, &q)?;
+    Ok(axum::Json(json!([{
+        "uids": uids, "tcp_addr": tcp, "ws_addr": ws, "wss_addr": wss,
+    }]))
+    .into_response())
 }
 
 pub async fn health(State(app): State<Arc<App>>) -> Response {

@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod im;
 mod info;
+mod messages;
 mod snapshot;
 pub(crate) mod sync;
 
@@ -27,6 +28,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/user/device_quit", post(im::device_quit))
         .route("/user/onlinestatus", post(im::online_status))
         .route("/message/send", post(im::message_send))
+        .route("/message/sendbatch", post(messages::send_batch))
+        .route("/message/byclientmsgno", get(messages::by_client_msg_no))
+        .route("/message", post(messages::search_message))
+        .route("/messages", post(messages::search_messages))
+        .route("/channel/max_message_seq", get(messages::max_message_seq))
+        .route("/channel/last_message", get(messages::last_message))
         .route("/channel", post(im::channel_upsert))
         .route("/channel/delete", post(im::channel_delete))
         .route("/channel/subscriber_add", post(im::subscriber_add))
@@ -56,6 +63,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cluster/snapshot", post(snapshot::take))
         .route("/cluster/snapshot/download", get(snapshot::download))
         .route("/route", get(info::route))
+        .route("/route/batch", post(info::route_batch))
         .route("/health", get(info::health))
         .route("/varz", get(info::varz))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -106,6 +114,9 @@ mod fuzz {
             extract::<super::im::TokenReq>(bytes),
             extract::<super::im::DeviceQuitReq>(bytes),
             extract::<super::im::SendReq>(bytes),
+            extract::<super::messages::SendBatchReq>(bytes),
+            extract::<super::messages::SearchReq>(bytes),
+            extract::<super::messages::SearchOneReq>(bytes),
             extract::<super::im::ChannelReq>(bytes),
             extract::<super::im::ChannelRef>(bytes),
             extract::<super::im::SubscribersReq>(bytes),
@@ -142,6 +153,11 @@ mod fuzz {
             Just("addr"),
             Just("device_flag"),
             Just("red_dot"),
+            Just("message_seqs"),
+            Just("message_ids"),
+            Just("client_msg_nos"),
+            Just("message_id"),
+            Just("client_msg_no"),
             Just("x"),
         ];
         let leaf = prop_oneof![

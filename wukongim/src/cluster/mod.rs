@@ -75,12 +75,21 @@ impl Cluster {
     ) -> Result<Arc<Cluster>> {
         let settings =
             Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
-        if let (true, Some(path)) = (config.cluster.auth.enabled, &config.cluster.auth.token_file) {
-            tokio::spawn(rpc::reload_on_sighup(
-                settings.ring.clone(),
-                path.clone(),
-                shutdown.clone(),
-            ));
+        let auth = &config.cluster.auth;
+        let reload = rpc::Reloadable {
+            tokens: auth
+                .token_file
+                .clone()
+                .filter(|_| auth.enabled)
+                .map(|p| (settings.ring.clone(), p)),
+            tls: settings
+                .tls
+                .clone()
+                .map(|live| (live, config.cluster.tls.clone())),
+        };
+        if reload.tokens.is_some() || reload.tls.is_some() {
+            let every = Some(auth.token_rotation_interval.0).filter(|d| !d.is_zero());
+            tokio::spawn(rpc::reload_secrets(reload, every, shutdown.clone()));
         }
         let rpc = RpcClient::new(settings.clone());
         let listen = cluster_listen(&config);

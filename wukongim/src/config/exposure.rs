@@ -69,13 +69,6 @@ pub fn ineffective_keys(c: &Config) -> Vec<String> {
     if cl.gc_interval != d.gc_interval {
         out.push("cluster.gcInterval has no effect (this server has no garbage collector)".into());
     }
-    if cl.auth.enabled && cl.auth.token_rotation_interval != d.auth.token_rotation_interval {
-        out.push(
-            "cluster.auth.tokenRotationInterval is accepted but not acted on by this version: \
-             the cluster token changes only when tokenFile is replaced and the node restarted"
-                .into(),
-        );
-    }
     if !c.webhook.grpc_addr.trim().is_empty() {
         out.push(
             "webhook.grpcAddr is not supported by this server (gRPC webhooks): set \

@@ -3,6 +3,7 @@
 //! (`WK_CLUSTER_NODEID=1002`, `WK_EXTERNAL_IP=10.0.0.5`). Every problem is collected and reported
 //! with its key path and where the value came from.
 
+use super::go_keys;
 use super::model::Config;
 use super::validate::validate;
 use super::{ConfigError, Problem};
@@ -19,6 +20,9 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Non-fatal findings (ignored environment variables, unusual values).
     pub warnings: Vec<String>,
+    /// Keys of the Go server's configuration found in the file and ignored, each as a message
+    /// naming it (one WARN each at startup, listed by `--check`).
+    pub unsupported: Vec<String>,
 }
 
 /// Loads `file` (if any) and the `WK_*` variables among `env`, then validates.
@@ -44,7 +48,7 @@ pub fn load(
     for var in overrides {
         fig = fig.merge(var);
     }
-    let (config, mut problems) = extract_all(&fig, &source)?;
+    let (config, mut problems, unsupported) = extract_all(&fig, &source)?;
     problems.extend(validate(&config));
     if !problems.is_empty() {
         return Err(ConfigError { source, problems });
@@ -53,13 +57,17 @@ pub fn load(
         config,
         file: file.map(Path::to_path_buf),
         warnings,
+        unsupported: unsupported.iter().map(|k| go_keys::message(k)).collect(),
     })
 }
 
 /// Deserializes the merged sources, collecting every type error and unknown key: a bad value is
 /// recorded and removed (so its default applies) and deserialization is retried, so one run
-/// reports all of them rather than the first.
-fn extract_all(fig: &Figment, source: &str) -> Result<(Config, Vec<Problem>), ConfigError> {
+/// reports all of them rather than the first. Keys of the Go server's file that this server does
+/// not implement are taken out first and returned by name.
+type Extracted = (Config, Vec<Problem>, Vec<String>);
+
+fn extract_all(fig: &Figment, source: &str) -> Result<Extracted, ConfigError> {
     let mut value: FValue = fig.extract().map_err(|e| {
         let problems = e
             .into_iter()
@@ -70,10 +78,11 @@ fn extract_all(fig: &Figment, source: &str) -> Result<(Config, Vec<Problem>), Co
             problems,
         }
     })?;
+    let unsupported = go_keys::take_unsupported(&mut value);
     let mut problems = Vec::new();
     for _ in 0..256 {
         match value.deserialize::<Config>() {
-            Ok(c) => return Ok((c, problems)),
+            Ok(c) => return Ok((c, problems, unsupported)),
             Err(errs) => {
                 let mut removed_any = false;
                 for e in errs {
@@ -226,9 +235,14 @@ fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> (Vec<EnvVar
                     value,
                 });
             }
-            None => warnings.push(format!(
-                "environment variable {name} names no config key; ignored"
-            )),
+            None => match go_keys::env_key(&wanted) {
+                Some(key) => warnings.push(go_keys::message(&format!(
+                    "{key} (environment variable {name})"
+                ))),
+                None => warnings.push(format!(
+                    "environment variable {name} names no config key; ignored"
+                )),
+            },
         }
     }
     (out, warnings)

@@ -2,6 +2,7 @@
 //! variables, validated with every problem reported at once (file, key path, reason).
 
 mod exposure;
+mod go_keys;
 mod load;
 mod model;
 mod units;
@@ -9,7 +10,7 @@ mod validate;
 
 pub use exposure::{ineffective_keys, is_loopback, open_doors, OpenDoor};
 pub use load::{load, Loaded};
-pub use model::{Auth, Cluster, Config, Conn, External, Manager, Mode, Tls, Webhook};
+pub use model::{Auth, Cluster, Config, Conn, External, Intranet, Manager, Mode, Tls, Webhook};
 pub use units::{
     check_tick, duration_unit_secs, format_duration, parse_duration, parse_size, read_duration,
     read_size, read_tick, size_unit_bytes, ByteSize, Dur, NodeSpec, Parse, Tick, Written,

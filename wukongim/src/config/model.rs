@@ -42,6 +42,7 @@ pub struct Config {
     pub log_file: Option<PathBuf>,
     pub conn: Conn,
     pub external: External,
+    pub intranet: Intranet,
     pub cluster: Cluster,
     pub webhook: Webhook,
 }
@@ -126,6 +127,14 @@ pub struct External {
     pub api_url: Option<String>,
 }
 
+/// What clients inside the network are told to dial (GET /route?intranet=1), as in WuKongIM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Intranet {
+    /// TCP address for clients on the internal network; unset = the external TCP address.
+    pub tcp_addr: Option<String>,
+}
+
 /// The `cluster:` section of the guide.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -197,6 +206,7 @@ impl Default for Config {
             log_file: None,
             conn: Conn::default(),
             external: External::default(),
+            intranet: Intranet::default(),
             cluster: Cluster::default(),
             webhook: Webhook::default(),
         }

@@ -164,6 +164,13 @@ pub fn validate(c: &Config) -> Vec<Problem> {
                 "required when cluster.auth.enabled is true".into(),
             );
         }
+        let every = auth.token_rotation_interval.0;
+        if !every.is_zero() && every < Duration::from_secs(1) {
+            bad(
+                "cluster.auth.tokenRotationInterval",
+                "must be at least 1s (or 0s: the token file is then re-read on SIGHUP only)".into(),
+            );
+        }
     }
     for (key, v) in [
         ("addr", c.addr.as_deref().map(|a| strip_scheme(a, "tcp://"))),

@@ -232,6 +232,10 @@ impl Store {
             if c.channel_type == CHANNEL_PERSON && c.channel_id == SYSTEM_UID {
                 continue;
             }
+            // Go (conversation.go `syncUserConversation`): command channels are never listed.
+            if c.channel_id.ends_with(CMD_SUFFIX) {
+                continue;
+            }
             // The first seq the client lacks.
             let mut from = match known {
                 Some(s) if s > 0 => s + 1,

@@ -4,6 +4,7 @@
 
 mod apply;
 mod conversation;
+mod lookup;
 mod model;
 mod query;
 mod raft;

@@ -12,6 +12,10 @@ pub const CHANNEL_GROUP: u8 = 2;
 /// `from_uid` in responses, and never a conversation of its own.
 pub const SYSTEM_UID: &str = "____system";
 
+/// Suffix of command channels (Go's `channel.cmdSuffix`): their messages are delivered and
+/// stored, but their conversations are never listed by /conversation/sync.
+pub const CMD_SUFFIX: &str = "____cmd";
+
 /// Message header flags (RECV fixed-header bits and the HTTP `header` object).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {

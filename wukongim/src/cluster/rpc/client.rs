@@ -265,7 +265,7 @@ async fn dial_with(
     let establish = async {
         let tcp = TcpStream::connect(addr).await.map_err(dial_err)?;
         tune(&tcp, settings);
-        let mut stream: BoxStream = match &settings.tls {
+        let mut stream: BoxStream = match settings.tls.as_ref().map(|l| l.get()) {
             Some(t) => {
                 let name = tls::server_name(addr)?;
                 let tls = tokio_rustls::TlsConnector::from(t.client.clone())

@@ -45,9 +45,10 @@ mod tls;
 pub use client::RpcClient;
 pub use server::{serve, RpcHandler};
 pub use settings::{
-    reload_on_sighup, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE, TEST_MAX_MESSAGE_ENV,
+    read_tokens, reload_secrets, Reloadable, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE,
+    TEST_MAX_MESSAGE_ENV,
 };
-pub use tls::TlsSettings;
+pub use tls::{TlsLive, TlsSettings};
 
 /// Failures of a cluster RPC call. Where the failure concerns a peer, the message names it.
 #[derive(Debug, thiserror::Error)]

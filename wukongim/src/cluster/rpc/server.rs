@@ -136,7 +136,7 @@ async fn connection<H: RpcHandler>(
 async fn open(tcp: TcpStream, s: &RpcSettings) -> Result<BoxStream, RpcError> {
     let limit = s.dial_timeout.max(Duration::from_secs(1));
     let work = async {
-        let mut stream: BoxStream = match &s.tls {
+        let mut stream: BoxStream = match s.tls.as_ref().map(|l| l.get()) {
             Some(t) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(t.server.clone());
                 let tls = acceptor

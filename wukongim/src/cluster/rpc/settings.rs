@@ -2,7 +2,7 @@
 //! the largest message, the cluster token (read from `auth.tokenFile`) and the TLS configurations.
 //! Every error names the config key and, for files, the path.
 
-use super::tls::TlsSettings;
+use super::tls::{TlsLive, TlsSettings};
 use super::RpcError;
 use crate::config::Cluster;
 use std::fmt;
@@ -27,63 +27,134 @@ fn test_max_message() -> Option<usize> {
     }
 }
 
-/// The cluster tokens in force, replaceable while running: SIGHUP re-reads `auth.tokenFile`
-/// ([`reload_on_sighup`]); the token it replaces stays accepted (and is tried second when
-/// dialing) until the next reload, so replacing the file on each node in turn never cuts a link.
+/// The cluster tokens in force, replaceable while running. `auth.tokenFile` holds one secret per
+/// line: the first is used to dial, every one is accepted (so a file holding the current and the
+/// next secret lets the nodes be switched one by one). The file is re-read on SIGHUP and every
+/// `tokenRotationInterval` ([`reload_tokens`]); the secret that was first before a change stays
+/// accepted (and is tried last when dialing) until the next change, so replacing the file on each
+/// node in turn never cuts a link.
 #[derive(Clone, Default)]
-pub struct TokenRing(Arc<RwLock<Vec<Vec<u8>>>>);
+pub struct TokenRing(Arc<RwLock<Ring>>);
+
+#[derive(Default)]
+struct Ring {
+    /// The file's secrets, in file order.
+    file: Vec<Vec<u8>>,
+    /// The first secret before the last change, unless the file still lists it.
+    previous: Option<Vec<u8>>,
+}
 
 impl TokenRing {
-    pub fn new(token: Option<Vec<u8>>) -> TokenRing {
-        TokenRing(Arc::new(RwLock::new(token.into_iter().collect())))
+    pub fn new(secrets: Vec<Vec<u8>>) -> TokenRing {
+        TokenRing(Arc::new(RwLock::new(Ring {
+            file: secrets,
+            previous: None,
+        })))
     }
 
-    /// Current token first, then the previous one.
+    /// The file's secrets in order, then the previous first one.
     pub fn tokens(&self) -> Vec<Vec<u8>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        let g = self.0.read().unwrap_or_else(|e| e.into_inner());
+        g.file.iter().chain(&g.previous).cloned().collect()
     }
 
-    /// Makes `new` current and keeps the one it replaces as previous; false if unchanged.
-    pub fn replace(&self, new: Vec<u8>) -> bool {
+    /// Takes the secrets of a re-read file; false if the file did not change.
+    pub fn replace(&self, secrets: Vec<Vec<u8>>) -> bool {
         let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if g.first() == Some(&new) {
+        if g.file == secrets {
             return false;
         }
-        let previous = g.first().cloned();
-        *g = std::iter::once(new).chain(previous).collect();
+        let first = g.file.first().cloned();
+        g.previous = first.filter(|f| !secrets.contains(f));
+        g.file = secrets;
         true
     }
 }
 
-/// Re-reads `auth.tokenFile` on every SIGHUP until `stop`; a file that cannot be used (missing,
-/// empty, readable by others) is logged and the tokens in force stay.
-pub async fn reload_on_sighup(
-    ring: TokenRing,
-    path: std::path::PathBuf,
+/// The secrets of a token file: one per line, blank lines and `#` comments skipped, the file
+/// private to its owner. Errors name the key and the path.
+pub fn read_tokens(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    const KEY: &str = "cluster.auth.tokenFile";
+    let raw = crate::secret::read_private(path, KEY)?;
+    let secrets: Vec<Vec<u8>> = raw
+        .split(|b| *b == b'\n')
+        .map(|l| l.trim_ascii())
+        .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+        .map(<[u8]>::to_vec)
+        .collect();
+    if secrets.is_empty() {
+        return Err(format!("{KEY} {} holds no token", path.display()));
+    }
+    Ok(secrets)
+}
+
+/// What [`reload_secrets`] re-reads: the token file into the ring, the `cluster.tls` files into
+/// the live TLS configurations.
+pub struct Reloadable {
+    pub tokens: Option<(TokenRing, std::path::PathBuf)>,
+    pub tls: Option<(TlsLive, crate::config::Tls)>,
+}
+
+/// Re-reads the cluster token file and the TLS files on every SIGHUP and, when `every` is set
+/// (`tokenRotationInterval`), on that period, until `stop`. A file that cannot be used (missing,
+/// empty, readable by others, not a certificate) is logged and what is in force stays.
+pub async fn reload_secrets(
+    what: Reloadable,
+    every: Option<Duration>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
+    let mut tick = every.map(|p| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     loop {
-        tokio::select! {
-            r = hup.recv() => if r.is_none() { return },
+        let why = tokio::select! {
+            r = hup.recv() => match r { Some(()) => "SIGHUP", None => return },
+            _ = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => "tokenRotationInterval",
             _ = stop.cancelled() => return,
-        }
-        match crate::secret::read_private(&path, "cluster.auth.tokenFile") {
-            Ok(t) if t.is_empty() => {
-                tracing::error!(path = %path.display(), "cluster token file is empty; tokens unchanged")
-            }
-            Ok(t) => {
-                if ring.replace(t) {
-                    tracing::info!(
-                        path = %path.display(),
-                        "cluster token reloaded (SIGHUP); the previous one stays accepted"
-                    );
+        };
+        if let Some((ring, path)) = &what.tokens {
+            match read_tokens(path) {
+                Ok(t) => {
+                    if ring.replace(t) {
+                        tracing::info!(
+                            path = %path.display(),
+                            why,
+                            "cluster token reloaded; the previous one stays accepted"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        why,
+                        "cannot reload the cluster token: {e}; tokens unchanged"
+                    )
                 }
             }
-            Err(e) => tracing::error!("cannot reload the cluster token: {e}; tokens unchanged"),
+        }
+        if let (Some((live, cfg)), "SIGHUP") = (&what.tls, why) {
+            match TlsSettings::from_config(cfg) {
+                Ok(t) => {
+                    live.replace(t);
+                    tracing::info!(why, "cluster TLS certificates reloaded for new connections");
+                }
+                Err(e) => tracing::error!(
+                    why,
+                    "cannot reload the cluster TLS files: {e}; certificates unchanged"
+                ),
+            }
         }
     }
 }
@@ -96,8 +167,8 @@ pub struct RpcSettings {
     pub token: Option<Vec<u8>>,
     /// The tokens in force when built from the configuration (reloadable).
     pub ring: TokenRing,
-    /// TLS for both sides, when `cluster.tls.enabled`.
-    pub tls: Option<TlsSettings>,
+    /// TLS for both sides, when `cluster.tls.enabled` (reloadable).
+    pub tls: Option<TlsLive>,
     /// Bounds connect + TLS + handshake of a new connection.
     pub dial_timeout: Duration,
     /// Default bound of one call (see [`super::RpcClient::call_timeout`] for another).
@@ -165,7 +236,7 @@ impl RpcSettings {
     /// `max_frame` is the larger of `maxSizePerMsg` and [`DEFAULT_MAX_MESSAGE`]: `maxSizePerMsg`
     /// bounds Raft append batches, while snapshots need room of their own.
     pub fn from_config(c: &Cluster) -> Result<RpcSettings, RpcError> {
-        let token = if c.auth.enabled {
+        let secrets = if c.auth.enabled {
             if c.auth.method != "token" {
                 return Err(config_error(
                     "cluster.auth.method",
@@ -178,26 +249,18 @@ impl RpcSettings {
                     "required when cluster.auth.enabled is true",
                 )
             })?;
-            let token = crate::secret::read_private(path, "cluster.auth.tokenFile")
-                .map_err(|e| config_error("cluster.auth.tokenFile", e))?;
-            if token.is_empty() {
-                return Err(config_error(
-                    "cluster.auth.tokenFile",
-                    format!("{} is empty", path.display()),
-                ));
-            }
-            Some(token)
+            read_tokens(path).map_err(|e| config_error("cluster.auth.tokenFile", e))?
         } else {
-            None
+            Vec::new()
         };
         let tls = if c.tls.enabled {
-            Some(TlsSettings::from_config(&c.tls)?)
+            Some(TlsSettings::from_config(&c.tls)?.into())
         } else {
             None
         };
         Ok(RpcSettings {
-            ring: TokenRing::new(token.clone()),
-            token,
+            token: secrets.first().cloned(),
+            ring: TokenRing::new(secrets),
             tls,
             dial_timeout: c.dial_timeout.0,
             request_timeout: c.request_timeout.0,
@@ -260,7 +323,7 @@ mod tests {
         private(&empty);
         c.auth.token_file = Some(empty);
         let e = RpcSettings::from_config(&c).unwrap_err().to_string();
-        assert!(e.contains("is empty"), "{e}");
+        assert!(e.contains("holds no token"), "{e}");
         c.auth.method = "password".into();
         let e = RpcSettings::from_config(&c).unwrap_err().to_string();
         assert!(e.starts_with("cluster.auth.method:"), "{e}");
@@ -268,12 +331,24 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_one_previous_token() {
-        let r = TokenRing::new(Some(b"a".to_vec()));
-        assert!(r.replace(b"b".to_vec()));
-        assert_eq!(r.tokens(), [b"b".to_vec(), b"a".to_vec()]);
-        assert!(!r.replace(b"b".to_vec()), "unchanged file");
-        assert!(r.replace(b"c".to_vec()));
-        assert_eq!(r.tokens(), [b"c".to_vec(), b"b".to_vec()]);
+        let v = |s: &[&str]| s.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>();
+        let r = TokenRing::new(v(&["a"]));
+        assert!(r.replace(v(&["b"])));
+        assert_eq!(r.tokens(), v(&["b", "a"]));
+        assert!(!r.replace(v(&["b"])), "unchanged file");
+        assert!(r.replace(v(&["c"])));
+        assert_eq!(r.tokens(), v(&["c", "b"]));
+        // Current and next in the file: both accepted, the current one dials.
+        assert!(r.replace(v(&["c", "d"])));
+        assert_eq!(r.tokens(), v(&["c", "d"]));
+        assert!(r.replace(v(&["d", "c"])));
+        assert_eq!(r.tokens(), v(&["d", "c"]));
+        assert!(r.replace(v(&["d"])));
+        assert_eq!(
+            r.tokens(),
+            v(&["d"]),
+            "the previous first one is still listed: no extra"
+        );
         let s = RpcSettings {
             token: Some(b"x".to_vec()),
             ..RpcSettings::default()
@@ -282,6 +357,24 @@ mod tests {
             s.tokens(),
             [b"x".to_vec()],
             "hand-built settings use `token`"
+        );
+    }
+
+    #[test]
+    fn a_token_file_holds_secrets_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "# rotated 2026-12-02\n  current \n\nnext\n").unwrap();
+        private(&f);
+        assert_eq!(
+            read_tokens(&f).unwrap(),
+            [b"current".to_vec(), b"next".to_vec()]
+        );
+        std::fs::write(&f, "# only a comment\n\n").unwrap();
+        let e = read_tokens(&f).unwrap_err();
+        assert!(
+            e.contains("cluster.auth.tokenFile") && e.contains("holds no token"),
+            "{e}"
         );
     }
 

@@ -22,7 +22,29 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+/// The configurations in force, replaceable while running: SIGHUP re-reads the certificate, key
+/// and CA files ([`super::reload_secrets`]); connections already open keep theirs.
+#[derive(Clone, Debug)]
+pub struct TlsLive(Arc<RwLock<TlsSettings>>);
+
+impl TlsLive {
+    /// The configurations for a new connection.
+    pub fn get(&self) -> TlsSettings {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, t: TlsSettings) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+}
+
+impl From<TlsSettings> for TlsLive {
+    fn from(t: TlsSettings) -> Self {
+        TlsLive(Arc::new(RwLock::new(t)))
+    }
+}
 
 /// Ready rustls configurations for both sides.
 #[derive(Clone)]

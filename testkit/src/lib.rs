@@ -8,9 +8,10 @@
 //! balancers → drive traffic through them).
 
 pub mod mutations;
+pub mod ports;
 
 use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,14 +54,14 @@ pub fn write_secret(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
-/// A port that was free on 127.0.0.1 a moment ago (the listener is closed before returning).
+/// A port on 127.0.0.1 claimed for this test process ([`ports::reserve`]).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    ports::reserve("127.0.0.1")
 }
 
-/// A port free on `ip`.
+/// A port on `ip` claimed for this test process ([`ports::reserve`]).
 fn free_port_on(ip: &str) -> std::io::Result<u16> {
-    Ok(TcpListener::bind((ip, 0))?.local_addr()?.port())
+    ports::reserve(ip)
 }
 
 impl LoopbackFleet {

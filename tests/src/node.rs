@@ -12,13 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A free TCP port on `ip` (bound and released; good enough on a quiet loopback).
+/// A free TCP port on `ip`, claimed for this test process ([`wk_testkit::ports::reserve`]).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .expect("bind for a free port")
-        .local_addr()
-        .unwrap()
-        .port()
+    wk_testkit::ports::reserve(ip).expect("reserve a free port")
 }
 
 /// How to configure a node.

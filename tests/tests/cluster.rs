@@ -454,3 +454,68 @@ async fn paused_nodes_no_split_brain_and_check_quorum() {
         history.leaders
     );
 }
+
+/// `cluster.maxSizePerMsg` bounds the cluster's messages: a follower that was down while 8 MB
+/// of messages were written catches up from the log although one AppendEntries of
+/// `maxInflightMsgs` (256) entries would be above the RPC's message limit (each replication
+/// read stops at maxSizePerMsg bytes), and write batches stay under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_from_the_log_in_messages_under_max_size_per_msg() {
+    use base64::Engine as _;
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  maxSizePerMsg: 64KiB\n");
+        n.write_config();
+        n.spawn();
+    }
+    let leader = c.leader_index().await;
+    let follower = (leader + 1) % 3;
+    c.nodes[follower].kill9();
+    // 400 messages of 20 KB, 16 at a time (so batches hold several and must be cut by bytes).
+    let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 20_000]);
+    let url = c.nodes[leader].url("/message/send");
+    for round in 0..25 {
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..16 {
+            let (url, payload) = (url.clone(), payload.clone());
+            set.spawn(async move {
+                let body = json!({"from_uid": "big", "channel_id": "sink", "channel_type": 1,
+                                  "client_msg_no": format!("m{round}-{k}"), "payload": payload});
+                let (st, v) = post(&url, body).await;
+                assert_eq!(st, 200, "{v}");
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    }
+    c.nodes[follower].spawn();
+    c.nodes[follower].wait_healthy(T).await;
+    let v = c.wait_converged(T).await;
+    assert_eq!(v["counts"]["messages"].as_u64(), Some(400), "{v}");
+    let (_, st) = get(&c.nodes[follower].url("/cluster/raft/status")).await;
+    assert_eq!(
+        st["snapshot"]["installed"].as_u64().unwrap_or(0),
+        0,
+        "caught up from the log, not by snapshot: {st}"
+    );
+    // Batches were cut by bytes: 16 concurrent 20 KB sends never share one 64 KiB batch.
+    let metrics = reqwest::get(c.nodes[leader].metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |suffix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("wukongim_raft_batch_size_{suffix}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("wukongim_raft_batch_size_{suffix} in\n{metrics}"))
+    };
+    let (batches, commands) = (count("count"), count("sum"));
+    assert!(
+        commands >= 400.0 && batches >= commands / 3.0,
+        "at most 3 commands of 20 KB per 64 KiB batch: {batches} batches for {commands} commands"
+    );
+}

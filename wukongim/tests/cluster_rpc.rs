@@ -793,13 +793,13 @@ fn settings_come_from_the_cluster_keys() {
     };
     c.auth.enabled = true;
     c.auth.token_file = Some(token);
-    let s = RpcSettings::from_config(&c).unwrap();
+    let s = RpcSettings::from_config(&c, 1 << 20).unwrap();
     assert_eq!(s.token.as_deref(), Some(&b"abc"[..]));
     assert!(s.tls.is_some());
     assert_eq!(s.max_connections, 100);
 
     c.tls.key_file = Some(d.join("missing.key"));
-    match RpcSettings::from_config(&c) {
+    match RpcSettings::from_config(&c, 1 << 20) {
         Err(RpcError::Config { key, message }) => {
             assert_eq!(key, "cluster.tls.keyFile");
             assert!(message.contains("missing.key"), "{message}");
@@ -808,7 +808,7 @@ fn settings_come_from_the_cluster_keys() {
     }
     c.tls.key_file = Some(d.join("node.key"));
     c.tls.cipher_suites = vec!["TLS_NOT_A_SUITE".into()];
-    match RpcSettings::from_config(&c) {
+    match RpcSettings::from_config(&c, 1 << 20) {
         Err(RpcError::Config { key, .. }) => assert_eq!(key, "cluster.tls.cipherSuites[0]"),
         other => panic!("expected a config error, got {other:?}"),
     }

@@ -41,11 +41,7 @@ fn secret(path: &Path, body: &str, mode: u32) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    wk_testkit::ports::reserve("127.0.0.1").unwrap()
 }
 
 /// Ports of a node started from [`node_file`].

@@ -19,11 +19,24 @@ const COMMITTED: &str = "committed";
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
+    /// Stored bytes per replication read (`cluster.maxSizePerMsg`).
+    read_limit: usize,
 }
 
 impl LogStore {
     pub fn new(store: Store) -> Self {
-        LogStore { store }
+        LogStore {
+            store,
+            read_limit: usize::MAX,
+        }
+    }
+
+    /// Bounds what one replication read returns ([`RaftLogReader::limited_get_log_entries`]):
+    /// openraft sends one AppendEntries per read, so `cluster.maxSizePerMsg` bounds the entry
+    /// bytes of every AppendEntries (always at least one entry; the rest follow in the next).
+    pub fn with_read_limit(mut self, bytes: usize) -> Self {
+        self.read_limit = bytes.max(1);
+        self
     }
 }
 
@@ -67,6 +80,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let store = self.store.clone();
         blocking(move || {
             let rows = store.log_range(lo, hi).map_err(io_err)?;
+            rows.into_iter().map(|(i, b)| decode_entry(i, &b)).collect()
+        })
+        .await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (store, limit) = (self.store.clone(), self.read_limit);
+        blocking(move || {
+            let rows = store.log_range_limited(start, end, limit).map_err(io_err)?;
             rows.into_iter().map(|(i, b)| decode_entry(i, &b)).collect()
         })
         .await

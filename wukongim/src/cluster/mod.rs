@@ -73,8 +73,10 @@ impl Cluster {
         feed: Option<Arc<crate::webhook::Feed>>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Arc<Cluster>> {
-        let settings =
-            Arc::new(RpcSettings::from_config(&config.cluster).context("cluster RPC settings")?);
+        let settings = Arc::new(
+            RpcSettings::from_config(&config.cluster, writer::largest_command(&config))
+                .context("cluster RPC settings")?,
+        );
         let auth = &config.cluster.auth;
         let reload = rpc::Reloadable {
             tokens: auth
@@ -120,7 +122,8 @@ impl Cluster {
                 rpc: rpc.clone(),
                 latency: peer_latency.clone(),
             },
-            log_store::LogStore::new(store.clone()),
+            log_store::LogStore::new(store.clone())
+                .with_read_limit(config.cluster.max_size_per_msg.0 as usize),
             sm,
         )
         .await

@@ -1,7 +1,7 @@
 //! The client side of Raft traffic: openraft's network factory over the pooled cluster RPC.
 
 use super::messages::{kind, ChunkAck, SnapshotChunk, SnapshotInstall};
-use super::rpc::{RpcClient, RpcError};
+use super::rpc::{RpcClient, RpcError, SNAPSHOT_CHUNK};
 use super::snapfile::SnapshotFile;
 use super::types::{from_bytes, to_bytes, Snapshot, SnapshotMeta, TypeConfig, Vote};
 use openraft::errors::{
@@ -110,10 +110,6 @@ impl Peer {
         })
     }
 }
-
-/// Payload bytes per snapshot chunk, at most: small enough to interleave with heartbeats and to
-/// fit any sane message limit, large enough to keep a link busy.
-const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 impl Peer {
     /// Streams a snapshot file in chunks, one in flight (back-pressure: the next is read only

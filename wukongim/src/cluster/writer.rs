@@ -134,9 +134,12 @@ impl Proposer {
         let (tx, rx) = mpsc::channel(queue);
         let (batches_tx, batches_rx) = mpsc::channel(1);
         let stats = Arc::new(WriteStats::default());
-        let max = cluster.config.cluster.batch_size.max(1) as usize;
+        let limits = BatchLimits {
+            count: cluster.config.cluster.batch_size.max(1) as usize,
+            bytes: cluster.config.cluster.max_size_per_msg.0 as usize,
+        };
         let linger = cluster.config.cluster.batch_timeout.0;
-        tokio::spawn(batcher(rx, batches_tx, max, linger));
+        tokio::spawn(batcher(rx, batches_tx, limits, linger));
         let timeout = cluster.config.cluster.request_timeout.0;
         tokio::spawn(Pipeline::new(cluster, stats.clone()).run(batches_rx));
         Proposer { tx, timeout, stats }
@@ -177,37 +180,88 @@ impl Proposer {
     }
 }
 
-/// Groups queued commands into batches of up to `max`, in order. Under sustained load it waits
-/// up to `linger` for a full batch; idle writes go at once. Commands whose deadline passed in
-/// the queue are answered here.
+/// Bounds of one batch: commands (`batchSize`) and approximate bytes (`maxSizePerMsg`).
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    count: usize,
+    bytes: usize,
+}
+
+/// A batch being filled. A command that would take it past the byte bound waits for the next
+/// batch, unless the batch is empty (a single large command always goes, alone).
+struct Filling {
+    items: Vec<Pending>,
+    bytes: usize,
+    limits: BatchLimits,
+}
+
+impl Filling {
+    fn new(first: Pending, limits: BatchLimits) -> Filling {
+        let mut f = Filling {
+            items: Vec::new(),
+            bytes: 0,
+            limits,
+        };
+        f.items.push(first);
+        f.bytes = approx_bytes(&f.items[0].cmd);
+        f
+    }
+
+    fn is_full(&self) -> bool {
+        self.items.len() >= self.limits.count || self.bytes >= self.limits.bytes
+    }
+
+    /// Adds `p`, or hands it back when it does not fit.
+    fn offer(&mut self, p: Pending) -> Option<Pending> {
+        let n = approx_bytes(&p.cmd);
+        if self.items.len() >= self.limits.count || self.bytes + n > self.limits.bytes {
+            return Some(p);
+        }
+        self.bytes += n;
+        self.items.push(p);
+        None
+    }
+}
+
+/// Groups queued commands into batches of up to `batchSize` commands and `maxSizePerMsg` bytes,
+/// in order. Under sustained load it waits up to `linger` for a full batch; idle writes go at
+/// once. Commands whose deadline passed in the queue are answered here.
 async fn batcher(
     mut rx: mpsc::Receiver<Pending>,
     out: mpsc::Sender<Vec<Pending>>,
-    max: usize,
+    limits: BatchLimits,
     linger: Duration,
 ) {
     let mut last_full = false;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max {
+    let mut carry: Option<Pending> = None;
+    loop {
+        let first = match carry.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let mut batch = Filling::new(first, limits);
+        while !batch.is_full() && carry.is_none() {
             match rx.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(item) => carry = batch.offer(item),
                 Err(_) => break,
             }
         }
-        if last_full && batch.len() < max && !linger.is_zero() {
+        if last_full && !batch.is_full() && carry.is_none() && !linger.is_zero() {
             let deadline = Instant::now() + linger;
-            while batch.len() < max {
+            while !batch.is_full() && carry.is_none() {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(item)) => batch.push(item),
+                    Ok(Some(item)) => carry = batch.offer(item),
                     _ => break,
                 }
             }
         }
-        last_full = batch.len() == max;
+        last_full = batch.is_full() || carry.is_some();
         let now = Instant::now();
         let (live, expired): (Vec<Pending>, Vec<Pending>) =
-            batch.into_iter().partition(|p| p.deadline > now);
+            batch.items.into_iter().partition(|p| p.deadline > now);
         for p in expired {
             let _ = p.reply.send(Err(ProposeError::Timeout(
                 "waited in the write queue past requestTimeout".into(),
@@ -217,6 +271,39 @@ async fn batcher(
             return;
         }
     }
+}
+
+/// Envelope bytes counted per command beside its variable-length fields.
+const COMMAND_OVERHEAD: usize = 64;
+
+/// A command's encoded size, approximately (a little over for the variable-length fields):
+/// enough to keep batches under `maxSizePerMsg`, whose frame limit leaves room above it.
+fn approx_bytes(cmd: &Command) -> usize {
+    let list = |v: &[String]| v.iter().map(|s| s.len() + 2).sum::<usize>();
+    COMMAND_OVERHEAD
+        + match cmd {
+            Command::Send(s) => {
+                s.payload.len()
+                    + s.from_uid.len()
+                    + s.from_device.len()
+                    + s.channel_id.len()
+                    + s.client_msg_no.len()
+                    + s.stream_no.len()
+                    + s.topic.as_ref().map_or(0, String::len)
+            }
+            Command::UpsertChannel { subscribers, .. }
+            | Command::AddSubscribers { subscribers, .. }
+            | Command::RemoveSubscribers { subscribers, .. } => list(subscribers),
+            Command::UpdateToken { uid, token, .. } => uid.len() + token.len(),
+            _ => 256,
+        }
+}
+
+/// The largest single command this node accepts: one client message (`conn.maxPacketSize`) or
+/// one HTTP body (axum's 2 MiB default), plus its envelope. See [`super::rpc::frame_limit`].
+pub fn largest_command(config: &crate::config::Config) -> usize {
+    const HTTP_BODY: usize = 2 << 20;
+    (config.conn.max_packet_size.0 as usize).max(HTTP_BODY) + (64 << 10)
 }
 
 /// What the leader's Raft answers for a batch proposed with `client_write_ff`.

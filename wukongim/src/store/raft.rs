@@ -26,12 +26,28 @@ impl Store {
 
     /// Entries with index in `lo..hi`.
     pub fn log_range(&self, lo: u64, hi: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.log_range_limited(lo, hi, usize::MAX)
+    }
+
+    /// The entries in `lo..hi` up to `max_bytes` of stored entries in total, and always at
+    /// least the first one (if any).
+    pub fn log_range_limited(
+        &self,
+        lo: u64,
+        hi: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
         let txn = self.db().begin_read()?;
         let t = txn.open_table(RAFT_LOG)?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         if lo < hi {
             for item in t.range(lo..hi)? {
                 let (k, v) = item?;
+                bytes = bytes.saturating_add(v.value().len());
+                if bytes > max_bytes && !out.is_empty() {
+                    break;
+                }
                 out.push((k.value(), v.value().to_vec()));
             }
         }

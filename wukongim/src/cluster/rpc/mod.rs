@@ -45,8 +45,8 @@ mod tls;
 pub use client::RpcClient;
 pub use server::{serve, RpcHandler};
 pub use settings::{
-    read_tokens, reload_secrets, Reloadable, RpcSettings, TokenRing, DEFAULT_MAX_MESSAGE,
-    TEST_MAX_MESSAGE_ENV,
+    frame_limit, read_tokens, reload_secrets, Reloadable, RpcSettings, TokenRing,
+    DEFAULT_MAX_MESSAGE, SNAPSHOT_CHUNK, TEST_MAX_MESSAGE_ENV,
 };
 pub use tls::{TlsLive, TlsSettings};
 

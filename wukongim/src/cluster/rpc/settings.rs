@@ -9,8 +9,28 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// Default largest request/response body (snapshots travel in chunks far below it).
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+/// Largest request/response body when nothing else is known (tests of the transport alone).
+pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+
+/// Payload bytes per snapshot chunk, at most: small enough to interleave with heartbeats,
+/// large enough to keep a link busy.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// Room in every message above its payload bound: one snapshot chunk's worth plus envelopes.
+pub const FRAME_HEADROOM: usize = SNAPSHOT_CHUNK + (64 << 10);
+
+/// The largest message of the cluster RPC, from `cluster.maxSizePerMsg` and the largest single
+/// command the node accepts (`largest_command`: one client message or one HTTP body).
+///
+/// `maxSizePerMsg` bounds what the node puts in one message: the write batches
+/// (`cluster/writer.rs` closes a batch before it grows past it) and the entries of one
+/// AppendEntries (`cluster/network.rs` sends the prefix that fits and reports a partial
+/// success). A single command larger than `maxSizePerMsg` still travels alone, so the limit is
+/// the larger of the two plus [`FRAME_HEADROOM`]. Keep `maxSizePerMsg` and `conn.maxPacketSize`
+/// equal on every node, as the rendered files do: the receiver enforces its own limit.
+pub fn frame_limit(max_size_per_msg: u64, largest_command: usize) -> usize {
+    (max_size_per_msg as usize).max(largest_command) + FRAME_HEADROOM
+}
 
 /// Test knob: an environment variable that, when set to a byte count, replaces the largest
 /// message (so a test can prove large state moves in chunks). Not for production use.
@@ -233,9 +253,9 @@ impl RpcSettings {
 
     /// Builds the settings from the `cluster:` section, reading the token and certificate files.
     ///
-    /// `max_frame` is the larger of `maxSizePerMsg` and [`DEFAULT_MAX_MESSAGE`]: `maxSizePerMsg`
-    /// bounds Raft append batches, while snapshots need room of their own.
-    pub fn from_config(c: &Cluster) -> Result<RpcSettings, RpcError> {
+    /// `max_frame` is [`frame_limit`] of `maxSizePerMsg` and `largest_command` (the test knob
+    /// [`TEST_MAX_MESSAGE_ENV`] replaces it).
+    pub fn from_config(c: &Cluster, largest_command: usize) -> Result<RpcSettings, RpcError> {
         let secrets = if c.auth.enabled {
             if c.auth.method != "token" {
                 return Err(config_error(
@@ -268,7 +288,7 @@ impl RpcSettings {
             keep_alive: c.keep_alive,
             keep_alive_period: c.keep_alive_period.0,
             max_frame: test_max_message()
-                .unwrap_or((c.max_size_per_msg.0 as usize).max(DEFAULT_MAX_MESSAGE)),
+                .unwrap_or_else(|| frame_limit(c.max_size_per_msg.0, largest_command)),
         })
     }
 }
@@ -298,7 +318,7 @@ mod tests {
         };
         c.auth.enabled = true;
         c.auth.token_file = Some(token);
-        let s = RpcSettings::from_config(&c).unwrap();
+        let s = RpcSettings::from_config(&c, 1 << 20).unwrap();
         assert_eq!(s.token.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(s.dial_timeout, Duration::from_millis(700));
         assert_eq!(s.request_timeout, Duration::from_secs(3));
@@ -312,20 +332,28 @@ mod tests {
     fn token_errors_name_key_and_path() {
         let mut c = Cluster::default();
         c.auth.enabled = true;
-        let e = RpcSettings::from_config(&c).unwrap_err().to_string();
+        let e = RpcSettings::from_config(&c, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cluster.auth.tokenFile:"), "{e}");
         c.auth.token_file = Some("/nonexistent/wk-token".into());
-        let e = RpcSettings::from_config(&c).unwrap_err().to_string();
+        let e = RpcSettings::from_config(&c, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cluster.auth.tokenFile") && e.contains("/nonexistent/wk-token"));
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
         private(&empty);
         c.auth.token_file = Some(empty);
-        let e = RpcSettings::from_config(&c).unwrap_err().to_string();
+        let e = RpcSettings::from_config(&c, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("holds no token"), "{e}");
         c.auth.method = "password".into();
-        let e = RpcSettings::from_config(&c).unwrap_err().to_string();
+        let e = RpcSettings::from_config(&c, 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cluster.auth.method:"), "{e}");
     }
 
@@ -382,6 +410,9 @@ mod tests {
     fn auth_disabled_means_no_token() {
         let mut c = Cluster::default();
         c.auth.token_file = Some("/nonexistent".into());
-        assert!(RpcSettings::from_config(&c).unwrap().token.is_none());
+        assert!(RpcSettings::from_config(&c, 1 << 20)
+            .unwrap()
+            .token
+            .is_none());
     }
 }

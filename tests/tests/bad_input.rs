@@ -239,3 +239,186 @@ async fn a_client_that_stops_reading_is_dropped_not_buffered() {
     slow.closed_within(T).await;
     still_serving(&node).await;
 }
+
+/// One WebSocket frame as a fuzzer writes it: any opcode, FIN and RSV bits, masked or not, and
+/// a length field that may lie about the payload that follows.
+#[derive(Debug, Clone)]
+struct WsFrame {
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    /// `None`: the true length; `Some(n)`: announce `n` instead.
+    claimed: Option<u64>,
+    payload: Vec<u8>,
+}
+
+impl WsFrame {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push((u8::from(self.fin) << 7) | (self.rsv << 4) | self.opcode);
+        let len = self.claimed.unwrap_or(self.payload.len() as u64);
+        let m = if self.mask.is_some() { 0x80 } else { 0 };
+        if len < 126 {
+            out.push(m | len as u8);
+        } else if len <= u64::from(u16::MAX) {
+            out.push(m | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(m | 127);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+        match self.mask {
+            Some(k) => {
+                out.extend_from_slice(&k);
+                out.extend(self.payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+            }
+            None => out.extend_from_slice(&self.payload),
+        }
+    }
+}
+
+fn ws_frame() -> impl proptest::strategy::Strategy<Value = WsFrame> {
+    use proptest::prelude::*;
+    // Payloads: random bytes, or WuKongIM packets (a PING, a CONNECT header announcing more
+    // than follows, a packet split across frames).
+    let payload = prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..300),
+        1 => Just(vec![0x70, 0x00]),
+        1 => Just(b"\x10\xe8\x07\x00\x04WKIM".to_vec()),
+        1 => proptest::collection::vec(any::<u8>(), 0..4).prop_map(|mut v| { v.insert(0, 0x10); v }),
+    ];
+    let opcode = prop_oneof![
+        Just(0x0u8),
+        Just(0x1),
+        Just(0x2),
+        Just(0x8),
+        Just(0x9),
+        Just(0xA),
+        0u8..16
+    ];
+    let claimed = prop_oneof![
+        6 => Just(None),
+        1 => (0u64..200).prop_map(Some),
+        1 => any::<u64>().prop_map(Some),
+        1 => Just(Some(u64::MAX)),
+    ];
+    (
+        prop_oneof![5 => Just(true), 1 => Just(false)],
+        prop_oneof![6 => Just(0u8), 1 => 0u8..8],
+        opcode,
+        prop_oneof![5 => any::<[u8; 4]>().prop_map(Some), 1 => Just(None)],
+        claimed,
+        payload,
+    )
+        .prop_map(|(fin, rsv, opcode, mask, claimed, payload)| WsFrame {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            claimed,
+            payload,
+        })
+}
+
+const UPGRADE: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// Upgrades, writes `bytes`, half-closes, and returns once the server closed the connection
+/// (an error if it did not within `T`, or refused the upgrade).
+async fn ws_throw(addr: &str, bytes: &[u8]) -> Result<(), String> {
+    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    s.write_all(UPGRADE).await.map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(T, s.read(&mut b)).await {
+            Ok(Ok(1)) => head.push(b[0]),
+            other => return Err(format!("upgrade answer cut: {other:?} after {head:?}")),
+        }
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(format!(
+            "upgrade refused: {}",
+            String::from_utf8_lossy(&head)
+        ));
+    }
+    // The server may close before reading everything: write errors are part of the game.
+    let _ = s.write_all(bytes).await;
+    let _ = s.shutdown().await;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(T, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err("the server kept a half-closed WebSocket open".into()),
+        }
+    }
+}
+
+/// The WebSocket entry under a fuzzer: sequences of arbitrary frames (any opcode, FIN/RSV bits,
+/// masked or not, lying lengths up to 2^64−1, WuKongIM packets split or cut) after a valid
+/// upgrade. Every such connection is closed by the server once the client stops, no case
+/// panics the node, and afterwards a WebSocket client still CONNECTs and a TCP client still
+/// chats.
+#[test]
+fn websocket_framing_fuzz_closes_each_bad_connection_and_the_node_keeps_serving() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let node = rt.block_on(Node::start(NodeOptions::default()));
+    let addr = node.ws_addr().trim_start_matches("ws://").to_string();
+    let mut runner = TestRunner::new(Config {
+        cases: 1500,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (
+        proptest::collection::vec(ws_frame(), 1..6),
+        proptest::collection::vec(any::<u8>(), 0..16),
+    );
+    runner
+        .run(&strategy, |(frames, tail)| {
+            let mut bytes = Vec::new();
+            for f in &frames {
+                f.encode(&mut bytes);
+            }
+            bytes.extend_from_slice(&tail);
+            rt.block_on(ws_throw(&addr, &bytes))
+                .map_err(proptest::test_runner::TestCaseError::fail)
+        })
+        .unwrap();
+    rt.block_on(async {
+        still_serving(&node).await;
+        // A real WebSocket client: CONNECT in one binary frame, CONNACK back.
+        use futures::{SinkExt, StreamExt};
+        use wukongim::proto::{encode, ClientKeys, ConnectPacket, Decoder};
+        let (mut ws, _) = tokio_tungstenite::connect_async(node.ws_addr())
+            .await
+            .expect("WebSocket upgrade after the fuzz");
+        let connect = Packet::Connect(ConnectPacket {
+            version: 5,
+            device_flag: 0,
+            device_id: "fuzz-check".into(),
+            uid: "after-fuzz".into(),
+            token: String::new(),
+            client_timestamp: 0,
+            client_key: ClientKeys::generate().public_key(),
+        });
+        ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+            encode(&connect, 5).unwrap().to_vec().into(),
+        ))
+        .await
+        .unwrap();
+        let frame = tokio::time::timeout(T, ws.next())
+            .await
+            .expect("CONNACK in time")
+            .expect("a frame")
+            .expect("a good frame");
+        let mut buf = bytes::BytesMut::from(&frame.into_data()[..]);
+        match Decoder::default().decode(&mut buf, 5) {
+            Ok(Some(Packet::Connack(a))) => assert_eq!(a.reason_code, ReasonCode::Success),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    });
+}

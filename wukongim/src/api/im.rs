@@ -87,6 +87,8 @@ pub async fn online_status(
         .map(|c| {
             serde_json::json!({
                 "uid": c.uid, "device_flag": c.device_flag, "online": 1,
+                // Not in Go's shape: where the connection is (apps ignore it).
+                "node_id": c.node_id,
             })
         })
         .collect();

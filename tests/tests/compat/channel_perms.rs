@@ -192,7 +192,7 @@ async fn blacklist_and_whitelist_routes_are_enforced() {
     .await;
     assert_eq!(send(&mut b, "g", 2).await, ReasonCode::Success);
     let (st, v) = get(&node.url("/channel/whitelist?channel_id=g&channel_type=2")).await;
-    let mut want = vec![(fnv("a"), "a"), (fnv("b"), "b")];
+    let mut want = [(fnv("a"), "a"), (fnv("b"), "b")];
     want.sort();
     let want: Vec<Value> = want
         .iter()
@@ -256,7 +256,7 @@ async fn system_uids_bypass_the_sender_checks() {
     )
     .await;
     let (_, v) = get(&node.url("/user/systemuids")).await;
-    let mut want = vec!["bot", "zed"];
+    let mut want = ["bot", "zed"];
     want.sort_by_key(|u| fnv(u));
     assert_eq!(v, json!(want));
     assert_eq!(send(&mut bot, "g", 2).await, ReasonCode::Success);

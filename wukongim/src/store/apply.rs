@@ -1,6 +1,7 @@
 //! The state machine's write side: applies a batch of commands in one transaction. Deterministic:
 //! ids, sequence numbers and versions come only from the stored state and the commands.
 
+use super::channels::load as load_channel;
 use super::*;
 use redb::{ReadableTable, WriteTransaction};
 
@@ -49,8 +50,6 @@ fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64> {
     meta.insert(name, next)?;
     Ok(next)
 }
-
-use channels::load as load_channel;
 
 fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
     txn.open_table(CHANNELS)?

@@ -90,6 +90,20 @@ fn list_body(id: &str, ty: u8, uids: &[&str]) -> Value {
     json!({"channel_id": id, "channel_type": ty, "uids": uids})
 }
 
+/// The channel ids of `uid`'s conversations (POST /conversation/sync).
+async fn conversations(node: &Node, uid: &str) -> Vec<String> {
+    let (st, v) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": uid, "msg_count": 1}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let list = v.as_array().cloned().unwrap_or_default();
+    list.iter()
+        .map(|c| c["channel_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// FNV-1a 64 of a uid: the member id and order of Go's lists (`key.HashWithString`).
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -144,7 +158,8 @@ async fn ban_disband_and_send_ban_refuse_with_gos_reasons() {
 
 /// `blacklist*`, `whitelist*` and `hasPermissionForCommChannel`: blacklist 4 (checked before
 /// membership), not a subscriber 3, a non-empty whitelist 13; `hasPermissionForPerson`: the
-/// receiver's blacklist. GET /channel/whitelist lists Go's members (`id`, `uid`) in id order.
+/// receiver's blacklist; blacklistAdd deletes the listed users' conversation with the channel.
+/// GET /channel/whitelist lists Go's members (`id`, `uid`) in id order.
 #[tokio::test]
 async fn blacklist_and_whitelist_routes_are_enforced() {
     let node = Node::start(NodeOptions::default()).await;
@@ -155,12 +170,18 @@ async fn blacklist_and_whitelist_routes_are_enforced() {
         connect(&node, "c").await,
     );
     assert_eq!(send(&mut c, "g", 2).await, ReasonCode::SubscriberNotExist);
+    assert_eq!(send(&mut a, "g", 2).await, ReasonCode::Success);
+    assert_eq!(conversations(&node, "a").await, vec!["g"]);
     ok(
         &node,
         "/channel/blacklist_add",
         list_body("g", 2, &["a", "c"]),
     )
     .await;
+    assert!(
+        conversations(&node, "a").await.is_empty(),
+        "blacklistAdd deletes the conversation"
+    );
     assert_eq!(send(&mut a, "g", 2).await, ReasonCode::InBlacklist);
     assert_eq!(send(&mut c, "g", 2).await, ReasonCode::InBlacklist);
     ok(

@@ -87,6 +87,31 @@ pub(crate) fn edit(
         }
         ListEdit::Clear => clear(&mut t, tag, ty, id)?,
     }
+    drop(t);
+    if let (UidList::Deny, ListEdit::Add(uids) | ListEdit::Set(uids)) = (list, change) {
+        hide_conversations(txn, ty, id, uids)?;
+    }
+    Ok(())
+}
+
+/// Go (channel.go `blacklistAdd`, `blacklistSet`): a blacklisted user's conversation with the
+/// channel is deleted (live channels, type 9, keep none). Ours is hidden up to its last message,
+/// as POST /conversations/delete does; users without one get none.
+fn hide_conversations(txn: &WriteTransaction, ty: u8, id: &str, uids: &[String]) -> Result<()> {
+    const CHANNEL_LIVE: u8 = 9;
+    if ty == CHANNEL_LIVE {
+        return Ok(());
+    }
+    let key = conv_key(id, ty);
+    for uid in uids {
+        let exists = txn
+            .open_table(CONVS)?
+            .get((uid.as_str(), key.as_str()))?
+            .is_some();
+        if exists {
+            conversation::delete(txn, uid, id, ty)?;
+        }
+    }
     Ok(())
 }
 

@@ -94,10 +94,11 @@ async fn group_messages_reach_every_online_member_and_non_members_are_refused() 
         next_sendack(&mut outsider).await.reason_code,
         ReasonCode::SubscriberNotExist
     );
+    // Go (permission.go): a group never created has no subscribers.
     outsider.send_text("nosuchgroup", 2, "hello?").await;
     assert_eq!(
         next_sendack(&mut outsider).await.reason_code,
-        ReasonCode::ChannelNotExist
+        ReasonCode::SubscriberNotExist
     );
     // Removing a subscriber stops delivery to them.
     let (st, _) = post(

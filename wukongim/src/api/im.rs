@@ -3,6 +3,7 @@
 
 use super::error::{ok, ok_data, required, ApiError, Body};
 use super::messages;
+use super::perms::SendResult;
 use crate::app::App;
 use crate::store::{Command, Header, Outcome};
 use axum::extract::State;
@@ -168,14 +169,24 @@ pub async fn message_send(
         &r,
         payload,
     );
-    let (message_id, message_seq) = messages::send_one(&app, cmd).await?;
+    let (message_id, message_seq, reason) = match super::perms::send_checked(&app, cmd).await? {
+        SendResult::Sent {
+            message_id,
+            message_seq,
+        } => (message_id, message_seq, None),
+        SendResult::Refused { reason } => (0, 0, Some(reason)),
+    };
     app.traffic.in_msgs.inc();
-    Ok(ok_data(serde_json::json!({
+    let mut data = serde_json::json!({
         "message_id": message_id,
         "message_idstr": message_id.to_string(),
         "message_seq": message_seq,
         "client_msg_no": client_msg_no,
-    })))
+    });
+    if let Some(reason) = reason {
+        data["reason_code"] = reason.into();
+    }
+    Ok(ok_data(data))
 }
 
 /// Checks the memory guard and decodes a base64 payload (non-empty, at most maxPacketSize).
@@ -221,6 +232,10 @@ pub struct ChannelReq {
     subscribers: Vec<String>,
     #[serde(default)]
     reset: u8,
+    #[serde(default)]
+    send_ban: u8,
+    #[serde(default)]
+    allow_stranger: u8,
 }
 
 fn check_channel(id: &str, ty: u8) -> Result<(), ApiError> {
@@ -236,16 +251,27 @@ pub async fn channel_upsert(
     Body(r): Body<ChannelReq>,
 ) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
-    let cmd = Command::UpsertChannel {
-        channel_id: r.channel_id,
+    // Go (channel.go `channelCreateOrUpdate`): the channel info as /channel/info sets it, then
+    // the subscribers.
+    let info = Command::UpsertChannelInfo {
+        channel_id: r.channel_id.clone(),
         channel_type: r.channel_type,
         large: r.large != 0,
         ban: r.ban != 0,
         disband: r.disband != 0,
-        subscribers: r.subscribers,
-        reset: r.reset != 0,
+        send_ban: r.send_ban != 0,
+        allow_stranger: r.allow_stranger != 0,
     };
-    apply(&app, cmd).await?;
+    apply(&app, info).await?;
+    if r.reset != 0 || !r.subscribers.is_empty() {
+        let subs = Command::AddSubscribers {
+            channel_id: r.channel_id,
+            channel_type: r.channel_type,
+            subscribers: r.subscribers,
+            reset: r.reset != 0,
+        };
+        apply(&app, subs).await?;
+    }
     Ok(ok())
 }
 

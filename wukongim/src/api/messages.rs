@@ -70,7 +70,7 @@ pub(super) fn sender(from_uid: &str) -> String {
 }
 
 /// FNV-1a 64 (Go's `key.HashWithString`), which names a subscriber list's temporary channel.
-fn fnv64a(s: &str) -> u64 {
+pub(super) fn fnv64a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -200,13 +200,13 @@ pub async fn send_batch(
 }
 
 /// Query parameters as text; numbers parsed with a 400 naming the parameter.
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
-fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> &'a str {
+pub(super) fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> &'a str {
     q.get(name).map(|s| s.trim()).unwrap_or("")
 }
 
-fn param_u8(q: &HashMap<String, String>, name: &str) -> Result<u8, ApiError> {
+pub(super) fn param_u8(q: &HashMap<String, String>, name: &str) -> Result<u8, ApiError> {
     match param(q, name) {
         "" => Ok(0),
         v => v.parse().map_err(|_| {
@@ -236,7 +236,7 @@ fn channel_log(login_uid: &str, channel_id: &str, channel_type: u8) -> Result<St
 }
 
 /// Runs a store read off the async workers.
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&crate::store::Store) -> crate::store::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -7,6 +7,7 @@ mod error;
 mod im;
 mod info;
 mod messages;
+mod perms;
 mod snapshot;
 pub(crate) mod sync;
 
@@ -38,6 +39,33 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/channel/delete", post(im::channel_delete))
         .route("/channel/subscriber_add", post(im::subscriber_add))
         .route("/channel/subscriber_remove", post(im::subscriber_remove))
+        .route("/channel/info", post(perms::channel_info))
+        .route(
+            "/channel/subscriber_remove_all",
+            post(perms::subscriber_remove_all),
+        )
+        .route(
+            "/tmpchannel/subscriber_set",
+            post(perms::tmp_subscriber_set),
+        )
+        .route("/channel/blacklist_add", post(perms::blacklist_add))
+        .route("/channel/blacklist_set", post(perms::blacklist_set))
+        .route("/channel/blacklist_remove", post(perms::blacklist_remove))
+        .route(
+            "/channel/blacklist_remove_all",
+            post(perms::blacklist_remove_all),
+        )
+        .route("/channel/whitelist_add", post(perms::whitelist_add))
+        .route("/channel/whitelist_set", post(perms::whitelist_set))
+        .route("/channel/whitelist_remove", post(perms::whitelist_remove))
+        .route(
+            "/channel/whitelist_remove_all",
+            post(perms::whitelist_remove_all),
+        )
+        .route("/channel/whitelist", get(perms::whitelist_get))
+        .route("/user/systemuids", get(perms::system_uids))
+        .route("/user/systemuids_add", post(perms::system_uids_add))
+        .route("/user/systemuids_remove", post(perms::system_uids_remove))
         .route("/channel/messagesync", post(sync::message_sync))
         .route("/conversation/sync", post(sync::conversation_sync))
         .route("/conversations/setUnread", post(sync::set_unread))
@@ -126,6 +154,11 @@ mod fuzz {
             extract::<super::sync::ConvReq>(bytes),
             extract::<super::cluster::AddNodeReq>(bytes),
             extract::<super::cluster::TransferReq>(bytes),
+            extract::<super::perms::ChannelInfoReq>(bytes),
+            extract::<super::perms::ChannelReq>(bytes),
+            extract::<super::perms::TmpSubscribersReq>(bytes),
+            extract::<super::perms::ListReq>(bytes),
+            extract::<super::perms::UidsReq>(bytes),
         ]
         .into_iter()
         .filter(|ok| *ok)
@@ -158,6 +191,9 @@ mod fuzz {
             Just("client_msg_nos"),
             Just("message_id"),
             Just("client_msg_no"),
+            Just("uids"),
+            Just("ban"),
+            Just("send_ban"),
             Just("x"),
         ];
         let leaf = prop_oneof![

@@ -1,6 +1,7 @@
 //! The state machine's write side: applies a batch of commands in one transaction. Deterministic:
 //! ids, sequence numbers and versions come only from the stored state and the commands.
 
+use super::channels::load as load_channel;
 use super::*;
 use redb::{ReadableTable, WriteTransaction};
 
@@ -48,12 +49,6 @@ fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64> {
     let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
     meta.insert(name, next)?;
     Ok(next)
-}
-
-fn load_channel(txn: &WriteTransaction, ty: u8, id: &str) -> Result<Option<ChannelInfo>> {
-    let t = txn.open_table(CHANNELS)?;
-    let v = t.get((ty, id))?;
-    v.map(|g| decode("channels", g.value())).transpose()
 }
 
 fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
@@ -157,6 +152,43 @@ fn apply_one(
             Outcome::Done
         }
         Command::Send(s) => apply_send(txn, s, deliveries)?,
+        Command::UpsertChannelInfo {
+            channel_id,
+            channel_type,
+            large,
+            ban,
+            disband,
+            send_ban,
+            allow_stranger,
+        } => {
+            let mut info = load_channel(txn, *channel_type, channel_id)?.unwrap_or_default();
+            info.large = *large;
+            info.ban = *ban;
+            info.disband = *disband;
+            info.send_ban = *send_ban;
+            info.allow_stranger = *allow_stranger;
+            save_channel(txn, *channel_type, channel_id, &info)?;
+            Outcome::Done
+        }
+        Command::EditList {
+            list,
+            channel_id,
+            channel_type,
+            edit,
+        } => {
+            channels::edit(txn, *list, *channel_type, channel_id, edit)?;
+            Outcome::Done
+        }
+        Command::RemoveAllSubscribers {
+            channel_id,
+            channel_type,
+        } => {
+            if let Some(mut info) = load_channel(txn, *channel_type, channel_id)? {
+                info.subscribers.clear();
+                save_channel(txn, *channel_type, channel_id, &info)?;
+            }
+            Outcome::Done
+        }
         Command::WebhookCursor { index } => {
             let mut meta = txn.open_table(META)?;
             let cur = meta.get(WEBHOOK_CURSOR)?.map(|v| v.value()).unwrap_or(0);
@@ -199,35 +231,24 @@ fn apply_send(
             });
         }
     }
-    let recipients: Vec<String> = match s.channel_type {
-        CHANNEL_PERSON => {
+    let channel = match s.channel_type {
+        CHANNEL_PERSON => None,
+        ty => load_channel(txn, ty, &s.channel_id)?,
+    };
+    if let Some(r) = perms::check(txn, s, channel.as_ref())? {
+        return Ok(rejected(r.reason, r.message));
+    }
+    // A channel never created has no one to deliver to (Go stores the message all the same).
+    let recipients: Vec<String> = match (s.channel_type, channel) {
+        (CHANNEL_PERSON, _) => {
             let mut r = vec![s.channel_id.clone()];
             if s.from_uid != s.channel_id {
                 r.push(s.from_uid.clone());
             }
             r
         }
-        ty => {
-            let Some(info) = load_channel(txn, ty, &s.channel_id)? else {
-                return Ok(rejected(
-                    5,
-                    format!("channel {} ({ty}) does not exist", s.channel_id),
-                ));
-            };
-            if info.disband {
-                return Ok(rejected(11, "channel is disbanded"));
-            }
-            if info.ban && !s.trusted {
-                return Ok(rejected(19, "channel is banned"));
-            }
-            if !s.trusted && !info.subscribers.contains(&s.from_uid) {
-                return Ok(rejected(
-                    3,
-                    format!("{} is not a subscriber of {}", s.from_uid, s.channel_id),
-                ));
-            }
-            info.subscribers
-        }
+        (_, Some(info)) => info.subscribers,
+        (_, None) => Vec::new(),
     };
     if !matches!(s.channel_type, 1..=10) {
         return Ok(rejected(

@@ -3,9 +3,11 @@
 //! fsynced transaction per batch (group commit); reads are served from snapshots of the same file.
 
 mod apply;
+mod channels;
 mod conversation;
 mod lookup;
 mod model;
+pub mod perms;
 mod query;
 mod raft;
 mod sessions;
@@ -64,6 +66,9 @@ pub(crate) const SEQS: TableDefinition<&str, u64> = TableDefinition::new("channe
 pub(crate) const CONVS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("conversations");
 pub(crate) const DEDUP: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dedup");
+/// Uid lists: (list tag, channel type, channel id, uid); see [`channels`].
+pub(crate) const LISTS: TableDefinition<(u8, u8, &str, &str), ()> =
+    TableDefinition::new("uid_lists");
 
 /// Storage failures. The server maps them to SystemError (reason 15) / HTTP 500.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +179,7 @@ impl Store {
             txn.open_table(SEQS)?;
             txn.open_table(CONVS)?;
             txn.open_table(DEDUP)?;
+            txn.open_table(LISTS)?;
             txn.open_table(sessions::SESSIONS)?;
             txn.open_table(sessions::REPLIES)?;
             txn.open_table(raft::RAFT_LOG)?;

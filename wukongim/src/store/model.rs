@@ -55,13 +55,18 @@ impl Message {
     }
 }
 
-/// Channel settings created through POST /channel.
+/// Channel settings created through POST /channel and /channel/info (rows written before
+/// `send_ban` existed are read by [`super::channels`]; new fields go at the end).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelInfo {
     pub large: bool,
     pub ban: bool,
     pub disband: bool,
     pub subscribers: Vec<String>,
+    /// On a user's person channel: that user may not send (Go's `SendBan`, reason 25).
+    pub send_ban: bool,
+    /// Stored and kept as Go does; Go v2.2.5 enforces it nowhere.
+    pub allow_stranger: bool,
 }
 
 /// A registered client token (POST /user/token), per uid and device flag.
@@ -158,6 +163,50 @@ pub enum Command {
     WebhookCursor {
         index: u64,
     },
+    /// POST /channel/info (Go's `updateOrAddChannelInfo`): sets every flag, keeps subscribers,
+    /// creates the channel when missing.
+    UpsertChannelInfo {
+        channel_id: String,
+        channel_type: u8,
+        large: bool,
+        ban: bool,
+        disband: bool,
+        send_ban: bool,
+        allow_stranger: bool,
+    },
+    /// Black-, white- and system-uid list changes (see [`UidList`]).
+    EditList {
+        list: UidList,
+        channel_id: String,
+        channel_type: u8,
+        edit: ListEdit,
+    },
+    /// POST /channel/subscriber_remove_all: empties an existing channel's subscribers.
+    RemoveAllSubscribers {
+        channel_id: String,
+        channel_type: u8,
+    },
+}
+
+/// The uid lists kept per channel (and the one global list of system uids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UidList {
+    /// Blacklist (Go's denylist): these uids may not send (reason 4).
+    Deny,
+    /// Whitelist (Go's allowlist): when not empty, only these uids may send (reason 13).
+    Allow,
+    /// System uids (kept under channel "" of type 0): they pass every sender check.
+    System,
+}
+
+/// A change to one uid list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListEdit {
+    Add(Vec<String>),
+    /// Replaces the list.
+    Set(Vec<String>),
+    Remove(Vec<String>),
+    Clear,
 }
 
 /// The result of applying one command.

@@ -42,7 +42,7 @@ impl Store {
     pub fn channel(&self, channel_type: u8, channel_id: &str) -> Result<Option<ChannelInfo>> {
         let t = self.read()?.open_table(CHANNELS)?;
         let v = t.get((channel_type, channel_id))?;
-        v.map(|g| decode("channels", g.value())).transpose()
+        v.map(|g| channels::decode_channel(g.value())).transpose()
     }
 
     /// Highest stored messageSeq of a channel log (0 = none).

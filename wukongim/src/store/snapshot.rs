@@ -25,6 +25,8 @@ pub enum Row<'a> {
     /// Proposer sessions (appended last: older streams still decode).
     Session(u64, &'a [u8]),
     Reply(u64, u64, &'a [u8]),
+    /// Uid lists: list tag, channel type, channel id, uid (appended last, after the sessions).
+    List(u8, u8, &'a str, &'a str),
 }
 
 /// Largest framed row accepted when reading a stream (a message payload is far smaller).
@@ -142,6 +144,11 @@ pub fn walk_rows(
         let (a, b) = k.value();
         f(&Row::Reply(a, b, v.value())).map_err(io)?;
     }
+    for item in txn.open_table(LISTS)?.iter()? {
+        let (k, _) = item?;
+        let (a, b, c, d) = k.value();
+        f(&Row::List(a, b, c, d)).map_err(io)?;
+    }
     Ok(())
 }
 
@@ -241,6 +248,7 @@ struct Tables<'t> {
     dedup: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     sessions: redb::Table<'t, u64, &'static [u8]>,
     replies: redb::Table<'t, (u64, u64), &'static [u8]>,
+    lists: redb::Table<'t, (u8, u8, &'static str, &'static str), ()>,
 }
 
 impl<'t> Tables<'t> {
@@ -255,6 +263,7 @@ impl<'t> Tables<'t> {
             dedup: txn.open_table(DEDUP)?,
             sessions: txn.open_table(SESSIONS)?,
             replies: txn.open_table(REPLIES)?,
+            lists: txn.open_table(LISTS)?,
         })
     }
 
@@ -269,6 +278,7 @@ impl<'t> Tables<'t> {
             Row::Dedup(a, b, v) => self.dedup.insert((a, b), v).map(drop),
             Row::Session(k, v) => self.sessions.insert(k, v).map(drop),
             Row::Reply(a, b, v) => self.replies.insert((a, b), v).map(drop),
+            Row::List(a, b, c, d) => self.lists.insert((a, b, c, d), ()).map(drop),
         }?;
         Ok(())
     }
@@ -284,6 +294,7 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(DEDUP)?.retain(|_, _| false)?;
     txn.open_table(SESSIONS)?.retain(|_, _| false)?;
     txn.open_table(REPLIES)?.retain(|_, _| false)?;
+    txn.open_table(LISTS)?.retain(|_, _| false)?;
     Ok(())
 }
 

@@ -128,8 +128,14 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
     }
     let store = app.store.clone();
     let (uid, flag) = (c.uid.clone(), c.device_flag);
-    let stored = match tokio::task::spawn_blocking(move || store.token(&uid, flag)).await {
-        Ok(Ok(t)) => t,
+    let looked = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((
+            store.token(&uid, flag)?,
+            store.channel(crate::store::CHANNEL_PERSON, &uid)?,
+        ))
+    });
+    let (stored, me) = match looked.await {
+        Ok(Ok(v)) => v,
         _ => return (ReasonCode::QueryTokenError, 0),
     };
     let level = stored.as_ref().map(|t| t.device_level).unwrap_or(0);
@@ -139,6 +145,10 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
         })
     {
         return (ReasonCode::AuthFail, 0);
+    }
+    // Go (event_connect.go): a user whose person channel is banned may not connect.
+    if me.is_some_and(|c| c.ban) {
+        return (ReasonCode::Ban, 0);
     }
     (ReasonCode::Success, level)
 }

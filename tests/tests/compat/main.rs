@@ -2,5 +2,6 @@
 //! request shapes of Go's handlers and asserts the values Go produces, citing the Go file and
 //! function it mirrors. Run against one real node over HTTP.
 
+mod cmd_messages;
 mod conversations;
 mod messages;

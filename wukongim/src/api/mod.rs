@@ -3,6 +3,7 @@
 //! load balancers can probe it).
 
 mod cluster;
+mod cmd;
 mod error;
 mod im;
 mod info;
@@ -29,6 +30,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/user/onlinestatus", post(im::online_status))
         .route("/message/send", post(im::message_send))
         .route("/message/sendbatch", post(messages::send_batch))
+        .route("/message/sync", post(cmd::sync))
+        .route("/message/syncack", post(cmd::syncack))
         .route("/message/byclientmsgno", get(messages::by_client_msg_no))
         .route("/message", post(messages::search_message))
         .route("/messages", post(messages::search_messages))
@@ -126,6 +129,8 @@ mod fuzz {
             extract::<super::sync::ConvReq>(bytes),
             extract::<super::cluster::AddNodeReq>(bytes),
             extract::<super::cluster::TransferReq>(bytes),
+            extract::<super::cmd::CmdSyncReq>(bytes),
+            extract::<super::cmd::CmdSyncAckReq>(bytes),
         ]
         .into_iter()
         .filter(|ok| *ok)
@@ -158,6 +163,8 @@ mod fuzz {
             Just("client_msg_nos"),
             Just("message_id"),
             Just("client_msg_no"),
+            Just("message_seq"),
+            Just("last_message_seq"),
             Just("x"),
         ];
         let leaf = prop_oneof![

@@ -165,6 +165,14 @@ fn apply_one(
             }
             Outcome::Done
         }
+        Command::CmdSyncRecord { uid, records } => {
+            cmd::record(txn, uid, records)?;
+            Outcome::Done
+        }
+        Command::CmdSyncAck { uid } => {
+            cmd::ack(txn, uid)?;
+            Outcome::Done
+        }
     })
 }
 
@@ -199,19 +207,21 @@ fn apply_send(
             });
         }
     }
+    // A command channel reaches its source channel's subscribers (Go's getCmdSubscribers).
+    let source = cmd::source_channel(&s.channel_id, s.channel_type);
     let recipients: Vec<String> = match s.channel_type {
         CHANNEL_PERSON => {
-            let mut r = vec![s.channel_id.clone()];
-            if s.from_uid != s.channel_id {
+            let mut r = vec![source.to_string()];
+            if s.from_uid != source {
                 r.push(s.from_uid.clone());
             }
             r
         }
         ty => {
-            let Some(info) = load_channel(txn, ty, &s.channel_id)? else {
+            let Some(info) = load_channel(txn, ty, source)? else {
                 return Ok(rejected(
                     5,
-                    format!("channel {} ({ty}) does not exist", s.channel_id),
+                    format!("channel {source} ({ty}) does not exist"),
                 ));
             };
             if info.disband {

@@ -46,9 +46,13 @@ pub struct Message {
 
 impl Message {
     /// The channel id as `uid` sees it: in a person channel, the other party's uid.
+    /// A person command channel (`peer____cmd`) keeps its suffix.
     pub fn channel_for(&self, uid: &str) -> String {
         if self.channel_type == CHANNEL_PERSON && self.from_uid != uid {
-            self.from_uid.clone()
+            match self.channel_id.ends_with(CMD_SUFFIX) {
+                true => format!("{}{CMD_SUFFIX}", self.from_uid),
+                false => self.from_uid.clone(),
+            }
         } else {
             self.channel_id.clone()
         }
@@ -157,6 +161,17 @@ pub enum Command {
     /// index; a new leader resumes after it (see `webhook/`). Never moves backwards.
     WebhookCursor {
         index: u64,
+    },
+    /// /message/sync returned these command messages to `uid`: the last seq per command
+    /// channel, replacing the previous record (see `store/cmd.rs`).
+    CmdSyncRecord {
+        uid: String,
+        records: Vec<super::CmdRecord>,
+    },
+    /// /message/syncack: `uid`'s command conversations are read up to the record, which is
+    /// cleared.
+    CmdSyncAck {
+        uid: String,
     },
 }
 

@@ -25,6 +25,9 @@ pub enum Row<'a> {
     /// Proposer sessions (appended last: older streams still decode).
     Session(u64, &'a [u8]),
     Reply(u64, u64, &'a [u8]),
+    /// /message/sync records not yet acknowledged (`store/cmd.rs`; appended: older streams
+    /// still decode).
+    CmdSync(&'a str, &'a str, u64),
 }
 
 /// Largest framed row accepted when reading a stream (a message payload is far smaller).
@@ -142,6 +145,11 @@ pub fn walk_rows(
         let (a, b) = k.value();
         f(&Row::Reply(a, b, v.value())).map_err(io)?;
     }
+    for item in txn.open_table(super::cmd::CMD_SYNC)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::CmdSync(a, b, v.value())).map_err(io)?;
+    }
     Ok(())
 }
 
@@ -241,6 +249,7 @@ struct Tables<'t> {
     dedup: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     sessions: redb::Table<'t, u64, &'static [u8]>,
     replies: redb::Table<'t, (u64, u64), &'static [u8]>,
+    cmd_sync: redb::Table<'t, (&'static str, &'static str), u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -255,6 +264,7 @@ impl<'t> Tables<'t> {
             dedup: txn.open_table(DEDUP)?,
             sessions: txn.open_table(SESSIONS)?,
             replies: txn.open_table(REPLIES)?,
+            cmd_sync: txn.open_table(super::cmd::CMD_SYNC)?,
         })
     }
 
@@ -269,6 +279,7 @@ impl<'t> Tables<'t> {
             Row::Dedup(a, b, v) => self.dedup.insert((a, b), v).map(drop),
             Row::Session(k, v) => self.sessions.insert(k, v).map(drop),
             Row::Reply(a, b, v) => self.replies.insert((a, b), v).map(drop),
+            Row::CmdSync(a, b, v) => self.cmd_sync.insert((a, b), v).map(drop),
         }?;
         Ok(())
     }
@@ -284,6 +295,7 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(DEDUP)?.retain(|_, _| false)?;
     txn.open_table(SESSIONS)?.retain(|_, _| false)?;
     txn.open_table(REPLIES)?.retain(|_, _| false)?;
+    txn.open_table(super::cmd::CMD_SYNC)?.retain(|_, _| false)?;
     Ok(())
 }
 

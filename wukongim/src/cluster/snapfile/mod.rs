@@ -3,14 +3,15 @@
 //! stream (memory stays bounded by one row), and self-checking, so truncated or corrupt input is
 //! refused before anything is replaced.
 //!
-//! # Format (version 2; integers little-endian)
+//! # Format (version 3; integers little-endian)
 //!
 //! Version 2 adds the proposer-session rows (`Row::Session`, `Row::Reply`) after the other
-//! tables; version 1 files (without them) are still read.
+//! tables, version 3 the command-message sync records (`Row::CmdSync`) after those; files of
+//! versions 1 and 2 (without them) are still read.
 //!
 //! ```text
 //! magic   "WKIMSNAP"
-//! format  u32 = 2
+//! format  u32 = 3
 //! hlen    u32, header: hlen bytes of JSON (server version, creation time, Raft snapshot meta)
 //! rows    u32 len (> 0) · postcard(Row) — the IM tables, in the store's walk order
 //! end     u32 0
@@ -30,7 +31,7 @@ use crate::store::Counts;
 use serde::{Deserialize, Serialize};
 
 /// The file format this server writes (it reads every format from 1 up to this one).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 const MAGIC: &[u8; 8] = b"WKIMSNAP";
 const END_MAGIC: &[u8; 8] = b"WKSNEND!";
 /// Bytes of the trailer: magic, four counters, two hashes.

@@ -209,6 +209,83 @@ mod tests {
         assert_eq!(log_key("", "g1____cmd", 2), "2:g1____cmd");
     }
 
+    fn apply(store: &Store, seq: u64, cmds: Vec<Command>) {
+        let batch = Batch {
+            tag: BatchTag {
+                node: 1,
+                incarnation: 1,
+                seq,
+                acked: 0,
+            },
+            cmds,
+        };
+        let applied = store.apply_entries(&[Some(batch)], &[]).unwrap();
+        assert_eq!(applied[0].verdict, Verdict::Applied);
+    }
+
+    fn send(to: &str) -> Command {
+        Command::Send(SendCmd {
+            from_uid: "a".into(),
+            from_device: String::new(),
+            channel_id: cmd_channel_for_send(to, CHANNEL_PERSON, &header(true)),
+            channel_type: CHANNEL_PERSON,
+            client_msg_no: String::new(),
+            setting: 0,
+            header: header(true),
+            expire: 0,
+            topic: None,
+            stream_no: String::new(),
+            payload: vec![7],
+            timestamp: 1,
+            trusted: true,
+        })
+    }
+
+    /// The sync record is replicated state: it travels in the rows (snapshots, data version),
+    /// and an ack applied to a copy made from those rows clears it there.
+    #[test]
+    fn records_travel_in_the_rows_and_an_ack_applies_them() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (src, copy) = (
+            Store::open(d1.path()).unwrap(),
+            Store::open(d2.path()).unwrap(),
+        );
+        apply(&src, 1, vec![send("b"), send("b")]);
+        let page = src.cmd_sync("b", 1).unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert!(!page.unchanged);
+        let (uid, records) = ("b".to_string(), page.records.clone());
+        assert_eq!(records[0].channel_id, "a____cmd");
+        apply(&src, 2, vec![Command::CmdSyncRecord { uid, records }]);
+        assert!(src.cmd_sync("b", 1).unwrap().unchanged);
+
+        let txn = src.read_txn().unwrap();
+        copy.replace_state(|sink: &mut dyn FnMut(Row) -> Result<()>| {
+            walk_rows(&txn, &mut |row| {
+                sink(row.clone()).map_err(|e| std::io::Error::other(e.to_string()))
+            })?;
+            Ok(((), Vec::new()))
+        })
+        .unwrap();
+        assert_eq!(
+            version_in(&txn).unwrap(),
+            version_in(&copy.read_txn().unwrap()).unwrap()
+        );
+        assert!(copy.cmd_sync("b", 1).unwrap().unchanged);
+        apply(&copy, 3, vec![Command::CmdSyncAck { uid: "b".into() }]);
+        let after = copy.cmd_sync("b", 10).unwrap();
+        assert_eq!(
+            after
+                .messages
+                .iter()
+                .map(|m| m.message_seq)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        // The sender has read its own messages.
+        assert!(copy.cmd_sync("a", 10).unwrap().messages.is_empty());
+    }
+
     #[test]
     fn recv_names_the_source_channel_of_a_converted_message() {
         let m = Message {

@@ -267,3 +267,43 @@ async fn sync_and_syncack_on_different_nodes_of_a_cluster_agree() {
     );
     c.wait_converged(T).await;
 }
+
+/// recvack (`internal/user/handler/event_recvack.go`): a master device's RECVACK of a stored
+/// sync_once message marks it read, so sync no longer returns it; a slave device's does not
+/// (devices are masters only through the token checked with tokenAuthOn).
+#[tokio::test]
+async fn a_master_device_recvack_marks_the_command_message_read() {
+    let node = Node::start(NodeOptions {
+        extra_yaml: "tokenAuthOn: true\n".into(),
+        ..NodeOptions::default()
+    })
+    .await;
+    for (uid, level) in [("ivy", 1), ("jo", 0)] {
+        let (st, v) = post(
+            &node.url("/user/token"),
+            json!({"uid": uid, "token": format!("{uid}-t"), "device_flag": 0, "device_level": level}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    group(&node, "g2", &["ivy", "jo"]).await;
+    let (mut ivy, _) = WkClient::connect(&node.tcp_addr(), "ivy", "ivy-t", 4).await;
+    let (mut jo, _) = WkClient::connect(&node.tcp_addr(), "jo", "jo-t", 4).await;
+    send(&node, "bot", "g2", 2, true).await;
+    for c in [&mut ivy, &mut jo] {
+        let r = next_recv(c).await;
+        assert!(r.flags.sync_once, "{r:?}");
+        c.ack(&r).await;
+    }
+    let node = &node;
+    poll(
+        T,
+        "the master's RECVACK to mark the message read",
+        move || async move { cmd_sync(node, "ivy", 0).await.is_empty().then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        ids(&cmd_sync(node, "jo", 0).await),
+        [("g2____cmd".to_string(), 1)]
+    );
+}

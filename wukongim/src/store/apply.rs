@@ -173,6 +173,16 @@ fn apply_one(
             cmd::ack(txn, uid)?;
             Outcome::Done
         }
+        Command::ReadTo {
+            uid,
+            channel_id,
+            channel_type,
+            message_seq,
+        } => {
+            let key = conv_key(channel_id, *channel_type);
+            conversation::read_to(txn, uid, &key, *message_seq)?;
+            Outcome::Done
+        }
     })
 }
 

@@ -153,8 +153,8 @@ pub(crate) fn set_unread(
     save(txn, uid, c)
 }
 
-/// The command conversation `key` of `uid` is read up to `seq` (Go's `syncack`): never
-/// backwards, and a conversation that does not exist stays absent.
+/// The conversation `key` of `uid` is read up to `seq` (Go's `syncack` and `recvack` of a
+/// sync_once message): never backwards, and a conversation that does not exist stays absent.
 pub(crate) fn read_to(txn: &WriteTransaction, uid: &str, key: &str, seq: u64) -> Result<()> {
     let Some(mut c) = load(&txn.open_table(CONVS)?, uid, key)? else {
         return Ok(());

@@ -173,6 +173,15 @@ pub enum Command {
     CmdSyncAck {
         uid: String,
     },
+    /// A master device acknowledged (RECVACK) a stored sync_once message: `uid`'s
+    /// conversation with the channel (as `uid` sees it) is read up to `message_seq`, never
+    /// backwards, when it exists (Go's `recvack` → `UpdateConversationIfSeqGreaterAsync`).
+    ReadTo {
+        uid: String,
+        channel_id: String,
+        channel_type: u8,
+        message_seq: u64,
+    },
 }
 
 /// The result of applying one command.

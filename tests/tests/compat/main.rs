@@ -3,5 +3,6 @@
 //! function it mirrors. Run against one real node over HTTP.
 
 mod channel_perms;
+mod cmd_messages;
 mod conversations;
 mod messages;

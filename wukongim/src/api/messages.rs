@@ -9,7 +9,8 @@ use super::im::{admit_payload, apply, random_msg_no, HeaderReq, SendReq};
 use super::sync::message_json;
 use crate::app::App;
 use crate::store::{
-    log_key, Command, Message, Outcome, SendCmd, CHANNEL_PERSON, CMD_SUFFIX, SYSTEM_UID,
+    cmd_channel_for_send, log_key, Command, Message, Outcome, SendCmd, CHANNEL_PERSON,
+    CHANNEL_TEMP, CMD_SUFFIX, SYSTEM_UID,
 };
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +18,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Go's `ChannelTypeTemp`: the channel a `subscribers` send goes through.
-pub const CHANNEL_TEMP: u8 = 8;
 
 /// Proposes one send; returns (message_id, message_seq).
 pub(super) async fn send_one(app: &App, cmd: SendCmd) -> Result<(i64, u64), ApiError> {
@@ -35,7 +33,8 @@ pub(super) async fn send_one(app: &App, cmd: SendCmd) -> Result<(i64, u64), ApiE
     }
 }
 
-/// A send command from the API (a trusted sender) with the proposer's timestamp.
+/// A send command from the API (a trusted sender) with the proposer's timestamp; a sync_once
+/// message goes to the channel's command channel (Go's `sendMessageToChannel`).
 pub(super) fn api_send(
     from_uid: &str,
     channel_id: String,
@@ -47,7 +46,7 @@ pub(super) fn api_send(
     SendCmd {
         from_uid: from_uid.to_string(),
         from_device: String::new(),
-        channel_id,
+        channel_id: cmd_channel_for_send(&channel_id, channel_type, &r.header.header()),
         channel_type,
         client_msg_no,
         setting: r.setting,
@@ -169,7 +168,7 @@ pub async fn send_batch(
         let cmd = SendCmd {
             from_uid: r.from_uid.clone(),
             from_device: String::new(),
-            channel_id: uid.clone(),
+            channel_id: cmd_channel_for_send(uid, CHANNEL_PERSON, &r.header.header()),
             channel_type: CHANNEL_PERSON,
             client_msg_no: random_msg_no(),
             setting: 0,

@@ -3,6 +3,7 @@
 //! load balancers can probe it).
 
 mod cluster;
+mod cmd;
 mod error;
 mod im;
 mod info;
@@ -30,6 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/user/onlinestatus", post(im::online_status))
         .route("/message/send", post(im::message_send))
         .route("/message/sendbatch", post(messages::send_batch))
+        .route("/message/sync", post(cmd::sync))
+        .route("/message/syncack", post(cmd::syncack))
         .route("/message/byclientmsgno", get(messages::by_client_msg_no))
         .route("/message", post(messages::search_message))
         .route("/messages", post(messages::search_messages))
@@ -159,6 +162,8 @@ mod fuzz {
             extract::<super::perms::TmpSubscribersReq>(bytes),
             extract::<super::perms::ListReq>(bytes),
             extract::<super::perms::UidsReq>(bytes),
+            extract::<super::cmd::CmdSyncReq>(bytes),
+            extract::<super::cmd::CmdSyncAckReq>(bytes),
         ]
         .into_iter()
         .filter(|ok| *ok)
@@ -194,6 +199,8 @@ mod fuzz {
             Just("uids"),
             Just("ban"),
             Just("send_ban"),
+            Just("message_seq"),
+            Just("last_message_seq"),
             Just("x"),
         ];
         let leaf = prop_oneof![

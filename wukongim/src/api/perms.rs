@@ -6,8 +6,9 @@
 
 use super::error::{ok, required, ApiError, Body};
 use super::im::apply;
-use super::messages::{fnv64a, param, param_u8, read, Params, CHANNEL_TEMP};
+use super::messages::{fnv64a, param, param_u8, read, Params};
 use crate::app::App;
+use crate::store::CHANNEL_TEMP;
 use crate::store::{Command, ListEdit, UidList, CHANNEL_PERSON};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};

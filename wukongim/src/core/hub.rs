@@ -294,11 +294,11 @@ impl Hub {
         }
     }
 
-    /// `uid` acknowledged `message_id`: stop redelivering it.
-    pub fn ack(&self, uid: &str, message_id: i64) {
+    /// `uid` acknowledged `message_id`: stop redelivering it. Returns the messages it removed.
+    pub fn ack(&self, uid: &str, message_id: i64) -> Vec<Arc<Message>> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = g.pending.get_mut(uid) else {
-            return;
+            return Vec::new();
         };
         let mut removed = Vec::new();
         p.retain(|(_, _, m)| {
@@ -311,10 +311,11 @@ impl Hub {
         if p.is_empty() {
             g.pending.remove(uid);
         }
-        for m in removed {
-            g.forget(&m);
+        for m in &removed {
+            g.forget(m);
         }
         g.compact_order();
+        removed
     }
 
     /// Pushes applied messages to their recipients' online devices.

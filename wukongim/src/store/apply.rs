@@ -197,6 +197,24 @@ fn apply_one(
             }
             Outcome::Done
         }
+        Command::CmdSyncRecord { uid, records } => {
+            cmd::record(txn, uid, records)?;
+            Outcome::Done
+        }
+        Command::CmdSyncAck { uid } => {
+            cmd::ack(txn, uid)?;
+            Outcome::Done
+        }
+        Command::ReadTo {
+            uid,
+            channel_id,
+            channel_type,
+            message_seq,
+        } => {
+            let key = conv_key(channel_id, *channel_type);
+            conversation::read_to(txn, uid, &key, *message_seq)?;
+            Outcome::Done
+        }
     })
 }
 
@@ -231,9 +249,12 @@ fn apply_send(
             });
         }
     }
+    // A command channel is judged by, and reaches the subscribers of, its source channel (Go's
+    // getCmdSubscribers and permission check on the original channel).
+    let source = cmd::source_channel(&s.channel_id, s.channel_type);
     let channel = match s.channel_type {
         CHANNEL_PERSON => None,
-        ty => load_channel(txn, ty, &s.channel_id)?,
+        ty => load_channel(txn, ty, source)?,
     };
     if let Some(r) = perms::check(txn, s, channel.as_ref())? {
         return Ok(rejected(r.reason, r.message));
@@ -241,8 +262,8 @@ fn apply_send(
     // A channel never created has no one to deliver to (Go stores the message all the same).
     let recipients: Vec<String> = match (s.channel_type, channel) {
         (CHANNEL_PERSON, _) => {
-            let mut r = vec![s.channel_id.clone()];
-            if s.from_uid != s.channel_id {
+            let mut r = vec![source.to_string()];
+            if s.from_uid != source {
                 r.push(s.from_uid.clone());
             }
             r

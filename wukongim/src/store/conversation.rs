@@ -153,6 +153,19 @@ pub(crate) fn set_unread(
     save(txn, uid, c)
 }
 
+/// The conversation `key` of `uid` is read up to `seq` (Go's `syncack` and `recvack` of a
+/// sync_once message): never backwards, and a conversation that does not exist stays absent.
+pub(crate) fn read_to(txn: &WriteTransaction, uid: &str, key: &str, seq: u64) -> Result<()> {
+    let Some(mut c) = load(&txn.open_table(CONVS)?, uid, key)? else {
+        return Ok(());
+    };
+    if seq > c.readed_to_msg_seq {
+        c.readed_to_msg_seq = seq;
+        save(txn, uid, c)?;
+    }
+    Ok(())
+}
+
 /// POST /conversations/delete: the conversation hides everything up to the channel's current
 /// last message and comes back with the next one.
 pub(crate) fn delete(txn: &WriteTransaction, uid: &str, channel_id: &str, ty: u8) -> Result<()> {
@@ -276,7 +289,7 @@ impl Store {
     }
 }
 
-fn user_conversations(txn: &ReadTransaction, uid: &str) -> Result<Vec<Conversation>> {
+pub(crate) fn user_conversations(txn: &ReadTransaction, uid: &str) -> Result<Vec<Conversation>> {
     let convs = txn.open_table(CONVS)?;
     let upper = format!("{uid}\u{0}");
     let mut out = Vec::new();

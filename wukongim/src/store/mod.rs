@@ -4,6 +4,7 @@
 
 mod apply;
 mod channels;
+mod cmd;
 mod conversation;
 mod lookup;
 mod model;
@@ -14,6 +15,7 @@ mod sessions;
 mod snapshot;
 
 pub use apply::Applied;
+pub use cmd::{cmd_channel_for_send, CmdPage, CmdRecord, CHANNEL_TEMP};
 pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use model::*;
 pub use query::SyncRange;
@@ -180,6 +182,7 @@ impl Store {
             txn.open_table(CONVS)?;
             txn.open_table(DEDUP)?;
             txn.open_table(LISTS)?;
+            txn.open_table(cmd::CMD_SYNC)?;
             txn.open_table(sessions::SESSIONS)?;
             txn.open_table(sessions::REPLIES)?;
             txn.open_table(raft::RAFT_LOG)?;
@@ -229,8 +232,13 @@ impl Store {
 }
 
 /// Storage key of a channel's message log: person channels are stored once per pair.
+/// A person command channel (`peer____cmd`) is the pair's log plus the suffix, named the same
+/// from either side (Go's `a@b____cmd`).
 pub fn log_key(from_uid: &str, channel_id: &str, channel_type: u8) -> String {
     if channel_type == CHANNEL_PERSON {
+        if let Some(peer) = channel_id.strip_suffix(CMD_SUFFIX) {
+            return format!("{}{CMD_SUFFIX}", log_key(from_uid, peer, channel_type));
+        }
         let (a, b) = if from_uid <= channel_id {
             (from_uid, channel_id)
         } else {

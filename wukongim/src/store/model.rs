@@ -46,9 +46,13 @@ pub struct Message {
 
 impl Message {
     /// The channel id as `uid` sees it: in a person channel, the other party's uid.
+    /// A person command channel (`peer____cmd`) keeps its suffix.
     pub fn channel_for(&self, uid: &str) -> String {
         if self.channel_type == CHANNEL_PERSON && self.from_uid != uid {
-            self.from_uid.clone()
+            match self.channel_id.ends_with(CMD_SUFFIX) {
+                true => format!("{}{CMD_SUFFIX}", self.from_uid),
+                false => self.from_uid.clone(),
+            }
         } else {
             self.channel_id.clone()
         }
@@ -185,6 +189,26 @@ pub enum Command {
     RemoveAllSubscribers {
         channel_id: String,
         channel_type: u8,
+    },
+    /// /message/sync returned these command messages to `uid`: the last seq per command
+    /// channel, replacing the previous record (see `store/cmd.rs`).
+    CmdSyncRecord {
+        uid: String,
+        records: Vec<super::CmdRecord>,
+    },
+    /// /message/syncack: `uid`'s command conversations are read up to the record, which is
+    /// cleared.
+    CmdSyncAck {
+        uid: String,
+    },
+    /// A master device acknowledged (RECVACK) a stored sync_once message: `uid`'s
+    /// conversation with the channel (as `uid` sees it) is read up to `message_seq`, never
+    /// backwards, when it exists (Go's `recvack` → `UpdateConversationIfSeqGreaterAsync`).
+    ReadTo {
+        uid: String,
+        channel_id: String,
+        channel_type: u8,
+        message_seq: u64,
     },
 }
 

@@ -86,7 +86,7 @@ pub(crate) fn check(
 /// Go's `hasPermissionForPerson` with `whitelistOffOfPerson` at its default (on): only the
 /// receiver's blacklist counts; a system receiver accepts everyone.
 fn person(txn: &WriteTransaction, s: &SendCmd) -> Result<Option<Refusal>> {
-    let to = original_id(&s.channel_id);
+    let to = super::cmd::source_channel(&s.channel_id, s.channel_type);
     if is_system(txn, to)? {
         return Ok(None);
     }
@@ -107,7 +107,7 @@ fn common(
     channel: Option<&ChannelInfo>,
 ) -> Result<Option<Refusal>> {
     let (ty, from) = (s.channel_type, s.from_uid.as_str());
-    let id = original_id(&s.channel_id);
+    let id = super::cmd::source_channel(&s.channel_id, ty);
     if channels::contains(txn, UidList::Deny, ty, id, from)? {
         return refuse(
             REASON_IN_BLACKLIST,
@@ -139,9 +139,6 @@ fn common(
 }
 
 /// The channel a command channel belongs to (Go's `CmdChannelConvertOrginalChannel`).
-fn original_id(id: &str) -> &str {
-    id.strip_suffix(CMD_SUFFIX).unwrap_or(id)
-}
 
 /// Whether a rejection's reason is one this check gives.
 pub fn is_refusal(reason: u8) -> bool {

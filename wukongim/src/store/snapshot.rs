@@ -27,6 +27,9 @@ pub enum Row<'a> {
     Reply(u64, u64, &'a [u8]),
     /// Uid lists: list tag, channel type, channel id, uid (appended last, after the sessions).
     List(u8, u8, &'a str, &'a str),
+    /// /message/sync records not yet acknowledged (`store/cmd.rs`; appended: older streams
+    /// still decode).
+    CmdSync(&'a str, &'a str, u64),
 }
 
 /// Largest framed row accepted when reading a stream (a message payload is far smaller).
@@ -149,6 +152,11 @@ pub fn walk_rows(
         let (a, b, c, d) = k.value();
         f(&Row::List(a, b, c, d)).map_err(io)?;
     }
+    for item in txn.open_table(super::cmd::CMD_SYNC)?.iter()? {
+        let (k, v) = item?;
+        let (a, b) = k.value();
+        f(&Row::CmdSync(a, b, v.value())).map_err(io)?;
+    }
     Ok(())
 }
 
@@ -249,6 +257,7 @@ struct Tables<'t> {
     sessions: redb::Table<'t, u64, &'static [u8]>,
     replies: redb::Table<'t, (u64, u64), &'static [u8]>,
     lists: redb::Table<'t, (u8, u8, &'static str, &'static str), ()>,
+    cmd_sync: redb::Table<'t, (&'static str, &'static str), u64>,
 }
 
 impl<'t> Tables<'t> {
@@ -264,6 +273,7 @@ impl<'t> Tables<'t> {
             sessions: txn.open_table(SESSIONS)?,
             replies: txn.open_table(REPLIES)?,
             lists: txn.open_table(LISTS)?,
+            cmd_sync: txn.open_table(super::cmd::CMD_SYNC)?,
         })
     }
 
@@ -279,6 +289,7 @@ impl<'t> Tables<'t> {
             Row::Session(k, v) => self.sessions.insert(k, v).map(drop),
             Row::Reply(a, b, v) => self.replies.insert((a, b), v).map(drop),
             Row::List(a, b, c, d) => self.lists.insert((a, b, c, d), ()).map(drop),
+            Row::CmdSync(a, b, v) => self.cmd_sync.insert((a, b), v).map(drop),
         }?;
         Ok(())
     }
@@ -295,6 +306,7 @@ fn clear_all(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(SESSIONS)?.retain(|_, _| false)?;
     txn.open_table(REPLIES)?.retain(|_, _| false)?;
     txn.open_table(LISTS)?.retain(|_, _| false)?;
+    txn.open_table(super::cmd::CMD_SYNC)?.retain(|_, _| false)?;
     Ok(())
 }
 

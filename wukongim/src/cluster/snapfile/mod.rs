@@ -6,8 +6,9 @@
 //! # Format (version 3; integers little-endian)
 //!
 //! Version 2 adds the proposer-session rows (`Row::Session`, `Row::Reply`) after the other
-//! tables, version 3 the uid-list rows (`Row::List`: black-, white- and system-uid lists) after
-//! those; files of versions 1 and 2 (without them) are still read.
+//! tables, version 3 the uid-list rows (`Row::List`: black-, white- and system-uid lists) and
+//! the command-message sync records (`Row::CmdSync`) after those; files of versions 1 and 2
+//! (without them) are still read.
 //!
 //! ```text
 //! magic   "WKIMSNAP"

@@ -6,6 +6,7 @@
 
 mod acks;
 mod auth;
+mod cmdack;
 mod read;
 mod recv;
 mod send;
@@ -29,6 +30,8 @@ struct Session {
     version: u8,
     cipher: SessionCipher,
     conn_id: u64,
+    /// A master device (Go: the level of the token checked at CONNECT with tokenAuthOn).
+    master: bool,
 }
 
 /// Runs a connection to completion.
@@ -59,6 +62,7 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         version: accepted.version,
         cipher: accepted.cipher,
         conn_id,
+        master: cmdack::is_master(&app, &info),
     });
     // CONNACK must go out before any RECV: write it before registering with the hub.
     let deadline = app.config.conn.write_timeout.0;

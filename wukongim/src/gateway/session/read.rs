@@ -78,7 +78,8 @@ async fn handle(
             acks.send(pending).await.is_ok()
         }
         Packet::Recvack(a) => {
-            s.app.core.hub.ack(&s.uid, a.message_id);
+            let acked = s.app.core.hub.ack(&s.uid, a.message_id);
+            super::cmdack::on_recvack(s, &a, &acked);
             true
         }
         Packet::Sub(sub) => {

@@ -19,7 +19,7 @@ pub(super) fn frame(s: &Session, m: &Message) -> Bytes {
         setting: crate::proto::Setting(m.setting),
         msg_key: String::new(),
         from_uid: m.from_uid.clone(),
-        channel_id: m.channel_for(&s.uid),
+        channel_id: m.recv_channel_for(&s.uid),
         channel_type: m.channel_type,
         expire: m.expire,
         client_msg_no: m.client_msg_no.clone(),

@@ -51,6 +51,8 @@ struct Conn {
     tx: mpsc::Sender<Outbound>,
     /// Ends the session without going through `tx` (a full queue is a slow client).
     closed: CancellationToken,
+    /// When it registered (unix ms): replicated kicks spare connections made after them.
+    since_ms: i64,
 }
 
 /// One message waiting for a RECVACK: insertion number (node-wide order), time, message.
@@ -249,6 +251,7 @@ impl Hub {
             info: info.clone(),
             tx,
             closed,
+            since_ms: super::now_millis(),
         });
         self.report(&info, true, list);
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
@@ -294,11 +297,11 @@ impl Hub {
         }
     }
 
-    /// `uid` acknowledged `message_id`: stop redelivering it.
-    pub fn ack(&self, uid: &str, message_id: i64) {
+    /// `uid` acknowledged `message_id`: stop redelivering it. True when it was pending here.
+    pub fn ack(&self, uid: &str, message_id: i64) -> bool {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(p) = g.pending.get_mut(uid) else {
-            return;
+            return false;
         };
         let mut removed = Vec::new();
         p.retain(|(_, _, m)| {
@@ -311,10 +314,12 @@ impl Hub {
         if p.is_empty() {
             g.pending.remove(uid);
         }
+        let hit = !removed.is_empty();
         for m in removed {
             g.forget(&m);
         }
         g.compact_order();
+        hit
     }
 
     /// Pushes applied messages to their recipients' online devices.
@@ -386,12 +391,20 @@ impl Hub {
         }
     }
 
-    /// Kicks the connections of `uid` (optionally only one device flag).
-    pub fn kick_user(&self, uid: &str, device_flag: Option<u8>, reason: u8, text: &str) -> usize {
+    /// Kicks the connections of `uid` with one of `device_flags` registered before `before_ms`
+    /// (unix ms); returns how many.
+    pub fn kick_before(
+        &self,
+        uid: &str,
+        device_flags: &[u8],
+        before_ms: i64,
+        reason: u8,
+        text: &str,
+    ) -> usize {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;
         for c in g.conns.get(uid).into_iter().flatten() {
-            if device_flag.is_none_or(|f| f == c.info.device_flag) {
+            if device_flags.contains(&c.info.device_flag) && c.since_ms < before_ms {
                 let _ = c.tx.try_send(Outbound::Kick {
                     reason,
                     text: text.into(),

@@ -4,6 +4,7 @@
 
 mod apply;
 mod conversation;
+mod devices;
 mod lookup;
 mod model;
 mod query;
@@ -13,6 +14,7 @@ mod snapshot;
 
 pub use apply::Applied;
 pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+pub use devices::{Effect, UidAcks, QUIT_ALL_FLAGS, REASON_CONNECT_KICK};
 pub use model::*;
 pub use query::SyncRange;
 pub use sessions::{Batch, BatchTag, Verdict};

@@ -78,7 +78,7 @@ async fn handle(
             acks.send(pending).await.is_ok()
         }
         Packet::Recvack(a) => {
-            s.app.core.hub.ack(&s.uid, a.message_id);
+            s.app.core.recvack(&s.uid, a.message_id);
             true
         }
         Packet::Sub(sub) => {

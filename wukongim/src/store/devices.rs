@@ -1,0 +1,126 @@
+//! Replicated device commands: token updates, `/user/device_quit` and relayed RECVACKs. Their
+//! stored part (tokens) is applied like any command; what they do to connections is returned as
+//! [`Effect`]s, which every node's state machine hands to its own hub after the batch committed
+//! (`core/devices.rs`). So a kick or an acknowledgement reaches the connections and pending
+//! messages of every node, in log order with the messages themselves.
+
+use super::*;
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+/// Go's device flags that `device_flag: -1` of `/user/device_quit` means (APP, WEB, PC).
+pub const QUIT_ALL_FLAGS: [u8; 3] = [0, 1, 2];
+
+/// WuKongIM's DISCONNECT reason code for a kicked connection (`ReasonConnectKick`).
+pub const REASON_CONNECT_KICK: u8 = 12;
+
+/// Go's DISCONNECT reason text of the master kick on a token update (user.go `updateToken`:
+/// "the account logged in on another device").
+pub const TOKEN_KICK_TEXT: &str = "账号在其他设备上登录";
+
+/// The RECVACKs one user sent to one node, relayed to all ([`Command::Recvacks`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidAcks {
+    pub uid: String,
+    pub message_ids: Vec<i64>,
+}
+
+/// What an applied command does to this node's connections and pending messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send DISCONNECT `reason`/`text` to the connections of `uid` with one of `device_flags`
+    /// that were registered before `before_ms` (unix ms, the proposer's clock), and close them.
+    Kick {
+        uid: String,
+        device_flags: Vec<u8>,
+        before_ms: i64,
+        reason: u8,
+        text: String,
+    },
+    /// `uid` acknowledged these messages on some node: stop keeping them for redelivery.
+    Acked { uid: String, message_ids: Vec<i64> },
+}
+
+/// Stores the token of `uid` and `device_flag`.
+pub(super) fn save_token(
+    txn: &WriteTransaction,
+    uid: &str,
+    device_flag: u8,
+    device_level: u8,
+    token: &str,
+) -> Result<()> {
+    let rec = UserToken {
+        token: token.to_string(),
+        device_level,
+    };
+    txn.open_table(TOKENS)?
+        .insert((uid, device_flag), to_bytes(&rec).as_slice())?;
+    Ok(())
+}
+
+/// [`Command::TokenUpdate`]: stores the token; a master device kicks the older connections of
+/// that uid and device flag, as Go's `updateToken` does.
+pub(super) fn token_update(
+    txn: &WriteTransaction,
+    uid: &str,
+    device_flag: u8,
+    device_level: u8,
+    token: &str,
+    at_ms: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<Outcome> {
+    save_token(txn, uid, device_flag, device_level, token)?;
+    if device_level == 1 {
+        effects.push(Effect::Kick {
+            uid: uid.to_string(),
+            device_flags: vec![device_flag],
+            before_ms: at_ms,
+            reason: REASON_CONNECT_KICK,
+            text: TOKEN_KICK_TEXT.into(),
+        });
+    }
+    Ok(Outcome::Done)
+}
+
+/// [`Command::DeviceQuit`], as Go's `quitUserDevice`: for every flag whose device is
+/// registered, empties its token (an empty token never authenticates) and kicks its
+/// connections (DISCONNECT `ConnectKick`, no text). A flag without a registered device is left
+/// alone, connections included, as in Go.
+pub(super) fn device_quit(
+    txn: &WriteTransaction,
+    uid: &str,
+    device_flags: &[u8],
+    at_ms: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<Outcome> {
+    let mut kicked = Vec::new();
+    for &flag in device_flags {
+        let known = txn.open_table(TOKENS)?.get((uid, flag))?.is_some();
+        if known {
+            // Go stores level master here ("any level will do").
+            save_token(txn, uid, flag, 1, "")?;
+            kicked.push(flag);
+        }
+    }
+    if !kicked.is_empty() {
+        effects.push(Effect::Kick {
+            uid: uid.to_string(),
+            device_flags: kicked,
+            before_ms: at_ms,
+            reason: REASON_CONNECT_KICK,
+            text: String::new(),
+        });
+    }
+    Ok(Outcome::Done)
+}
+
+/// [`Command::Recvacks`]: nothing stored; every node forgets the acknowledged messages.
+pub(super) fn recvacks(acks: &[UidAcks], effects: &mut Vec<Effect>) -> Outcome {
+    for a in acks {
+        effects.push(Effect::Acked {
+            uid: a.uid.clone(),
+            message_ids: a.message_ids.clone(),
+        });
+    }
+    Outcome::Done
+}

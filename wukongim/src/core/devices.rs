@@ -10,9 +10,9 @@
 //! catches up, and nothing new has to be retried. To be exact about *which* connections, the
 //! command carries the proposer's clock (`at_ms`) and a node kicks only connections registered
 //! before it: a device that reconnects (with its new token) after the answer is not kicked by a
-//! node that applies the command late. A node restarting has no connections to kick; a node
-//! that installs a snapshot instead of the entry does not kick (its connections predate a
-//! partition long enough to need one).
+//! node that applies the command late (the nodes' clocks are assumed to agree far better than
+//! a client's round trip). A node replaying its log at restart has no connections yet; a node
+//! so far behind that it installs a snapshot instead of the entry does not kick.
 
 use super::Hub;
 use crate::store::Effect;

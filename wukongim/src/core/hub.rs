@@ -518,6 +518,29 @@ mod tests {
     }
 
     #[test]
+    fn kicks_spare_other_flags_and_connections_made_later() {
+        let hub = Hub::new();
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.register(info("k"), tx, CancellationToken::new());
+        let now = super::super::now_millis();
+        assert_eq!(
+            hub.kick_before("k", &[1], now + 1_000, 12, ""),
+            0,
+            "other flag"
+        );
+        assert_eq!(
+            hub.kick_before("k", &[0], now - 1_000, 12, ""),
+            0,
+            "made later"
+        );
+        assert_eq!(hub.kick_before("k", &[0, 1], now + 1_000, 12, "x"), 1);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Kick { reason: 12, .. })
+        ));
+    }
+
+    #[test]
     fn a_full_queue_ends_the_session_directly() {
         let hub = Hub::new();
         let (tx, _rx) = mpsc::channel(1);

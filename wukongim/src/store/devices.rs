@@ -124,3 +124,65 @@ pub(super) fn recvacks(acks: &[UidAcks], effects: &mut Vec<Effect>) -> Outcome {
     }
     Outcome::Done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(store: &Store, seq: u64, cmds: Vec<Command>) -> Vec<Effect> {
+        let b = Batch {
+            tag: BatchTag {
+                node: 1,
+                incarnation: 1,
+                seq,
+                acked: 0,
+            },
+            cmds,
+        };
+        let mut a = store.apply_entries(&[Some(b)], &[]).unwrap();
+        a.pop().unwrap().effects
+    }
+
+    fn token(uid: &str, flag: u8, level: u8, at_ms: i64) -> Command {
+        Command::TokenUpdate {
+            uid: uid.into(),
+            device_flag: flag,
+            device_level: level,
+            token: "t".into(),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn master_tokens_kick_and_device_quit_empties_only_registered_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            apply(&store, 1, vec![token("u", 0, 0, 5)]).is_empty(),
+            "slave"
+        );
+        let kick = |flags: Vec<u8>, before_ms, text: &str| Effect::Kick {
+            uid: "u".into(),
+            device_flags: flags,
+            before_ms,
+            reason: REASON_CONNECT_KICK,
+            text: text.into(),
+        };
+        assert_eq!(
+            apply(&store, 2, vec![token("u", 1, 1, 7)]),
+            [kick(vec![1], 7, TOKEN_KICK_TEXT)]
+        );
+        let quit = Command::DeviceQuit {
+            uid: "u".into(),
+            device_flags: QUIT_ALL_FLAGS.to_vec(),
+            at_ms: 9,
+        };
+        // Flag 2 has no token: untouched, not kicked (Go's quitUserDevice).
+        assert_eq!(apply(&store, 3, vec![quit]), [kick(vec![0, 1], 9, "")]);
+        for flag in [0, 1] {
+            let t = store.token("u", flag).unwrap().unwrap();
+            assert_eq!((t.token.as_str(), t.device_level), ("", 1));
+        }
+        assert_eq!(store.token("u", 2).unwrap(), None);
+    }
+}

@@ -75,7 +75,8 @@ impl Node {
         )
         .await?;
         let proposer = crate::cluster::Proposer::start(cluster.clone());
-        let acks = crate::core::acks::AckRelay::start(proposer.clone(), shutdown.clone());
+        let acks =
+            crate::core::acks::AckRelay::start(proposer.clone(), cluster.clone(), shutdown.clone());
         let core = Core {
             hub,
             cluster,

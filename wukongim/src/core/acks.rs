@@ -10,16 +10,19 @@
 //! after the message it acknowledges, an acknowledgement can never reach a node before that
 //! message does — an RPC could, and would then be lost. Best effort: when the queue is full or
 //! the proposal fails the acknowledgement stays local (a duplicate RECV later, which clients
-//! drop by message id), never a lost message.
+//! drop by message id), never a lost message. A node alone in the membership relays nothing
+//! (no other node holds the message; one Raft write per batch of acknowledgements saved).
 //!
 //! Go has no per-user redelivery across reconnects (its retry queue is per connection and stops
 //! when the connection goes; clients catch up with `/conversation/sync`), so there a device
 //! reconnecting anywhere is never sent an acknowledged message either; this keeps that true for
 //! our redelivery.
 
-use crate::cluster::Proposer;
+use crate::cluster::{Cluster, Proposer};
 use crate::store::{Command, UidAcks};
+use openraft::type_config::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -36,9 +39,9 @@ pub struct AckRelay {
 
 impl AckRelay {
     /// Starts the task proposing queued acknowledgements through `proposer` until `stop`.
-    pub fn start(proposer: Proposer, stop: CancellationToken) -> AckRelay {
+    pub fn start(proposer: Proposer, cluster: Arc<Cluster>, stop: CancellationToken) -> AckRelay {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, proposer, stop));
+        tokio::spawn(run(rx, proposer, cluster, stop));
         AckRelay { tx }
     }
 
@@ -50,7 +53,24 @@ impl AckRelay {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<(String, i64)>, proposer: Proposer, stop: CancellationToken) {
+/// Whether the membership holds any node but this one.
+fn has_peers(cluster: &Cluster) -> bool {
+    let m = cluster
+        .raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .clone();
+    let peers = m.membership().nodes().any(|(id, _)| *id != cluster.node_id);
+    peers
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<(String, i64)>,
+    proposer: Proposer,
+    cluster: Arc<Cluster>,
+    stop: CancellationToken,
+) {
     loop {
         let first = tokio::select! {
             _ = stop.cancelled() => return,
@@ -66,6 +86,9 @@ async fn run(mut rx: mpsc::Receiver<(String, i64)>, proposer: Proposer, stop: Ca
             let Ok((uid, id)) = rx.try_recv() else { break };
             by_uid.entry(uid).or_default().push(id);
             n += 1;
+        }
+        if !has_peers(&cluster) {
+            continue;
         }
         let acks = by_uid
             .into_iter()

@@ -1,8 +1,9 @@
 //! Device kicks and acknowledgements across nodes, three processes on loopback, real TCP
 //! clients (`wk_tests::WkClient`): `/user/device_quit` and a master `/user/token` called on one
 //! node kick the devices connected to the others (DISCONNECT `ConnectKick`, then the
-//! connection closes), and a RECVACK sent to one node stops every node from sending that
-//! message again when the device reconnects elsewhere.
+//! connection closes), a login on one node replaces the user's older connections on the others
+//! as Go's CONNECT handler does, and a RECVACK sent to one node stops every node from sending
+//! that message again when the device reconnects elsewhere.
 
 use base64::Engine;
 use serde_json::json;
@@ -165,6 +166,43 @@ async fn master_token_update_on_one_node_kicks_older_connections_on_the_others()
     let id = api_send(&a, "gail", "finn", "after the update").await;
     assert_eq!(next_recv(&mut phone3).await.message_id, id);
     assert_alive(&mut phone3, "device logged in after the update").await;
+}
+
+// Go: internal/user/handler/event_connect.go (`same master kicks each other`) — a master
+// login kicks the user's connections of the same device flag from other devices (DISCONNECT
+// ReasonConnectKick "login in other device") and closes those of the same device id; a slave
+// login closes only those of the same device id. Go's eventbus reaches every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_node_replaces_connections_on_the_others() {
+    let c = TestCluster::start(3, "tokenAuthOn: true\n").await;
+    let a = base(&c, 0);
+    register(&format!("{a}/user/token"), "ivan", "t-app", 0, 1).await;
+    register(&format!("{a}/user/token"), "ivan", "t-web", 1, 0).await;
+    let (b_addr, c_addr) = (c.nodes[1].tcp_addr(), c.nodes[2].tcp_addr());
+
+    let mut phone1 = connect(&b_addr, "ivan", "t-app", 0, "phone-1").await;
+    let mut tab1 = connect(&b_addr, "ivan", "t-web", 1, "tab-1").await;
+    let mut phone2 = connect(&c_addr, "ivan", "t-app", 0, "phone-2").await;
+    let text = assert_kicked(&mut phone1, "older master device on node 2").await;
+    assert_eq!(text, "login in other device", "Go's reason text");
+    assert_alive(&mut phone2, "the new master device").await;
+
+    // Slave devices coexist; the same device id logging in elsewhere closes its old
+    // connection, without a kick.
+    let mut tab2 = connect(&c_addr, "ivan", "t-web", 1, "tab-2").await;
+    let mut tab1_again = connect(&c_addr, "ivan", "t-web", 1, "tab-1").await;
+    let seen = tab1.closed_within(T).await;
+    assert!(
+        !seen.iter().any(|p| matches!(p, Packet::Disconnect(_))),
+        "closed without DISCONNECT: {seen:?}"
+    );
+    for (conn, who) in [
+        (&mut tab2, "another slave device"),
+        (&mut tab1_again, "the reconnected device"),
+        (&mut phone2, "the master device (other flag)"),
+    ] {
+        assert_alive(conn, who).await;
+    }
 }
 
 /// `wukongim_pending_bytes` of the node whose metrics are at `url`.

@@ -54,7 +54,7 @@ impl AckRelay {
 }
 
 /// Whether the membership holds any node but this one.
-fn has_peers(cluster: &Cluster) -> bool {
+pub(crate) fn has_peers(cluster: &Cluster) -> bool {
     let m = cluster
         .raft
         .metrics()

@@ -101,6 +101,22 @@ fn apply_one(
             at_ms,
         } => devices::device_quit(txn, uid, device_flags, *at_ms, effects)?,
         Command::Recvacks { acks } => devices::recvacks(acks, effects),
+        Command::DeviceLogin {
+            uid,
+            device_flag,
+            device_id,
+            master,
+            at_ms,
+        } => {
+            effects.push(Effect::Login {
+                uid: uid.clone(),
+                device_flag: *device_flag,
+                device_id: device_id.clone(),
+                master: *master,
+                before_ms: *at_ms,
+            });
+            Outcome::Done
+        }
         Command::UpsertChannel {
             channel_id,
             channel_type,

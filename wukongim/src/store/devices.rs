@@ -1,4 +1,4 @@
-//! Replicated device commands: token updates, `/user/device_quit` and relayed RECVACKs. Their
+//! Replicated device commands: token updates, `/user/device_quit`, logins and relayed RECVACKs. Their
 //! stored part (tokens) is applied like any command; what they do to connections is returned as
 //! [`Effect`]s, which every node's state machine hands to its own hub after the batch committed
 //! (`core/devices.rs`). So a kick or an acknowledgement reaches the connections and pending
@@ -39,6 +39,16 @@ pub enum Effect {
     },
     /// `uid` acknowledged these messages on some node: stop keeping them for redelivery.
     Acked { uid: String, message_ids: Vec<i64> },
+    /// `device_id` of `uid` logged in with `device_flag` on some node: of the connections with
+    /// that flag made before `before_ms`, a master login kicks those of other devices
+    /// (DISCONNECT `ConnectKick`) and any login closes those of the same device (no DISCONNECT).
+    Login {
+        uid: String,
+        device_flag: u8,
+        device_id: String,
+        master: bool,
+        before_ms: i64,
+    },
 }
 
 /// Stores the token of `uid` and `device_flag`.

@@ -180,6 +180,16 @@ pub enum Command {
     Recvacks {
         acks: Vec<super::devices::UidAcks>,
     },
+    /// A client logged in on the proposing node: every node replaces that uid's connections
+    /// made before `at_ms` as Go's CONNECT handler does (`store/devices.rs`). Changes no stored
+    /// state.
+    DeviceLogin {
+        uid: String,
+        device_flag: u8,
+        device_id: String,
+        master: bool,
+        at_ms: i64,
+    },
 }
 
 /// The result of applying one command.

@@ -75,10 +75,13 @@ impl Node {
         )
         .await?;
         let proposer = crate::cluster::Proposer::start(cluster.clone());
+        let acks =
+            crate::core::acks::AckRelay::start(proposer.clone(), cluster.clone(), shutdown.clone());
         let core = Core {
             hub,
             cluster,
             proposer,
+            acks,
         };
         webhooks.start(&core, shutdown.clone())?;
         let bind = |key: &'static str, addr: String| async move {

@@ -41,11 +41,13 @@ pub async fn user_token(
             "device_level must be 0 (slave) or 1 (master)".into(),
         ));
     }
-    let cmd = Command::UpdateToken {
+    // A master token also kicks the older connections of that uid and flag on every node.
+    let cmd = Command::TokenUpdate {
         uid: r.uid,
         device_flag: r.device_flag,
         device_level: r.device_level,
         token: r.token,
+        at_ms: crate::core::now_millis(),
     };
     apply(&app, cmd).await?;
     Ok(ok())
@@ -63,13 +65,27 @@ fn all_devices() -> i16 {
     -1
 }
 
+/// Go's `deviceQuit`: empties the token of the device flag (-1: APP, WEB and PC) and kicks its
+/// connections on every node (replicated: `store/devices.rs`, `core/devices.rs`).
 pub async fn device_quit(
     State(app): State<Arc<App>>,
     Body(r): Body<DeviceQuitReq>,
 ) -> Result<Response, ApiError> {
     required("uid", &r.uid)?;
-    let flag = u8::try_from(r.device_flag).ok();
-    app.core.hub.kick_user(&r.uid, flag, 12, "device quit");
+    let device_flags = match r.device_flag {
+        -1 => crate::store::QUIT_ALL_FLAGS.to_vec(),
+        f => vec![u8::try_from(f).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "device_flag must be -1 (every device) or 0..255, not {f}"
+            ))
+        })?],
+    };
+    let cmd = Command::DeviceQuit {
+        uid: r.uid,
+        device_flags,
+        at_ms: crate::core::now_millis(),
+    };
+    apply(&app, cmd).await?;
     Ok(ok())
 }
 

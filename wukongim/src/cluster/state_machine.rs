@@ -219,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 feed.push(index, &a.deliveries);
             }
             self.hub.deliver(a.deliveries);
+            crate::core::devices::apply(&self.hub, a.effects);
             if let Some(r) = responder {
                 r.send(BatchResult {
                     verdict: a.verdict,

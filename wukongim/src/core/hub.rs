@@ -21,6 +21,8 @@ pub const PENDING_PER_USER: usize = 1000;
 pub const PENDING_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Default bound of the pending store in bytes (`conn.maxPendingBytes`).
 pub const DEFAULT_PENDING_BYTES: usize = 256 << 20;
+/// Go's DISCONNECT text when a master device's login kicks another device (event_connect.go).
+pub const LOGIN_KICK_TEXT: &str = "login in other device";
 /// Bytes a pending entry is charged beyond its payload (ids, strings, queue slots).
 const ENTRY_OVERHEAD: usize = 256;
 
@@ -51,6 +53,8 @@ struct Conn {
     tx: mpsc::Sender<Outbound>,
     /// Ends the session without going through `tx` (a full queue is a slow client).
     closed: CancellationToken,
+    /// When it registered (unix ms): replicated kicks spare connections made after them.
+    since_ms: i64,
 }
 
 /// One message waiting for a RECVACK: insertion number (node-wide order), time, message.
@@ -249,6 +253,7 @@ impl Hub {
             info: info.clone(),
             tx,
             closed,
+            since_ms: super::now_millis(),
         });
         self.report(&info, true, list);
         let cutoff = Instant::now().checked_sub(PENDING_TTL);
@@ -387,18 +392,60 @@ impl Hub {
         }
     }
 
-    /// Kicks the connections of `uid` (optionally only one device flag).
-    pub fn kick_user(&self, uid: &str, device_flag: Option<u8>, reason: u8, text: &str) -> usize {
+    /// Kicks the connections of `uid` with one of `device_flags` registered before `before_ms`
+    /// (unix ms); returns how many.
+    pub fn kick_before(
+        &self,
+        uid: &str,
+        device_flags: &[u8],
+        before_ms: i64,
+        reason: u8,
+        text: &str,
+    ) -> usize {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;
         for c in g.conns.get(uid).into_iter().flatten() {
-            if device_flag.is_none_or(|f| f == c.info.device_flag) {
+            if device_flags.contains(&c.info.device_flag) && c.since_ms < before_ms {
                 let _ = c.tx.try_send(Outbound::Kick {
                     reason,
                     text: text.into(),
                 });
                 n += 1;
             }
+        }
+        n
+    }
+
+    /// Go's CONNECT rule for connections of other nodes: of `uid`'s connections with
+    /// `device_flag` registered before `before_ms`, a `master` login kicks those of other
+    /// devices and any login closes those of `device_id` itself (no DISCONNECT). Returns how
+    /// many.
+    pub fn replace_before(
+        &self,
+        uid: &str,
+        device_flag: u8,
+        device_id: &str,
+        master: bool,
+        before_ms: i64,
+    ) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for c in g.conns.get(uid).into_iter().flatten() {
+            if c.info.device_flag != device_flag || c.since_ms >= before_ms {
+                continue;
+            }
+            let out = if c.info.device_id == device_id {
+                Outbound::Close
+            } else if master {
+                Outbound::Kick {
+                    reason: 12,
+                    text: LOGIN_KICK_TEXT.into(),
+                }
+            } else {
+                continue;
+            };
+            let _ = c.tx.try_send(out);
+            n += 1;
         }
         n
     }
@@ -503,6 +550,56 @@ mod tests {
         }
         let g = hub.inner.lock().unwrap();
         assert!(g.order.len() <= 2 * g.entries + 1024, "{}", g.order.len());
+    }
+
+    #[test]
+    fn kicks_spare_other_flags_and_connections_made_later() {
+        let hub = Hub::new();
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.register(info("k"), tx, CancellationToken::new());
+        let now = super::super::now_millis();
+        assert_eq!(
+            hub.kick_before("k", &[1], now + 1_000, 12, ""),
+            0,
+            "other flag"
+        );
+        assert_eq!(
+            hub.kick_before("k", &[0], now - 1_000, 12, ""),
+            0,
+            "made later"
+        );
+        assert_eq!(hub.kick_before("k", &[0, 1], now + 1_000, 12, "x"), 1);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Kick { reason: 12, .. })
+        ));
+    }
+
+    #[test]
+    fn a_login_elsewhere_kicks_other_devices_only_when_master() {
+        let hub = Hub::new();
+        let mut rxs = Vec::new();
+        for (id, device) in [(1, "old-phone"), (2, "phone")] {
+            let (tx, rx) = mpsc::channel(8);
+            let mut i = info("r");
+            (i.id, i.device_id, i.device_level) = (id, device.into(), 0);
+            hub.register(i, tx, CancellationToken::new());
+            rxs.push(rx);
+        }
+        let later = super::super::now_millis() + 1_000;
+        assert_eq!(
+            hub.replace_before("r", 1, "x", true, later),
+            0,
+            "other flag"
+        );
+        assert_eq!(hub.replace_before("r", 0, "new", false, later), 0, "slave");
+        assert_eq!(hub.replace_before("r", 0, "phone", false, later), 1);
+        assert!(matches!(rxs[1].try_recv(), Ok(Outbound::Close)));
+        assert_eq!(hub.replace_before("r", 0, "new", true, later), 2);
+        assert!(matches!(
+            rxs[0].try_recv(),
+            Ok(Outbound::Kick { reason: 12, .. })
+        ));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! here: the write path is `cluster/writer.rs` (queue → batch → propose → commit) and
 //! `cluster/state_machine.rs` + `store/apply.rs` (apply → deliver through the hub).
 
+pub mod acks;
+pub mod devices;
 pub mod hub;
 
 pub use crate::cluster::ProposeError;
@@ -19,9 +21,25 @@ pub struct Core {
     pub hub: Arc<Hub>,
     pub cluster: Arc<Cluster>,
     pub proposer: Proposer,
+    /// RECVACKs on their way to the other nodes (`acks.rs`).
+    pub acks: acks::AckRelay,
 }
 
 impl Core {
+    /// A client of `uid` acknowledged `message_id` here: no node redelivers it any more.
+    /// Returns the messages this node stopped keeping for it.
+    pub fn recvack(
+        &self,
+        uid: &str,
+        message_id: i64,
+    ) -> Vec<std::sync::Arc<crate::store::Message>> {
+        let acked = self.hub.ack(uid, message_id);
+        if !acked.is_empty() {
+            self.acks.relay(uid, message_id);
+        }
+        acked
+    }
+
     /// Proposes `cmd` and waits until it is committed and applied on this node.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
         self.proposer.propose(cmd).await

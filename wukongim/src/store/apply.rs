@@ -12,6 +12,8 @@ pub struct Applied {
     pub verdict: Verdict,
     pub outcomes: Vec<Outcome>,
     pub deliveries: Vec<Delivery>,
+    /// Kicks and acknowledgements for this node's hub (see `store/devices.rs`).
+    pub effects: Vec<Effect>,
 }
 
 /// Applies `batch` inside `txn` if its proposer session admits it (see [`super::sessions`]).
@@ -21,16 +23,16 @@ pub fn apply_in(txn: &WriteTransaction, batch: &Batch) -> Result<Applied> {
         return Ok(Applied {
             verdict,
             outcomes: kept,
-            deliveries: Vec::new(),
+            ..Applied::default()
         });
     }
     let mut out = Applied {
         verdict,
         outcomes: Vec::with_capacity(batch.cmds.len()),
-        deliveries: Vec::new(),
+        ..Applied::default()
     };
     for cmd in &batch.cmds {
-        let outcome = apply_one(txn, cmd, &mut out.deliveries)?;
+        let outcome = apply_one(txn, cmd, &mut out.deliveries, &mut out.effects)?;
         out.outcomes.push(outcome);
     }
     sessions::record(txn, &batch.tag, &out.outcomes)?;
@@ -61,6 +63,7 @@ fn apply_one(
     txn: &WriteTransaction,
     cmd: &Command,
     deliveries: &mut Vec<Delivery>,
+    effects: &mut Vec<Effect>,
 ) -> Result<Outcome> {
     Ok(match cmd {
         Command::UpdateToken {
@@ -69,12 +72,44 @@ fn apply_one(
             device_level,
             token,
         } => {
-            let rec = UserToken {
-                token: token.clone(),
-                device_level: *device_level,
-            };
-            txn.open_table(TOKENS)?
-                .insert((uid.as_str(), *device_flag), to_bytes(&rec).as_slice())?;
+            devices::save_token(txn, uid, *device_flag, *device_level, token)?;
+            Outcome::Done
+        }
+        Command::TokenUpdate {
+            uid,
+            device_flag,
+            device_level,
+            token,
+            at_ms,
+        } => devices::token_update(
+            txn,
+            uid,
+            *device_flag,
+            *device_level,
+            token,
+            *at_ms,
+            effects,
+        )?,
+        Command::DeviceQuit {
+            uid,
+            device_flags,
+            at_ms,
+        } => devices::device_quit(txn, uid, device_flags, *at_ms, effects)?,
+        Command::Recvacks { acks } => devices::recvacks(acks, effects),
+        Command::DeviceLogin {
+            uid,
+            device_flag,
+            device_id,
+            master,
+            at_ms,
+        } => {
+            effects.push(Effect::Login {
+                uid: uid.clone(),
+                device_flag: *device_flag,
+                device_id: device_id.clone(),
+                master: *master,
+                before_ms: *at_ms,
+            });
             Outcome::Done
         }
         Command::UpsertChannel {

@@ -210,6 +210,38 @@ pub enum Command {
         channel_type: u8,
         message_seq: u64,
     },
+    /// POST /user/token as proposed now ([`Command::UpdateToken`] is what older logs hold): a
+    /// master device also kicks, on every node, the connections of that uid and device flag
+    /// made before `at_ms` (unix ms, the proposer's clock). See `store/devices.rs`.
+    TokenUpdate {
+        uid: String,
+        device_flag: u8,
+        device_level: u8,
+        token: String,
+        at_ms: i64,
+    },
+    /// POST /user/device_quit: empties the tokens of those device flags and kicks their
+    /// connections made before `at_ms`, on every node.
+    DeviceQuit {
+        uid: String,
+        device_flags: Vec<u8>,
+        at_ms: i64,
+    },
+    /// RECVACKs a node got, relayed so that every node stops keeping those messages for
+    /// redelivery (`core/acks.rs`). Changes no stored state.
+    Recvacks {
+        acks: Vec<super::devices::UidAcks>,
+    },
+    /// A client logged in on the proposing node: every node replaces that uid's connections
+    /// made before `at_ms` as Go's CONNECT handler does (`store/devices.rs`). Changes no stored
+    /// state.
+    DeviceLogin {
+        uid: String,
+        device_flag: u8,
+        device_id: String,
+        master: bool,
+        at_ms: i64,
+    },
 }
 
 /// The uid lists kept per channel (and the one global list of system uids).

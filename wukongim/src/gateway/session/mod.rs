@@ -73,9 +73,15 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
         return;
     }
     let closed = CancellationToken::new();
-    for m in app.core.hub.register(info, hub_tx.clone(), closed.clone()) {
+    let login_ms = crate::core::now_millis();
+    for m in app
+        .core
+        .hub
+        .register(info.clone(), hub_tx.clone(), closed.clone())
+    {
         let _ = hub_tx.try_send(Outbound::Recv(m));
     }
+    crate::core::devices::announce_login(&app.core, &info, login_ms);
     tracing::debug!(%peer, uid = %s.uid, device = %s.device_id, version = s.version, transport, "client connected");
 
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);

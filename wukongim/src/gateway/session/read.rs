@@ -78,7 +78,7 @@ async fn handle(
             acks.send(pending).await.is_ok()
         }
         Packet::Recvack(a) => {
-            let acked = s.app.core.hub.ack(&s.uid, a.message_id);
+            let acked = s.app.core.recvack(&s.uid, a.message_id);
             super::cmdack::on_recvack(s, &a, &acked);
             true
         }

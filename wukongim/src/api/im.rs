@@ -41,13 +41,25 @@ pub async fn user_token(
             "device_level must be 0 (slave) or 1 (master)".into(),
         ));
     }
-    // A master token also kicks the older connections of that uid and flag on every node.
-    let cmd = Command::TokenUpdate {
-        uid: r.uid,
-        device_flag: r.device_flag,
-        device_level: r.device_level,
-        token: r.token,
-        at_ms: crate::core::now_millis(),
+    // A master token also kicks the older connections of that uid and flag on every node; while
+    // a member still runs a binary without that command (a rolling upgrade), the token is
+    // stored the old way, without the kick.
+    let cluster = &app.core.cluster;
+    let cmd = if cluster.levels.cluster_at(cluster, 2) {
+        Command::TokenUpdate {
+            uid: r.uid,
+            device_flag: r.device_flag,
+            device_level: r.device_level,
+            token: r.token,
+            at_ms: crate::core::now_millis(),
+        }
+    } else {
+        Command::UpdateToken {
+            uid: r.uid,
+            device_flag: r.device_flag,
+            device_level: r.device_level,
+            token: r.token,
+        }
     };
     apply(&app, cmd).await?;
     Ok(ok())
@@ -254,7 +266,7 @@ pub struct ChannelReq {
     allow_stranger: u8,
 }
 
-fn check_channel(id: &str, ty: u8) -> Result<(), ApiError> {
+pub(super) fn check_channel(id: &str, ty: u8) -> Result<(), ApiError> {
     required("channel_id", id)?;
     if ty == 0 {
         return Err(ApiError::BadRequest("channel_type must not be 0".into()));
@@ -267,6 +279,22 @@ pub async fn channel_upsert(
     Body(r): Body<ChannelReq>,
 ) -> Result<Response, ApiError> {
     check_channel(&r.channel_id, r.channel_type)?;
+    let cluster = &app.core.cluster;
+    if r.send_ban == 0 && r.allow_stranger == 0 && !cluster.levels.cluster_at(cluster, 2) {
+        // A member runs a release without `UpsertChannelInfo` (rolling upgrade): the command
+        // every release applies, which cannot carry send_ban or allow_stranger.
+        let cmd = Command::UpsertChannel {
+            channel_id: r.channel_id,
+            channel_type: r.channel_type,
+            large: r.large != 0,
+            ban: r.ban != 0,
+            disband: r.disband != 0,
+            subscribers: r.subscribers,
+            reset: r.reset != 0,
+        };
+        apply(&app, cmd).await?;
+        return Ok(ok());
+    }
     // Go (channel.go `channelCreateOrUpdate`): the channel info as /channel/info sets it, then
     // the subscribers.
     let info = Command::UpsertChannelInfo {

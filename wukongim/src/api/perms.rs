@@ -5,11 +5,10 @@
 //! from this node's store and listed in Go's order (by the FNV-1a hash of the uid, Go's key).
 
 use super::error::{ok, required, ApiError, Body};
-use super::im::apply;
+use super::im::{apply, check_channel};
 use super::messages::{fnv64a, param, param_u8, read, Params};
 use crate::app::App;
-use crate::store::CHANNEL_TEMP;
-use crate::store::{Command, ListEdit, UidList, CHANNEL_PERSON};
+use crate::store::{Command, ListEdit, UidList, CHANNEL_PERSON, CHANNEL_TEMP};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -50,21 +49,13 @@ impl ChannelInfoReq {
     }
 }
 
-fn channel_named(id: &str, ty: u8) -> Result<(), ApiError> {
-    required("channel_id", id)?;
-    if ty == 0 {
-        return Err(ApiError::BadRequest("channel_type must not be 0".into()));
-    }
-    Ok(())
-}
-
 /// POST /channel/info: sets ban, disband, send_ban, allow_stranger and large, creating the
 /// channel when missing; subscribers are kept.
 pub async fn channel_info(
     State(app): State<Arc<App>>,
     Body(r): Body<ChannelInfoReq>,
 ) -> Result<Response, ApiError> {
-    channel_named(&r.channel_id, r.channel_type)?;
+    check_channel(&r.channel_id, r.channel_type)?;
     apply(&app, r.command()).await?;
     Ok(ok())
 }
@@ -83,7 +74,7 @@ pub async fn subscriber_remove_all(
     State(app): State<Arc<App>>,
     Body(r): Body<ChannelReq>,
 ) -> Result<Response, ApiError> {
-    channel_named(&r.channel_id, r.channel_type)?;
+    check_channel(&r.channel_id, r.channel_type)?;
     if r.channel_type == CHANNEL_PERSON {
         return Err(ApiError::BadRequest(
             "channel_type 1 (person) has no subscribers to remove".into(),
@@ -148,7 +139,7 @@ async fn edit_list(app: &App, list: UidList, op: Op, r: ListReq) -> Result<Respo
     required("channel_id", &r.channel_id)?;
     // Go's `Check` (add, remove): channel_type set and some uid given; `set` checks only the id.
     if !matches!(op, Op::Set) {
-        channel_named(&r.channel_id, r.channel_type)?;
+        check_channel(&r.channel_id, r.channel_type)?;
         if r.uids.iter().all(|u| u.trim().is_empty()) {
             return Err(ApiError::BadRequest("uids must not be empty".into()));
         }
@@ -169,7 +160,7 @@ async fn edit_list(app: &App, list: UidList, op: Op, r: ListReq) -> Result<Respo
 }
 
 async fn clear_list(app: &App, list: UidList, r: ChannelReq) -> Result<Response, ApiError> {
-    channel_named(&r.channel_id, r.channel_type)?;
+    check_channel(&r.channel_id, r.channel_type)?;
     let cmd = Command::EditList {
         list,
         channel_id: r.channel_id,

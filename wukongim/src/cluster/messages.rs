@@ -19,6 +19,8 @@ pub mod kind {
     pub const SNAPSHOT_CHUNK: u8 = 8;
     pub const SNAPSHOT_INSTALL: u8 = 9;
     pub const ONLINE: u8 = 10;
+    /// The command level of the answering binary (`levels.rs`).
+    pub const LEVEL: u8 = 11;
 }
 
 /// Which of these uids have connections on the receiving node (cluster-wide presence).

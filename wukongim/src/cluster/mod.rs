@@ -6,6 +6,7 @@ mod admin;
 mod bootstrap;
 pub mod gauges;
 mod health;
+pub mod levels;
 pub mod log_store;
 pub mod messages;
 mod network;
@@ -61,6 +62,8 @@ pub struct Cluster {
     /// Bytes of the Raft log as of the last `maxLogSize` check (every 10 s), so that status
     /// endpoints never scan the log.
     pub log_bytes: std::sync::atomic::AtomicU64,
+    /// The command levels the peers' binaries answered (rolling upgrades, `levels.rs`).
+    pub levels: levels::Levels,
 }
 
 impl Cluster {
@@ -146,6 +149,7 @@ impl Cluster {
             peer_latency,
             join_guard: bootstrap::JoinGuard::default(),
             log_bytes: Default::default(),
+            levels: Default::default(),
         });
         // Before the RPC server answers anyone: a node without state does not vote or accept
         // replication until bootstrap decided whether it forms the cluster or rejoins it.
@@ -160,6 +164,7 @@ impl Cluster {
         tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
+        levels::spawn_refresh(cluster.clone(), shutdown.clone());
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
         tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");
         Ok(cluster)
@@ -177,6 +182,21 @@ impl Cluster {
             .get_node(&id)
             .map(|n| n.addr.clone())
             .or_else(|| self.init_members.get(&id).cloned())
+    }
+
+    /// The other members of the current membership (voters and learners): id and address.
+    pub fn peers(&self) -> Vec<(u64, String)> {
+        let m = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
+        m.membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.node_id)
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
     }
 
     /// The current leader, if known.

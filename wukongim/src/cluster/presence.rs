@@ -6,7 +6,6 @@ use super::messages::{kind, OnlineConn, OnlineQuery};
 use super::types::{from_bytes, to_bytes};
 use super::Cluster;
 use crate::core::Hub;
-use openraft::type_config::async_runtime::WatchReceiver;
 use std::time::Duration;
 
 /// Most uids in one presence query (a larger list is split by the caller).
@@ -42,19 +41,7 @@ pub async fn everywhere(
     if uids.is_empty() {
         return (out, unreachable);
     }
-    let members: Vec<(u64, String)> = {
-        let m = cluster
-            .raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .clone();
-        m.membership()
-            .nodes()
-            .filter(|(id, _)| **id != cluster.node_id)
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect()
-    };
+    let members = cluster.peers();
     let calls = members.into_iter().map(|(id, addr)| async move {
         let mut conns = Vec::new();
         for chunk in uids.chunks(MAX_QUERY_UIDS) {

@@ -130,6 +130,7 @@ impl RpcHandler for Service {
                     &req.uids,
                 ))
             }
+            kind::LEVEL => super::levels::answer()?,
             other => return Err(format!("unknown request kind {other}")),
         };
         Ok(out.into())

@@ -46,6 +46,9 @@ pub enum ProposeError {
     /// The write may or may not have taken effect; retrying with the same clientMsgNo is safe.
     #[error("write outcome unknown ({0}); retry it")]
     Unknown(String),
+    /// A command newer than a member's binary: refused until the upgrade is complete.
+    #[error("cluster is being upgraded: node(s) {0:?} run a binary that cannot apply this; upgrade every node first")]
+    Upgrading(Vec<u64>),
 }
 
 type Reply = oneshot::Sender<Result<Outcome, ProposeError>>;
@@ -124,6 +127,7 @@ impl WriteStats {
 pub struct Proposer {
     tx: mpsc::Sender<Pending>,
     timeout: Duration,
+    cluster: Arc<Cluster>,
     pub stats: Arc<WriteStats>,
 }
 
@@ -141,8 +145,13 @@ impl Proposer {
         let linger = cluster.config.cluster.batch_timeout.0;
         tokio::spawn(batcher(rx, batches_tx, limits, linger));
         let timeout = cluster.config.cluster.request_timeout.0;
-        tokio::spawn(Pipeline::new(cluster, stats.clone()).run(batches_rx));
-        Proposer { tx, timeout, stats }
+        tokio::spawn(Pipeline::new(cluster.clone(), stats.clone()).run(batches_rx));
+        Proposer {
+            tx,
+            timeout,
+            cluster,
+            stats,
+        }
     }
 
     /// Submits `cmd` and waits until it is committed and applied on this node.
@@ -158,6 +167,12 @@ impl Proposer {
         &self,
         cmd: Command,
     ) -> Result<oneshot::Receiver<Result<Outcome, ProposeError>>, ProposeError> {
+        let level = cmd.level();
+        if !self.cluster.levels.cluster_at(&self.cluster, level) {
+            return Err(ProposeError::Upgrading(
+                self.cluster.levels.behind(&self.cluster, level),
+            ));
+        }
         let (reply, rx) = oneshot::channel();
         let pending = Pending {
             cmd,

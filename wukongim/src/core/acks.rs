@@ -20,7 +20,6 @@
 
 use crate::cluster::{Cluster, Proposer};
 use crate::store::{Command, UidAcks};
-use openraft::type_config::async_runtime::WatchReceiver;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -53,16 +52,11 @@ impl AckRelay {
     }
 }
 
-/// Whether the membership holds any node but this one.
-pub(crate) fn has_peers(cluster: &Cluster) -> bool {
-    let m = cluster
-        .raft
-        .metrics()
-        .borrow_watched()
-        .membership_config
-        .clone();
-    let peers = m.membership().nodes().any(|(id, _)| *id != cluster.node_id);
-    peers
+/// Whether relaying to the other nodes applies: the membership holds another node, and every
+/// member's binary can apply the relayed commands (not so during a rolling upgrade from an
+/// older release: `cluster/levels.rs`).
+pub(crate) fn relays(cluster: &Cluster) -> bool {
+    !cluster.peers().is_empty() && cluster.levels.cluster_at(cluster, 2)
 }
 
 async fn run(
@@ -87,7 +81,7 @@ async fn run(
             by_uid.entry(uid).or_default().push(id);
             n += 1;
         }
-        if !has_peers(&cluster) {
+        if !relays(&cluster) {
             continue;
         }
         let acks = by_uid

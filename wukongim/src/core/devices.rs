@@ -25,9 +25,9 @@ use crate::store::{Command, Effect};
 /// Tells the other nodes that `info` logged in here (registered after `at_ms`), so they
 /// replace that user's older connections as this node's hub just did with its own (Go's
 /// CONNECT handler reaches every node through the user's leader). Does not wait; a node alone
-/// in the membership proposes nothing.
+/// in the membership, or in a cluster being upgraded from an older release, proposes nothing.
 pub fn announce_login(core: &Core, info: &ConnInfo, at_ms: i64) {
-    if !super::acks::has_peers(&core.cluster) {
+    if !super::acks::relays(&core.cluster) {
         return;
     }
     let cmd = Command::DeviceLogin {

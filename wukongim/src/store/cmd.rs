@@ -210,15 +210,7 @@ mod tests {
     }
 
     fn apply(store: &Store, seq: u64, cmds: Vec<Command>) {
-        let batch = Batch {
-            tag: BatchTag {
-                node: 1,
-                incarnation: 1,
-                seq,
-                acked: 0,
-            },
-            cmds,
-        };
+        let batch = Batch::numbered(seq, cmds);
         let applied = store.apply_entries(&[Some(batch)], &[]).unwrap();
         assert_eq!(applied[0].verdict, Verdict::Applied);
     }

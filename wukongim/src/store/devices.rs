@@ -140,15 +140,7 @@ mod tests {
     use super::*;
 
     fn apply(store: &Store, seq: u64, cmds: Vec<Command>) -> Vec<Effect> {
-        let b = Batch {
-            tag: BatchTag {
-                node: 1,
-                incarnation: 1,
-                seq,
-                acked: 0,
-            },
-            cmds,
-        };
+        let b = Batch::numbered(seq, cmds);
         let mut a = store.apply_entries(&[Some(b)], &[]).unwrap();
         a.pop().unwrap().effects
     }

@@ -244,6 +244,24 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command level a binary must have to decode this command (see `cluster/levels.rs`):
+    /// 1 for the commands of every release, 2 for those added with the level exchange.
+    pub fn level(&self) -> u32 {
+        match self {
+            Command::UpdateToken { .. }
+            | Command::UpsertChannel { .. }
+            | Command::DeleteChannel { .. }
+            | Command::AddSubscribers { .. }
+            | Command::RemoveSubscribers { .. }
+            | Command::Send(_)
+            | Command::SetUnread { .. }
+            | Command::DeleteConversation { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
 /// The uid lists kept per channel (and the one global list of system uids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UidList {

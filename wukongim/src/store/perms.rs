@@ -219,16 +219,7 @@ mod tests {
 
         fn run(&mut self, cmd: Command) -> u8 {
             self.seq += 1;
-            let tag = BatchTag {
-                node: 1,
-                incarnation: 1,
-                seq: self.seq,
-                acked: 0,
-            };
-            let batch = Batch {
-                tag,
-                cmds: vec![cmd],
-            };
+            let batch = Batch::numbered(self.seq, vec![cmd]);
             let mut a = self.store.apply_entries(&[Some(batch)], &[]).unwrap();
             match a.pop().unwrap().outcomes.pop().unwrap() {
                 Outcome::Rejected { reason, .. } => reason,

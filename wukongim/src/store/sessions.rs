@@ -103,6 +103,23 @@ pub struct Batch {
     pub cmds: Vec<Command>,
 }
 
+#[cfg(test)]
+impl Batch {
+    /// Batch `seq` of the proposer session (node 1, incarnation 1), for unit tests that apply
+    /// commands straight to a store.
+    pub(crate) fn numbered(seq: u64, cmds: Vec<Command>) -> Batch {
+        Batch {
+            tag: BatchTag {
+                node: 1,
+                incarnation: 1,
+                seq,
+                acked: 0,
+            },
+            cmds,
+        }
+    }
+}
+
 impl std::fmt::Display for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let t = &self.tag;

@@ -138,8 +138,6 @@ fn common(
     Ok(None)
 }
 
-/// The channel a command channel belongs to (Go's `CmdChannelConvertOrginalChannel`).
-
 /// Whether a rejection's reason is one this check gives.
 pub fn is_refusal(reason: u8) -> bool {
     matches!(

@@ -176,3 +176,56 @@ async fn message_sync_pages_are_bounded_in_bytes() {
     assert_eq!(seen, [1, 2, 3, 4, 5]);
     assert_eq!(pages, 3);
 }
+
+/// `conn.maxSyncBytes` also bounds a /conversation/sync answer: past it, each further
+/// conversation carries only its newest message (every conversation is still listed, its
+/// `recents[0]` the last message, as clients expect).
+#[tokio::test]
+async fn conversation_sync_recents_are_bounded_in_bytes() {
+    use base64::Engine;
+    let node = Node::start(NodeOptions {
+        extra_yaml: "conn:\n  maxSyncBytes: 2KiB\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let payload = base64::engine::general_purpose::STANDARD.encode([b'x'; 400]);
+    for peer in ["p1", "p2", "p3"] {
+        for i in 0..5 {
+            let (st, r) = post(
+                &node.url("/message/send"),
+                json!({"from_uid": peer, "channel_id": "me", "channel_type": 1,
+                       "client_msg_no": format!("{peer}-{i}"), "payload": payload}),
+            )
+            .await;
+            assert_eq!(st, 200, "{r}");
+        }
+    }
+    let (st, r) = post(
+        &node.url("/conversation/sync"),
+        json!({"uid": "me", "version": 0, "msg_count": 5}),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    let list = r.as_array().unwrap();
+    assert_eq!(list.len(), 3, "every conversation listed: {r}");
+    let counts: Vec<usize> = list
+        .iter()
+        .map(|c| c["recents"].as_array().unwrap().len())
+        .collect();
+    let total: usize = counts.iter().sum();
+    // 2 KiB of 400-byte payloads: 5 recents fit, then one (the newest) per conversation.
+    assert!(counts.iter().all(|n| *n >= 1), "{counts:?}");
+    assert!(total <= 7, "recents bounded by bytes: {counts:?}");
+    assert_eq!(
+        counts[0], 5,
+        "the first conversation gets its full msg_count: {counts:?}"
+    );
+    for c in list {
+        let newest = c["recents"][0]["message_seq"].as_u64();
+        assert_eq!(
+            newest,
+            c["last_msg_seq"].as_u64(),
+            "recents[0] is the last message: {c}"
+        );
+    }
+}

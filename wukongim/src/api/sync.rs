@@ -164,6 +164,7 @@ pub async fn conversation_sync(
         exclude_types: r.exclude_channel_types,
         page: r.page,
         page_size: r.page_size,
+        max_bytes: app.config.conn.max_sync_bytes.0 as usize,
     };
     let store = app.store.clone();
     let views = tokio::task::spawn_blocking(move || store.conversations(&query))

@@ -193,6 +193,9 @@ pub struct ConversationQuery {
     /// 1-based page over the user's conversations (newest first); 0 = all.
     pub page: usize,
     pub page_size: usize,
+    /// Payload bytes of all `recents` together (`conn.maxSyncBytes`): past it, each further
+    /// conversation carries only its newest message (which clients show).
+    pub max_bytes: usize,
 }
 
 /// A conversation as /conversation/sync returns it.
@@ -236,6 +239,7 @@ impl Store {
         }
         let msgs = txn.open_table(MESSAGES)?;
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for c in all {
             let key = conv_key(&c.channel_id, c.channel_type);
             let known = q.last_seqs.get(&key).copied();
@@ -270,7 +274,12 @@ impl Store {
                 if recents.len() == q.msg_count {
                     break;
                 }
-                recents.push(decode::<Message>("messages", item?.1.value())?);
+                let m = decode::<Message>("messages", item?.1.value())?;
+                bytes += m.payload.len();
+                if !recents.is_empty() && bytes > q.max_bytes {
+                    break;
+                }
+                recents.push(m);
             }
             if recents.is_empty() {
                 continue;

@@ -240,6 +240,11 @@ async fn leader_kill_mid_stream_loses_no_webhook() {
             rx.fail.store(1_000_000, Ordering::SeqCst);
         }
         if i == KILL_AT {
+            // The old leader has tried (and failed) to post some of them.
+            poll(T, "a refused push of the old leader", || async {
+                (rx.failed.load(Ordering::SeqCst) > 0).then_some(())
+            })
+            .await;
             c.nodes[leader].kill9();
             killed_at = Some(Instant::now());
             rx.fail.store(0, Ordering::SeqCst);
@@ -251,10 +256,6 @@ async fn leader_kill_mid_stream_loses_no_webhook() {
         acked.insert(id, (i, Instant::now()));
     }
     let killed_at = killed_at.unwrap();
-    assert!(
-        rx.failed.load(Ordering::SeqCst) > 0,
-        "the old leader tried to post before the kill"
-    );
     let new_leader = c.wait_leader(T).await;
     assert_ne!(new_leader, leader_id);
     poll(
@@ -362,35 +363,91 @@ async fn get_text(url: &str) -> (u16, String) {
     (st, r.text().await.unwrap_or_default())
 }
 
-/// The limit the README names: a node restarted before the cursor covered what it had applied
-/// has no queue for those messages; taking over, it says so (error log and
-/// `wukongim_webhook_gaps_total`) instead of passing over them in silence, and later messages
-/// are posted as usual.
+/// A node restarted before the cursor covered what it had applied refills its queue from its Raft
+/// log and posts those messages; once the log is purged behind a snapshot, the rest is a gap it
+/// reports (error log and `wukongim_webhook_gaps_total`) instead of passing over it in silence,
+/// and later messages are posted as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_before_the_cursor_is_reported_not_silent() {
+async fn a_restart_before_the_cursor_refills_from_the_log_and_reports_what_was_purged() {
     let (rx, yaml) = receiver().await;
-    let mut c = TestCluster::start(1, &yaml).await;
-    rx.fail.store(1_000_000, Ordering::SeqCst);
+    // No log kept behind a snapshot: a snapshot purges everything it covers.
+    let mut c = TestCluster::prepare(1, &yaml);
+    c.nodes[0]
+        .opts
+        .cluster_yaml
+        .push_str("  compactionOverhead: 0\n");
+    c.nodes[0].write_config();
+    c.nodes[0].spawn();
+    c.wait_leader(T).await;
     let url = c.nodes[0].url("/message/send");
-    send(&url, "a", "b", 1, "before").await.unwrap();
+    let restart = |c: &mut TestCluster| {
+        c.nodes[0].kill9();
+        rx.fail.store(0, Ordering::SeqCst);
+        c.nodes[0].spawn();
+    };
+    let notified = |id: i64| {
+        let rx = rx.clone();
+        move || {
+            let hit = rx.notified().iter().any(|m| m["message_id"] == id);
+            async move { hit.then_some(()) }
+        }
+    };
+    // The app server refuses everything; two messages wait; the node is killed and restarted.
+    rx.fail.store(1_000_000, Ordering::SeqCst);
+    let first = send(&url, "a", "b", 1, "before-1").await.unwrap();
+    let second = send(&url, "a", "b", 1, "before-2").await.unwrap();
     poll(T, "the first push attempt", || async {
         (rx.failed.load(Ordering::SeqCst) > 0).then_some(())
     })
     .await;
-    c.nodes[0].kill9();
-    rx.fail.store(0, Ordering::SeqCst);
-    c.nodes[0].spawn();
+    restart(&mut c);
+    c.wait_leader(T).await;
+    poll(
+        T,
+        "msg.notify of the first message after the restart",
+        notified(first),
+    )
+    .await;
+    poll(
+        T,
+        "msg.notify of the second message after the restart",
+        notified(second),
+    )
+    .await;
+    let (_, text) = get_text(&c.nodes[0].metrics_url()).await;
+    assert!(text.contains("wukongim_webhook_gaps_total 0"), "{text}");
+
+    // Again, but the log is purged behind a snapshot before the restart: that is a gap.
+    rx.fail.store(1_000_000, Ordering::SeqCst);
+    let failed = rx.failed.load(Ordering::SeqCst);
+    // More entries than one purge batch (256), so the snapshot purges the log behind it.
+    for i in 0..300 {
+        send(&url, "a", "b", 1, &format!("purged-{i}"))
+            .await
+            .unwrap();
+    }
+    poll(T, "a push attempt of the purged message", || async {
+        (rx.failed.load(Ordering::SeqCst) > failed).then_some(())
+    })
+    .await;
+    let (st, v) = post(&c.nodes[0].url("/cluster/snapshot"), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let covered = v["data"]["index"].as_u64().unwrap();
+    poll(T, "the log purged behind the snapshot", || {
+        let u = c.nodes[0].url("/cluster/raft/status");
+        async move {
+            let (_, v) = wk_tests::get(&u).await;
+            (v["purged_index"].as_u64()? >= covered).then_some(())
+        }
+    })
+    .await;
+    restart(&mut c);
     c.wait_leader(T).await;
     let after = send(&url, "a", "b", 1, "after").await.unwrap();
     poll(
         T,
         "msg.notify for the message sent after the restart",
-        || async {
-            rx.notified()
-                .iter()
-                .any(|m| m["message_id"] == after)
-                .then_some(())
-        },
+        notified(after),
     )
     .await;
     let (_, text) = get_text(&c.nodes[0].metrics_url()).await;

@@ -11,6 +11,19 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 
+/// The command batches of the log entries in `lo..hi` that `store` still holds, by index
+/// (blank and membership entries left out), e.g. to re-read what was applied before a restart.
+pub fn batches_in(store: &Store, lo: u64, hi: u64) -> io::Result<Vec<(u64, crate::store::Batch)>> {
+    let rows = store.log_range(lo, hi).map_err(io_err)?;
+    let mut out = Vec::new();
+    for (i, b) in rows {
+        if let openraft::EntryPayload::Normal(batch) = decode_entry(i, &b)?.payload {
+            out.push((i, batch));
+        }
+    }
+    Ok(out)
+}
+
 const VOTE: &str = "vote";
 const PURGED: &str = "last_purged";
 const COMMITTED: &str = "committed";

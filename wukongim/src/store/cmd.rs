@@ -43,7 +43,7 @@ pub fn cmd_channel_for_send(channel_id: &str, channel_type: u8, header: &Header)
 /// The channel whose subscribers receive a message sent to `channel_id` (Go's
 /// `getCmdSubscribers`): a command channel's source channel. A temporary channel's subscribers
 /// are set on the command-named channel itself.
-pub(crate) fn source_channel(channel_id: &str, channel_type: u8) -> &str {
+pub fn source_channel(channel_id: &str, channel_type: u8) -> &str {
     if channel_type == CHANNEL_TEMP {
         return channel_id;
     }

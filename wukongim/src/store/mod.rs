@@ -16,7 +16,9 @@ mod sessions;
 mod snapshot;
 
 pub use apply::Applied;
-pub use cmd::{cmd_channel_for_send, CmdPage, CmdRecord, CHANNEL_TEMP};
+pub use cmd::{
+    cmd_channel_for_send, source_channel as cmd_source_channel, CmdPage, CmdRecord, CHANNEL_TEMP,
+};
 pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use devices::{Effect, UidAcks, QUIT_ALL_FLAGS, REASON_CONNECT_KICK};
 pub use model::*;

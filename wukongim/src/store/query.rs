@@ -110,6 +110,29 @@ impl Store {
         v.map(|g| decode("messages", g.value())).transpose()
     }
 
+    /// The message a send of `from_uid` with `client_msg_no` stored in `log` (through the
+    /// (sender, clientMsgNo) dedup record), if it was stored.
+    pub fn sent_message(
+        &self,
+        from_uid: &str,
+        client_msg_no: &str,
+        log: &str,
+    ) -> Result<Option<Message>> {
+        if client_msg_no.is_empty() {
+            return Ok(None);
+        }
+        let raw = {
+            let t = self.read()?.open_table(DEDUP)?;
+            let v = t.get((from_uid, client_msg_no))?;
+            v.map(|g| g.value().to_vec())
+        };
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let (_, seq): (i64, u64) = decode("dedup", &raw)?;
+        self.message(log, seq)
+    }
+
     /// Counters for /varz: (messages stored, channels, users with tokens).
     pub fn counts(&self) -> Result<(u64, u64, u64)> {
         let txn = self.read()?;

@@ -54,6 +54,14 @@ impl Store {
         Ok(out)
     }
 
+    /// The index of the first log entry held, if any (after a purge, the one after it).
+    pub fn log_first_index(&self) -> Result<Option<u64>> {
+        let txn = self.db().begin_read()?;
+        let t = txn.open_table(RAFT_LOG)?;
+        let first = t.first()?.map(|(k, _)| k.value());
+        Ok(first)
+    }
+
     /// The last log entry, if any.
     pub fn log_last(&self) -> Result<Option<(u64, Vec<u8>)>> {
         let txn = self.db().begin_read()?;

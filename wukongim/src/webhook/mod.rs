@@ -18,6 +18,7 @@ mod metrics;
 mod notify;
 mod post;
 mod presence;
+mod replay;
 
 pub use feed::Feed;
 pub use metrics::WebhookMetrics;
@@ -129,8 +130,20 @@ impl Webhooks {
         let poster = Arc::new(post::Poster::new(&self.config, self.metrics.clone())?);
         tracing::info!(url = %self.config.http_addr.trim(), "webhooks on");
         if let Some(feed) = &self.feed {
-            // What this node applied before it started never reached its feed.
-            feed.mark_gap(*core.cluster.applied.borrow());
+            // What this node applied before it started is read back from the log (`replay.rs`).
+            let applied = *core.cluster.applied.borrow();
+            let store = &core.cluster.store;
+            let refilled = store
+                .webhook_cursor()
+                .map_err(anyhow::Error::from)
+                .and_then(|cursor| replay::refill(store, feed, cursor, applied));
+            match refilled {
+                Ok(n) => tracing::info!(messages = n, "webhook queue refilled from the log"),
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook queue not refilled: messages applied before the start are a gap");
+                    feed.mark_gap(applied);
+                }
+            }
             tokio::spawn(notify::run(
                 notify::Loop {
                     core: core.clone(),

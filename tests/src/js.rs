@@ -78,6 +78,18 @@ impl JsClient {
         self.command(json!({ "op": "connect" }));
     }
 
+    /// The SDK's conversation sync against the HTTP API at `api` (the demo's provider and
+    /// conversion); returns the `conversations` event's list.
+    pub fn conversations(&mut self, api: &str, timeout: Duration) -> Vec<Value> {
+        let mark = self.mark();
+        self.command(json!({ "op": "conversations", "api": api }));
+        let ev = self.wait_for_since(mark, "conversations", timeout, |v| {
+            v["ev"] == "conversations" || v["ev"] == "error"
+        });
+        assert_eq!(ev["ev"], "conversations", "{ev}");
+        ev["list"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Waits (blocking the thread; call from spawn_blocking or plain tests) for an event matching
     /// `pred`, checking already-seen events first.
     pub fn wait_for(

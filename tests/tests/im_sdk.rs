@@ -125,4 +125,61 @@ async fn sdk_clients_chat_in_person_and_group_channels_and_catch_up() {
         .map(|m| m["message_seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [1, 2], "group seqs gapless from 1");
+
+    // The SDK's conversation list (the demo's provider over /conversation/sync): carol has not
+    // read the group's two messages; clearUnread empties the count.
+    let api = node.url("");
+    let g1 = |list: &[serde_json::Value]| {
+        list.iter()
+            .find(|c| c["channel"] == "g1")
+            .cloned()
+            .unwrap_or_else(|| panic!("g1 in {list:?}"))
+    };
+    let list = carol.conversations(&api, T);
+    let g = g1(&list);
+    assert_eq!(
+        (g["type"].clone(), g["unread"].clone()),
+        (json!(2), json!(2)),
+        "{g}"
+    );
+    assert_eq!(g["lastText"], "while you were away", "{g}");
+    assert_eq!(g["lastSeq"], 2, "{g}");
+    let (st, v) = post(
+        &node.url("/conversations/clearUnread"),
+        json!({"uid": "carol", "channel_id": "g1", "channel_type": 2}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let g = g1(&carol.conversations(&api, T));
+    assert_eq!(g["unread"], 0, "after clearUnread: {g}");
+    eprintln!("sdk conversations after clearUnread: {g}");
+
+    // A command message (Go: header.sync_once, content type 99) reaches the SDK's CMD listener,
+    // stays out of the conversation list and is served by /message/sync.
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"type":99,"cmd":"groupAvatarUpdate","param":{"group_no":"g1"}}"#);
+    let (st, v) = post(
+        &node.url("/message/send"),
+        json!({"header": {"sync_once": 1}, "from_uid": "", "channel_id": "g1", "channel_type": 2,
+               "payload": payload}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let cmd = carol.wait_for("the command message", T, |v| v["ev"] == "cmd");
+    assert_eq!(cmd["cmd"], "groupAvatarUpdate", "{cmd}");
+    assert_eq!(cmd["param"]["group_no"], "g1", "{cmd}");
+    let list = carol.conversations(&api, T);
+    assert!(
+        list.iter()
+            .all(|c| !c["channel"].as_str().unwrap_or("").ends_with("____cmd")),
+        "no command channel in the list: {list:?}"
+    );
+    let (st, synced) = post(
+        &node.url("/message/sync"),
+        json!({"uid": "carol", "message_seq": 0, "limit": 10}),
+    )
+    .await;
+    assert_eq!(st, 200, "{synced}");
+    assert_eq!(synced.as_array().map(Vec::len), Some(1), "{synced}");
 }

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wukongim::proto::{
     encode, ClientKeys, ConnackPacket, ConnectPacket, Decoder, HeaderFlags, Packet, ReasonCode,
-    RecvPacket, RecvackPacket, SendPacket, SessionCipher, Setting,
+    RecvPacket, RecvackPacket, SendPacket, SendackPacket, SessionCipher, Setting,
 };
 
 pub struct WkClient {
@@ -139,6 +139,40 @@ impl WkClient {
             match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return None,
+            }
+        }
+    }
+
+    /// The next RECV within `timeout`, skipping other packets; panics when none comes.
+    pub async fn next_recv(&mut self, timeout: Duration) -> RecvPacket {
+        match self
+            .next_matching(timeout, |p| matches!(p, Packet::Recv(_)))
+            .await
+        {
+            Packet::Recv(r) => r,
+            _ => unreachable!("matched a RECV"),
+        }
+    }
+
+    /// The next SENDACK within `timeout`, skipping other packets; panics when none comes.
+    pub async fn next_sendack(&mut self, timeout: Duration) -> SendackPacket {
+        match self
+            .next_matching(timeout, |p| matches!(p, Packet::Sendack(_)))
+            .await
+        {
+            Packet::Sendack(a) => a,
+            _ => unreachable!("matched a SENDACK"),
+        }
+    }
+
+    async fn next_matching(&mut self, timeout: Duration, want: fn(&Packet) -> bool) -> Packet {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(p) if want(&p) => return p,
+                Some(_) => continue,
+                None => panic!("no such packet within {timeout:?}"),
             }
         }
     }

@@ -9,7 +9,7 @@ use base64::Engine;
 use serde_json::json;
 use std::time::Duration;
 use wk_tests::{poll, post, retry, TestCluster, WkClient};
-use wukongim::proto::{Packet, ReasonCode, RecvPacket};
+use wukongim::proto::{Packet, ReasonCode};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -74,16 +74,6 @@ async fn api_send(base: &str, from: &str, to: &str, text: &str) -> i64 {
     .await;
     assert_eq!(st, 200, "{v}");
     v["data"]["message_id"].as_i64().expect("message_id")
-}
-
-async fn next_recv(c: &mut WkClient) -> RecvPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Recv(r)) => return r,
-            Some(_) => continue,
-            None => panic!("no RECV within {T:?}"),
-        }
-    }
 }
 
 fn base(c: &TestCluster, i: usize) -> String {
@@ -164,7 +154,7 @@ async fn master_token_update_on_one_node_kicks_older_connections_on_the_others()
     // after the update on every node, so a kick would have come before its RECV.
     let mut phone3 = connect(&c_addr, "finn", "t-2", 0, "phone-3").await;
     let id = api_send(&a, "gail", "finn", "after the update").await;
-    assert_eq!(next_recv(&mut phone3).await.message_id, id);
+    assert_eq!(phone3.next_recv(T).await.message_id, id);
     assert_alive(&mut phone3, "device logged in after the update").await;
 }
 
@@ -235,7 +225,7 @@ async fn an_ack_on_one_node_is_not_redelivered_by_another() {
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        got.push(next_recv(&mut gus).await);
+        got.push(gus.next_recv(T).await);
     }
     assert_eq!(got.iter().map(|r| r.message_id).collect::<Vec<_>>(), ids);
     // Node 2 holds the three for redelivery like node 1 (same size each).
@@ -261,7 +251,7 @@ async fn an_ack_on_one_node_is_not_redelivered_by_another() {
     let fresh = api_send(&a, "hal", "gus", "m4").await;
     let mut after: Vec<(i64, String)> = Vec::new();
     loop {
-        let r = next_recv(&mut gus).await;
+        let r = gus.next_recv(T).await;
         after.push((r.message_id, gus.recv_text(&r)));
         if r.message_id == fresh {
             break;

@@ -5,29 +5,9 @@
 use serde_json::json;
 use std::time::Duration;
 use wk_tests::{post, post_with, Node, NodeOptions, WkClient};
-use wukongim::proto::{Packet, ReasonCode, RecvPacket, SendackPacket};
+use wukongim::proto::{Packet, ReasonCode};
 
 const T: Duration = Duration::from_secs(10);
-
-async fn next_sendack(c: &mut WkClient) -> SendackPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Sendack(a)) => return a,
-            Some(_) => continue,
-            None => panic!("no SENDACK"),
-        }
-    }
-}
-
-async fn next_recv(c: &mut WkClient) -> RecvPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Recv(r)) => return r,
-            Some(_) => continue,
-            None => panic!("no RECV"),
-        }
-    }
-}
 
 #[tokio::test]
 async fn every_protocol_version_sends_and_receives() {
@@ -44,13 +24,13 @@ async fn every_protocol_version_sends_and_receives() {
         assert_eq!(r, ReasonCode::Success);
         for i in 1..=3u64 {
             let seq = ca.send_text(&b, 1, &format!("m{i}")).await;
-            let ack = next_sendack(&mut ca).await;
+            let ack = ca.next_sendack(T).await;
             assert_eq!(
                 (ack.client_seq, ack.reason_code, ack.message_seq),
                 (seq, ReasonCode::Success, i),
                 "v{version}"
             );
-            let r = next_recv(&mut cb).await;
+            let r = cb.next_recv(T).await;
             assert_eq!(
                 (r.from_uid.as_str(), r.channel_id.as_str(), r.message_seq),
                 (a.as_str(), a.as_str(), i)
@@ -80,9 +60,9 @@ async fn group_messages_reach_every_online_member_and_non_members_are_refused() 
     let (mut u3, _) = WkClient::connect(&addr, "u3", "", 5).await;
     let (mut outsider, _) = WkClient::connect(&addr, "mallory", "", 5).await;
     u1.send_text("team", 2, "standup").await;
-    assert_eq!(next_sendack(&mut u1).await.reason_code, ReasonCode::Success);
+    assert_eq!(u1.next_sendack(T).await.reason_code, ReasonCode::Success);
     for c in [&mut u2, &mut u3] {
-        let r = next_recv(c).await;
+        let r = c.next_recv(T).await;
         assert_eq!(
             (r.channel_id.as_str(), r.channel_type, r.message_seq),
             ("team", 2, 1)
@@ -91,13 +71,13 @@ async fn group_messages_reach_every_online_member_and_non_members_are_refused() 
     }
     outsider.send_text("team", 2, "let me in").await;
     assert_eq!(
-        next_sendack(&mut outsider).await.reason_code,
+        outsider.next_sendack(T).await.reason_code,
         ReasonCode::SubscriberNotExist
     );
     // Go (permission.go): a group never created has no subscribers.
     outsider.send_text("nosuchgroup", 2, "hello?").await;
     assert_eq!(
-        next_sendack(&mut outsider).await.reason_code,
+        outsider.next_sendack(T).await.reason_code,
         ReasonCode::SubscriberNotExist
     );
     // Removing a subscriber stops delivery to them.
@@ -109,7 +89,7 @@ async fn group_messages_reach_every_online_member_and_non_members_are_refused() 
     assert_eq!(st, 200);
     u3.send_text("team", 2, "still here?").await;
     assert_eq!(
-        next_sendack(&mut u3).await.reason_code,
+        u3.next_sendack(T).await.reason_code,
         ReasonCode::SubscriberNotExist
     );
 }
@@ -121,14 +101,14 @@ async fn wrong_msg_key_gets_payload_decode_error_and_is_not_stored() {
     let mut p = c.text_packet("frank", 1, "tampered", "no-1");
     p.msg_key = "0".repeat(32);
     c.write(&Packet::Send(p)).await;
-    let ack = next_sendack(&mut c).await;
+    let ack = c.next_sendack(T).await;
     assert_eq!(ack.reason_code, ReasonCode::PayloadDecodeError);
     let mut p = c.text_packet("frank", 1, "garbage", "no-2");
     p.payload = b"not base64 at all".to_vec().into();
     p.msg_key = c.cipher.as_ref().unwrap().send_msg_key(&p);
     c.write(&Packet::Send(p)).await;
     assert_eq!(
-        next_sendack(&mut c).await.reason_code,
+        c.next_sendack(T).await.reason_code,
         ReasonCode::PayloadDecodeError
     );
     let (_, sync) = post(
@@ -139,7 +119,7 @@ async fn wrong_msg_key_gets_payload_decode_error_and_is_not_stored() {
     assert_eq!(sync["messages"], json!([]), "nothing stored");
     // The connection still works.
     c.send_text("frank", 1, "fine").await;
-    assert_eq!(next_sendack(&mut c).await.reason_code, ReasonCode::Success);
+    assert_eq!(c.next_sendack(T).await.reason_code, ReasonCode::Success);
 }
 
 #[tokio::test]
@@ -148,9 +128,9 @@ async fn resending_the_same_client_msg_no_is_stored_once() {
     let (mut c, _) = WkClient::connect(&node.tcp_addr(), "gina", "", 5).await;
     let p = c.text_packet("hank", 1, "once", "dup-no");
     c.write(&Packet::Send(p.clone())).await;
-    let first = next_sendack(&mut c).await;
+    let first = c.next_sendack(T).await;
     c.write(&Packet::Send(p)).await;
-    let second = next_sendack(&mut c).await;
+    let second = c.next_sendack(T).await;
     assert_eq!(first.reason_code, ReasonCode::Success);
     assert_eq!(
         (second.message_id, second.message_seq),
@@ -217,11 +197,11 @@ async fn token_auth_and_device_rules() {
     let (mut w2, _) = WkClient::connect_device(&addr, "jay", "t-jay", 5, 1, "tab-2").await;
     second.send_text("jay", 1, "to both tabs").await;
     assert_eq!(
-        next_sendack(&mut second).await.reason_code,
+        second.next_sendack(T).await.reason_code,
         ReasonCode::Success
     );
     for w in [&mut w1, &mut w2] {
-        let r = next_recv(w).await;
+        let r = w.next_recv(T).await;
         assert_eq!(w.recv_text(&r), "to both tabs");
     }
     // A reconnect with the same device id replaces its predecessor.

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{get, poll, post, Node, NodeOptions, TestCluster, WkClient};
-use wukongim::proto::{Packet, ReasonCode, RecvPacket};
+use wukongim::proto::{Packet, ReasonCode};
 
 const PAYLOAD: &str = "eyJ0eXBlIjoxLCJjb250ZW50IjoieCJ9";
 const T: Duration = Duration::from_secs(15);
@@ -44,16 +44,6 @@ async fn send(c: &mut WkClient, channel: &str, ty: u8) -> ReasonCode {
             Some(Packet::Sendack(a)) if a.client_seq == seq => return a.reason_code,
             Some(_) => continue,
             None => panic!("no SENDACK"),
-        }
-    }
-}
-
-async fn next_recv(c: &mut WkClient) -> RecvPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Recv(r)) => return r,
-            Some(_) => continue,
-            None => panic!("no RECV"),
         }
     }
 }
@@ -315,7 +305,7 @@ async fn subscriber_remove_all_tmp_subscribers_and_groups_never_created() {
     )
     .await;
     api_send(&node, "", "t1", 8).await;
-    let r = next_recv(&mut x).await;
+    let r = x.next_recv(T).await;
     assert_eq!((r.channel_id.as_str(), r.channel_type), ("t1", 8));
     refused(
         &node,

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{poll, post, Node, NodeOptions, TestCluster, WkClient};
-use wukongim::proto::{Packet, RecvPacket};
+use wukongim::proto::Packet;
 
 const PAYLOAD: &str = "eyJ0eXBlIjoxLCJjb250ZW50IjoieCJ9";
 const T: Duration = Duration::from_secs(15);
@@ -82,16 +82,6 @@ async fn group(node: &Node, id: &str, members: &[&str]) {
     assert_eq!(st, 200, "{v}");
 }
 
-async fn next_recv(c: &mut WkClient) -> RecvPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Recv(r)) => return r,
-            Some(_) => continue,
-            None => panic!("no RECV"),
-        }
-    }
-}
-
 /// send + sendMessageToChannel: an HTTP sync_once message to a group or a person is stored in
 /// the command channel (own seqs: the group's chat keeps its own), delivered live with the
 /// channel the sender addressed; sync returns it as MessageResp with the `____cmd` id to every
@@ -103,7 +93,7 @@ async fn sync_once_sends_are_served_by_message_sync_until_acknowledged() {
     group(&node, "g1", &["ann", "ben"]).await;
     let (mut ben, _) = WkClient::connect(&node.tcp_addr(), "ben", "", 4).await;
     send(&node, "ann", "g1", 2, false).await;
-    let chat = next_recv(&mut ben).await;
+    let chat = ben.next_recv(T).await;
     assert_eq!((chat.channel_id.as_str(), chat.message_seq), ("g1", 1));
 
     let sent = send(&node, "bot", "g1", 2, true).await;
@@ -111,14 +101,14 @@ async fn sync_once_sends_are_served_by_message_sync_until_acknowledged() {
         sent["message_seq"], 1,
         "the command channel has its own seqs: {sent}"
     );
-    let r = next_recv(&mut ben).await;
+    let r = ben.next_recv(T).await;
     assert_eq!(
         (r.channel_id.as_str(), r.channel_type, r.message_seq),
         ("g1", 2, 1)
     );
     assert!(r.flags.sync_once, "{r:?}");
     send(&node, "bot", "ben", 1, true).await;
-    let r = next_recv(&mut ben).await;
+    let r = ben.next_recv(T).await;
     assert_eq!((r.channel_id.as_str(), r.channel_type), ("bot", 1));
     assert!(r.flags.sync_once, "{r:?}");
 
@@ -223,7 +213,7 @@ async fn a_client_send_with_the_sync_once_flag_stays_in_its_channel() {
     let mut p = eve.text_packet("fin", 1, "cmd", "c1");
     p.flags.sync_once = true;
     eve.write(&Packet::Send(p)).await;
-    let r = next_recv(&mut fin).await;
+    let r = fin.next_recv(T).await;
     assert!(r.flags.sync_once, "{r:?}");
     assert_eq!((r.channel_id.as_str(), r.message_seq), ("eve", 1));
     assert_eq!(fin.recv_text(&r), "cmd");
@@ -291,7 +281,7 @@ async fn a_master_device_recvack_marks_the_command_message_read() {
     let (mut jo, _) = WkClient::connect(&node.tcp_addr(), "jo", "jo-t", 4).await;
     send(&node, "bot", "g2", 2, true).await;
     for c in [&mut ivy, &mut jo] {
-        let r = next_recv(c).await;
+        let r = c.next_recv(T).await;
         assert!(r.flags.sync_once, "{r:?}");
         c.ack(&r).await;
     }

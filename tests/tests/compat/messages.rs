@@ -7,7 +7,6 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{get, post, Node, NodeOptions, WkClient};
-use wukongim::proto::{Packet, RecvPacket};
 
 const PAYLOAD: &str = "eyJ0eXBlIjoxLCJjb250ZW50IjoieCJ9";
 const T: Duration = Duration::from_secs(15);
@@ -30,16 +29,6 @@ fn assert_client_error(st: u16, v: &Value, what: &str) {
         v["msg"].as_str().is_some_and(|m| !m.is_empty()),
         "{what}: {v}"
     );
-}
-
-async fn next_recv(c: &mut WkClient) -> RecvPacket {
-    loop {
-        match c.next(T).await {
-            Some(Packet::Recv(r)) => return r,
-            Some(_) => continue,
-            None => panic!("no RECV"),
-        }
-    }
 }
 
 /// GET `path?q` on `node`.
@@ -233,7 +222,7 @@ async fn sendbatch_messages_each_subscriber() {
     )
     .await;
     assert_eq!((st, v), (200, json!({"fail_uids": [], "reason": []})));
-    let r = next_recv(&mut cara).await;
+    let r = cara.next_recv(T).await;
     assert_eq!(
         (r.from_uid.as_str(), r.channel_id.as_str(), r.channel_type),
         ("bot", "bot", 1)
@@ -302,7 +291,7 @@ async fn send_with_subscribers_reaches_exactly_them() {
     assert_eq!((st, v), (200, json!({"status": 200})));
     let mut cmd_channel = String::new();
     for c in [&mut fay, &mut gus] {
-        let r = next_recv(c).await;
+        let r = c.next_recv(T).await;
         cmd_channel = r.channel_id.clone();
         assert_eq!(r.channel_type, 8, "{r:?}");
         assert!(r.channel_id.ends_with("____cmd"), "{r:?}");
@@ -326,7 +315,7 @@ async fn send_with_subscribers_reaches_exactly_them() {
     assert_eq!((st, convs), (200, json!([])));
     // hal was not listed: the first thing hal receives is the message sent to hal afterwards.
     send(&node, "bot", "hal", 1, "after").await;
-    let r = next_recv(&mut hal).await;
+    let r = hal.next_recv(T).await;
     assert_eq!(
         (r.client_msg_no.as_str(), r.channel_type),
         ("after", 1),

@@ -6,6 +6,7 @@
 //! `internal/user/handler/event_connect.go` (a banned user's CONNECT), seen by real clients.
 //! The last test runs a 3-node cluster: a list changed through one node holds on another.
 
+use super::group;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{get, poll, post, Node, NodeOptions, TestCluster, WkClient};
@@ -65,15 +66,6 @@ async fn max_seq(node: &Node, channel: &str) -> u64 {
     )))
     .await;
     v["message_seq"].as_u64().unwrap()
-}
-
-async fn group(node: &Node, id: &str, members: &[&str]) {
-    ok(
-        node,
-        "/channel",
-        json!({"channel_id": id, "channel_type": 2, "subscribers": members}),
-    )
-    .await;
 }
 
 fn list_body(id: &str, ty: u8, uids: &[&str]) -> Value {

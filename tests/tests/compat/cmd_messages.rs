@@ -5,6 +5,7 @@
 //! `internal/api/conversation.go` (`syncUserConversation` never lists command channels) and
 //! `internal/user/handler/event_onsend.go` (`handleOnSend`: a client SEND is never converted).
 
+use super::group;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{poll, post, Node, NodeOptions, TestCluster, WkClient};
@@ -71,15 +72,6 @@ fn ids(list: &[Value]) -> Vec<(String, u64)> {
             )
         })
         .collect()
-}
-
-async fn group(node: &Node, id: &str, members: &[&str]) {
-    let (st, v) = post(
-        &node.url("/channel"),
-        json!({"channel_id": id, "channel_type": 2, "subscribers": members}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
 }
 
 /// send + sendMessageToChannel: an HTTP sync_once message to a group or a person is stored in

@@ -4,6 +4,7 @@
 //! `pkg/wkhttp/http.go` (ResponseError: HTTP 400 `{"msg","status":400}`; ResponseStatus(404):
 //! HTTP 200 `{"status":404}`).
 
+use super::group;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wk_tests::{get, post, Node, NodeOptions, WkClient};
@@ -34,15 +35,6 @@ fn assert_client_error(st: u16, v: &Value, what: &str) {
 /// GET `path?q` on `node`.
 async fn query(node: &Node, path: &str, q: &str) -> (u16, Value) {
     get(&node.url(&format!("{path}?{q}"))).await
-}
-
-async fn group(node: &Node, id: &str, members: &[&str]) {
-    let (st, v) = post(
-        &node.url("/channel"),
-        json!({"channel_id": id, "channel_type": 2, "subscribers": members}),
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
 }
 
 /// getChannelMaxMessageSeq and getChannelLastMessage: the highest seq (0 for a channel without

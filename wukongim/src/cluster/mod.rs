@@ -170,15 +170,19 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Address of a member: from the current membership, else from `initNodes`.
-    pub fn addr_of(&self, id: u64) -> Option<String> {
-        let m = self
-            .raft
+    /// The membership in force (as this node's Raft reports it).
+    fn membership(&self) -> std::sync::Arc<types::StoredMembership> {
+        self.raft
             .metrics()
             .borrow_watched()
             .membership_config
-            .clone();
-        m.membership()
+            .clone()
+    }
+
+    /// Address of a member: from the current membership, else from `initNodes`.
+    pub fn addr_of(&self, id: u64) -> Option<String> {
+        self.membership()
+            .membership()
             .get_node(&id)
             .map(|n| n.addr.clone())
             .or_else(|| self.init_members.get(&id).cloned())
@@ -186,13 +190,8 @@ impl Cluster {
 
     /// The other members of the current membership (voters and learners): id and address.
     pub fn peers(&self) -> Vec<(u64, String)> {
-        let m = self
-            .raft
-            .metrics()
-            .borrow_watched()
-            .membership_config
-            .clone();
-        m.membership()
+        self.membership()
+            .membership()
             .nodes()
             .filter(|(id, _)| **id != self.node_id)
             .map(|(id, n)| (*id, n.addr.clone()))

@@ -229,3 +229,76 @@ async fn conversation_sync_recents_are_bounded_in_bytes() {
         );
     }
 }
+
+/// `managerTokenFile` is re-read on SIGHUP: the new token is in force and the old one refused,
+/// without a restart; a replacement that is empty or readable by others is logged and the
+/// token in force stays (a bad edit never opens the API).
+#[tokio::test]
+async fn manager_token_file_is_reread_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("manager-token");
+    wk_testkit::write_secret(&file, "first\n").unwrap();
+    let node = Node::start(NodeOptions {
+        extra_yaml: format!("managerTokenFile: {}\n", file.display()),
+        ..Default::default()
+    })
+    .await;
+    let status = |token: &'static str| {
+        let url = node.url("/route");
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("token", token)
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    let hup = || {
+        let pid = node.pid().expect("node running").to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP {pid}");
+    };
+    assert_eq!((status("first").await, status("second").await), (200, 401));
+
+    wk_testkit::write_secret(&file, "second\n").unwrap();
+    assert_eq!(
+        status("first").await,
+        200,
+        "a replaced file acts only on SIGHUP"
+    );
+    hup();
+    wk_tests::poll(
+        std::time::Duration::from_secs(10),
+        "the new token",
+        || async { (status("second").await == 200).then_some(()) },
+    )
+    .await;
+    assert_eq!(status("first").await, 401, "the old token is refused");
+
+    for (contents, mode, logged) in [("", 0o600, "empty"), ("third\n", 0o644, "mode 0644")] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&file, contents).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        hup();
+        let log = node.log_path();
+        wk_tests::poll(std::time::Duration::from_secs(10), logged, || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            async move { text.contains(logged).then_some(()) }
+        })
+        .await;
+        assert_eq!(
+            status("second").await,
+            200,
+            "token in force after a bad {logged} file"
+        );
+        assert_eq!(status("third").await, 401);
+        let (st, _) = get(&node.url("/route")).await;
+        assert_eq!(st, 401, "the API stays closed after a bad {logged} file");
+    }
+}

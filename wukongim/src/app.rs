@@ -14,7 +14,8 @@ pub struct App {
     pub node_id: u64,
     pub store: Store,
     pub core: Core,
-    pub manager_token: Option<String>,
+    /// The manager token in force (re-read from `managerTokenFile` on SIGHUP).
+    pub manager_token: std::sync::Arc<crate::manager_token::ManagerToken>,
     pub traffic: Traffic,
     pub metrics: NodeMetrics,
     pub started: Instant,

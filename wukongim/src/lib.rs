@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod gateway;
 pub mod lifecycle;
 pub mod logging;
+pub mod manager_token;
 pub mod memguard;
 pub mod metrics;
 pub mod proto;

@@ -59,6 +59,10 @@ impl Node {
         let manager_token = config
             .resolve_manager_token()
             .context("reading the manager token")?;
+        let manager_token = Arc::new(crate::manager_token::ManagerToken::new(
+            manager_token,
+            config.manager_token_file.clone(),
+        ));
         let root = config.root_dir.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&root))
             .await?
@@ -152,6 +156,11 @@ impl Node {
         tasks.push(tokio::spawn(crate::lifecycle::notify_ready(app.clone())));
         tasks.push(tokio::spawn(crate::lifecycle::watchdog(app.clone())));
         tasks.push(tokio::spawn(crate::logging::reopen_on_sighup()));
+        tasks.push(tokio::spawn(
+            app.manager_token
+                .clone()
+                .reload_on_sighup(app.shutdown.clone()),
+        ));
         tasks.push(tokio::spawn(app.memory.clone().run(app.shutdown.clone())));
         Ok(Node { app, tasks })
     }

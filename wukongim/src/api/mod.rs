@@ -103,11 +103,10 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if let Some(expected) = &app.manager_token {
+    if app.manager_token.get().is_some() {
         let exempt = req.uri().path() == "/health";
         let given = req.headers().get("token").and_then(|v| v.to_str().ok());
-        let matches =
-            given.is_some_and(|g| crate::secret::ct_eq(g.as_bytes(), expected.as_bytes()));
+        let matches = given.is_some_and(|g| app.manager_token.matches(g));
         if !exempt && !matches {
             return ApiError::Unauthorized.into_response();
         }

@@ -113,10 +113,7 @@ async fn authenticate(app: &App, c: &ConnectPacket) -> (ReasonCode, u8) {
         return (ReasonCode::ClientKeyIsEmpty, 0);
     }
     if c.uid == MANAGER_UID {
-        let ok = app
-            .manager_token
-            .as_deref()
-            .is_some_and(|t| crate::secret::ct_eq(t.as_bytes(), c.token.as_bytes()));
+        let ok = app.manager_token.matches(&c.token);
         return (
             if ok {
                 ReasonCode::Success

@@ -228,6 +228,9 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(output("stdout.log"))
             .stderr(output("stderr.log"));
+        // Debug servers check their incrementally kept data version against a full walk after
+        // each apply while the store is small (store/digest.rs); a test's env may override it.
+        cmd.env("WUKONGIM_CHECK_DATA_VERSION", "3000");
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }

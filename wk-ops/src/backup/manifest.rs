@@ -6,8 +6,11 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The manifest format this wk-ops writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The manifest format this wk-ops writes and reads. Format 2: `data_version` is the server's
+/// incrementally kept data version (a 128-bit multiset hash, 32 hex digits); format 1 archives
+/// carried the older whole-store SHA-256, which today's servers no longer report, so their
+/// restores could not be checked and they are refused by name.
+pub const FORMAT_VERSION: u32 = 2;
 /// Name of the manifest member.
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the snapshot member (the server's own file format, opaque to wk-ops).
@@ -95,7 +98,13 @@ pub enum ManifestError {
     #[error("manifest.json is not a valid manifest: {0}")]
     Parse(String),
     #[error(
-        "manifest.json has format version {found}; this wk-ops reads format version {FORMAT_VERSION}"
+        "manifest.json has format version {found}; this wk-ops reads format version {FORMAT_VERSION}{}",
+        if *found == 1 {
+            " (a format-1 archive names a data version servers no longer report: restore its \
+             snapshot.bin with `wukongim restore --snapshot` on each node)"
+        } else {
+            ""
+        }
     )]
     FormatVersion { found: u32 },
     #[error("manifest.json: {field} {reason}")]
@@ -243,10 +252,14 @@ mod tests {
     #[test]
     fn newer_format_is_named() {
         let mut v: serde_json::Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
-        v["format_version"] = 2.into();
+        v["format_version"] = 3.into();
         v["something_new"] = 1.into();
         let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
-        assert_eq!(e, ManifestError::FormatVersion { found: 2 });
+        assert_eq!(e, ManifestError::FormatVersion { found: 3 });
+        v["format_version"] = 1.into();
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e, ManifestError::FormatVersion { found: 1 });
+        assert!(e.to_string().contains("wukongim restore --snapshot"), "{e}");
     }
 
     #[test]

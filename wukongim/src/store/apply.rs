@@ -3,7 +3,7 @@
 
 use super::channels::load as load_channel;
 use super::*;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 /// What applying a batch produced: whether it was applied, one outcome per command (fresh or
 /// stored), plus the messages to deliver (none unless applied now).
@@ -17,7 +17,7 @@ pub struct Applied {
 }
 
 /// Applies `batch` inside `txn` if its proposer session admits it (see [`super::sessions`]).
-pub fn apply_in(txn: &WriteTransaction, batch: &Batch) -> Result<Applied> {
+pub fn apply_in(txn: &Tx, batch: &Batch) -> Result<Applied> {
     let (verdict, kept) = sessions::admit(txn, &batch.tag)?;
     if verdict != Verdict::Applied {
         return Ok(Applied {
@@ -46,21 +46,21 @@ fn rejected(reason: u8, message: impl Into<String>) -> Outcome {
     }
 }
 
-fn next_counter(txn: &WriteTransaction, name: &str) -> Result<u64> {
+fn next_counter(txn: &Tx, name: &str) -> Result<u64> {
     let mut meta = txn.open_table(META)?;
     let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
     meta.insert(name, next)?;
     Ok(next)
 }
 
-fn save_channel(txn: &WriteTransaction, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
+fn save_channel(txn: &Tx, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
     txn.open_table(CHANNELS)?
         .insert((ty, id), to_bytes(info).as_slice())?;
     Ok(())
 }
 
 fn apply_one(
-    txn: &WriteTransaction,
+    txn: &Tx,
     cmd: &Command,
     deliveries: &mut Vec<Delivery>,
     effects: &mut Vec<Effect>,
@@ -261,11 +261,7 @@ fn merge_subscribers(list: &mut Vec<String>, add: &[String]) {
     }
 }
 
-fn apply_send(
-    txn: &WriteTransaction,
-    s: &SendCmd,
-    deliveries: &mut Vec<Delivery>,
-) -> Result<Outcome> {
+fn apply_send(txn: &Tx, s: &SendCmd, deliveries: &mut Vec<Delivery>) -> Result<Outcome> {
     if s.channel_id.is_empty() {
         return Ok(rejected(16, "channel_id is empty"));
     }

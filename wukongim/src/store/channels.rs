@@ -4,7 +4,7 @@
 //! system-uid routes make (Go: `pkg/wkdb/denylist.go`, `allowlist.go`, `systemuid.go`).
 
 use super::*;
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use serde::Deserialize;
 
 /// A `CHANNELS` value as written before `send_ban` and `allow_stranger` were added.
@@ -17,7 +17,7 @@ struct ChannelInfoV1 {
 }
 
 /// `LISTS` opened for writing.
-type ListTable<'t> = redb::Table<'t, (u8, u8, &'static str, &'static str), ()>;
+type ListTable<'t> = super::digest::Tracked<'t, (u8, u8, &'static str, &'static str), ()>;
 
 /// Decodes a `CHANNELS` value of the current layout or the one before it.
 pub(crate) fn decode_channel(raw: &[u8]) -> Result<ChannelInfo> {
@@ -35,7 +35,7 @@ pub(crate) fn decode_channel(raw: &[u8]) -> Result<ChannelInfo> {
 }
 
 /// A channel's record, read inside the apply transaction.
-pub(crate) fn load(txn: &WriteTransaction, ty: u8, id: &str) -> Result<Option<ChannelInfo>> {
+pub(crate) fn load(txn: &Tx, ty: u8, id: &str) -> Result<Option<ChannelInfo>> {
     let t = txn.open_table(CHANNELS)?;
     let v = t.get((ty, id))?;
     v.map(|g| decode_channel(g.value())).transpose()
@@ -60,7 +60,7 @@ fn list_key(list: UidList, channel_type: u8, channel_id: &str) -> (u8, u8, &str)
 
 /// Applies one list edit inside the apply transaction. Empty uids are ignored.
 pub(crate) fn edit(
-    txn: &WriteTransaction,
+    txn: &Tx,
     list: UidList,
     channel_type: u8,
     channel_id: &str,
@@ -97,7 +97,7 @@ pub(crate) fn edit(
 /// Go (channel.go `blacklistAdd`, `blacklistSet`): a blacklisted user's conversation with the
 /// channel is deleted (live channels, type 9, keep none). Ours is hidden up to its last message,
 /// as POST /conversations/delete does; users without one get none.
-fn hide_conversations(txn: &WriteTransaction, ty: u8, id: &str, uids: &[String]) -> Result<()> {
+fn hide_conversations(txn: &Tx, ty: u8, id: &str, uids: &[String]) -> Result<()> {
     const CHANNEL_LIVE: u8 = 9;
     if ty == CHANNEL_LIVE {
         return Ok(());
@@ -116,7 +116,7 @@ fn hide_conversations(txn: &WriteTransaction, ty: u8, id: &str, uids: &[String])
 }
 
 fn clear(t: &mut ListTable, tag: u8, ty: u8, id: &str) -> Result<()> {
-    let uids = members_of(&*t, tag, ty, id)?;
+    let uids = members_of(&**t, tag, ty, id)?;
     for uid in &uids {
         t.remove((tag, ty, id, uid.as_str()))?;
     }
@@ -144,7 +144,7 @@ fn members_of(
 
 /// Whether `uid` is on the list (read inside the apply transaction).
 pub(crate) fn contains(
-    txn: &WriteTransaction,
+    txn: &Tx,
     list: UidList,
     channel_type: u8,
     channel_id: &str,
@@ -156,7 +156,7 @@ pub(crate) fn contains(
 
 /// Whether the list has any uid (read inside the apply transaction).
 pub(crate) fn is_empty(
-    txn: &WriteTransaction,
+    txn: &Tx,
     list: UidList,
     channel_type: u8,
     channel_id: &str,
@@ -174,7 +174,7 @@ pub(crate) fn is_empty(
 }
 
 /// A system uid: Go's built-in `____system` or one added through /user/systemuids_add.
-pub(crate) fn is_system(txn: &WriteTransaction, uid: &str) -> Result<bool> {
+pub(crate) fn is_system(txn: &Tx, uid: &str) -> Result<bool> {
     Ok(uid == SYSTEM_UID || contains(txn, UidList::System, 0, "", uid)?)
 }
 

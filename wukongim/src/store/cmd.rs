@@ -9,7 +9,7 @@
 //! serving the user; here it is replicated, so `/message/syncack` on any node applies it).
 
 use super::*;
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 /// Go's `ChannelTypeTemp`: the channel a `subscribers` send goes through.
@@ -144,9 +144,9 @@ fn records_of(
 }
 
 /// [`Command::CmdSyncRecord`]: `records` replace what `uid`'s previous sync recorded.
-pub(crate) fn record(txn: &WriteTransaction, uid: &str, records: &[CmdRecord]) -> Result<()> {
+pub(crate) fn record(txn: &Tx, uid: &str, records: &[CmdRecord]) -> Result<()> {
     let mut t = txn.open_table(CMD_SYNC)?;
-    for (key, _) in records_of(&t, uid)? {
+    for (key, _) in records_of(&*t, uid)? {
         t.remove((uid, key.as_str()))?;
     }
     for r in records {
@@ -159,8 +159,8 @@ pub(crate) fn record(txn: &WriteTransaction, uid: &str, records: &[CmdRecord]) -
 /// [`Command::CmdSyncAck`] (Go's `syncack`): each recorded command conversation of `uid` is
 /// read up to its recorded seq (never backwards; a missing conversation is skipped), and the
 /// record is cleared.
-pub(crate) fn ack(txn: &WriteTransaction, uid: &str) -> Result<()> {
-    let recorded = records_of(&txn.open_table(CMD_SYNC)?, uid)?;
+pub(crate) fn ack(txn: &Tx, uid: &str) -> Result<()> {
+    let recorded = records_of(&*txn.open_table(CMD_SYNC)?, uid)?;
     for (key, seq) in &recorded {
         conversation::read_to(txn, uid, key, *seq)?;
     }

@@ -5,7 +5,7 @@
 //! write sides (a stored message, the read/delete commands) and the sync query live here.
 
 use super::*;
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -55,7 +55,7 @@ fn load(t: &Table<(&str, &str), &[u8]>, uid: &str, key: &str) -> Result<Option<C
     raw.map(|r| decode_conversation(&r)).transpose()
 }
 
-fn save(txn: &WriteTransaction, uid: &str, mut c: Conversation) -> Result<()> {
+fn save(txn: &Tx, uid: &str, mut c: Conversation) -> Result<()> {
     c.unread = c.unread_count().min(u32::MAX as u64) as u32;
     let key = conv_key(&c.channel_id, c.channel_type);
     txn.open_table(CONVS)?
@@ -64,15 +64,11 @@ fn save(txn: &WriteTransaction, uid: &str, mut c: Conversation) -> Result<()> {
 }
 
 /// A stored message moves every recipient's conversation forward; the sender has read it.
-pub(crate) fn on_message(
-    txn: &WriteTransaction,
-    msg: &Message,
-    recipients: &[String],
-) -> Result<()> {
+pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Result<()> {
     for uid in recipients.iter().filter(|u| *u != SYSTEM_UID) {
         let channel_id = msg.channel_for(uid);
         let key = conv_key(&channel_id, msg.channel_type);
-        let existing = load(&txn.open_table(CONVS)?, uid, &key)?;
+        let existing = load(&*txn.open_table(CONVS)?, uid, &key)?;
         let mut c = existing.unwrap_or_else(|| Conversation {
             channel_id,
             channel_type: msg.channel_type,
@@ -91,14 +87,9 @@ pub(crate) fn on_message(
 }
 
 /// The conversation of `uid` with a channel, created from the channel's log when missing.
-fn load_or_new(
-    txn: &WriteTransaction,
-    uid: &str,
-    channel_id: &str,
-    ty: u8,
-) -> Result<Conversation> {
+fn load_or_new(txn: &Tx, uid: &str, channel_id: &str, ty: u8) -> Result<Conversation> {
     let key = conv_key(channel_id, ty);
-    if let Some(c) = load(&txn.open_table(CONVS)?, uid, &key)? {
+    if let Some(c) = load(&*txn.open_table(CONVS)?, uid, &key)? {
         return Ok(c);
     }
     let log = log_key(uid, channel_id, ty);
@@ -131,13 +122,7 @@ fn load_or_new(
 /// POST /conversations/setUnread (and clearUnread = unread 0): the read position becomes
 /// `last − unread` (`last − 1` when unread exceeds the log), creating the conversation if
 /// missing; like Go, a read position never moves backwards.
-pub(crate) fn set_unread(
-    txn: &WriteTransaction,
-    uid: &str,
-    channel_id: &str,
-    ty: u8,
-    unread: u32,
-) -> Result<()> {
+pub(crate) fn set_unread(txn: &Tx, uid: &str, channel_id: &str, ty: u8, unread: u32) -> Result<()> {
     let mut c = load_or_new(txn, uid, channel_id, ty)?;
     let last = c.last_msg_seq;
     let unread = unread as u64;
@@ -155,8 +140,8 @@ pub(crate) fn set_unread(
 
 /// The conversation `key` of `uid` is read up to `seq` (Go's `syncack` and `recvack` of a
 /// sync_once message): never backwards, and a conversation that does not exist stays absent.
-pub(crate) fn read_to(txn: &WriteTransaction, uid: &str, key: &str, seq: u64) -> Result<()> {
-    let Some(mut c) = load(&txn.open_table(CONVS)?, uid, key)? else {
+pub(crate) fn read_to(txn: &Tx, uid: &str, key: &str, seq: u64) -> Result<()> {
+    let Some(mut c) = load(&*txn.open_table(CONVS)?, uid, key)? else {
         return Ok(());
     };
     if seq > c.readed_to_msg_seq {
@@ -168,7 +153,7 @@ pub(crate) fn read_to(txn: &WriteTransaction, uid: &str, key: &str, seq: u64) ->
 
 /// POST /conversations/delete: the conversation hides everything up to the channel's current
 /// last message and comes back with the next one.
-pub(crate) fn delete(txn: &WriteTransaction, uid: &str, channel_id: &str, ty: u8) -> Result<()> {
+pub(crate) fn delete(txn: &Tx, uid: &str, channel_id: &str, ty: u8) -> Result<()> {
     let mut c = load_or_new(txn, uid, channel_id, ty)?;
     c.deleted_at_msg_seq = c.last_msg_seq;
     save(txn, uid, c)

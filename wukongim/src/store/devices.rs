@@ -5,7 +5,7 @@
 //! messages of every node, in log order with the messages themselves.
 
 use super::*;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// Go's device flags that `device_flag: -1` of `/user/device_quit` means (APP, WEB, PC).
@@ -53,7 +53,7 @@ pub enum Effect {
 
 /// Stores the token of `uid` and `device_flag`.
 pub(super) fn save_token(
-    txn: &WriteTransaction,
+    txn: &Tx,
     uid: &str,
     device_flag: u8,
     device_level: u8,
@@ -63,15 +63,20 @@ pub(super) fn save_token(
         token: token.to_string(),
         device_level,
     };
-    txn.open_table(TOKENS)?
-        .insert((uid, device_flag), to_bytes(&rec).as_slice())?;
+    let mut t = txn.open_table(TOKENS)?;
+    // The data version counts users holding a token: count this uid on its first token.
+    let first = t.range((uid, 0u8)..=(uid, u8::MAX))?.next().is_none();
+    t.insert((uid, device_flag), to_bytes(&rec).as_slice())?;
+    if first {
+        txn.user_added();
+    }
     Ok(())
 }
 
 /// [`Command::TokenUpdate`]: stores the token; a master device kicks the older connections of
 /// that uid and device flag, as Go's `updateToken` does.
 pub(super) fn token_update(
-    txn: &WriteTransaction,
+    txn: &Tx,
     uid: &str,
     device_flag: u8,
     device_level: u8,
@@ -97,7 +102,7 @@ pub(super) fn token_update(
 /// connections (DISCONNECT `ConnectKick`, no text). A flag without a registered device is left
 /// alone, connections included, as in Go.
 pub(super) fn device_quit(
-    txn: &WriteTransaction,
+    txn: &Tx,
     uid: &str,
     device_flags: &[u8],
     at_ms: i64,

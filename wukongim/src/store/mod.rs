@@ -7,6 +7,7 @@ mod channels;
 mod cmd;
 mod conversation;
 mod devices;
+mod digest;
 mod lookup;
 mod model;
 pub mod perms;
@@ -21,12 +22,14 @@ pub use cmd::{
 };
 pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use devices::{Effect, UidAcks, QUIT_ALL_FLAGS, REASON_CONNECT_KICK};
+pub(crate) use digest::Tx;
+pub use digest::{full_sum, row_hash, Sum};
 pub use model::*;
 pub use query::SyncRange;
 pub use sessions::{Batch, BatchTag, Verdict};
 pub use snapshot::{
-    decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion, Digest32,
-    ReplaceResult, Row, MAX_ROW,
+    data_version_of, decode_row, frame_row, hex, version_in, walk_rows, Counts, DataVersion,
+    Digest32, ReplaceResult, Row, MAX_ROW, SUM_FORMAT,
 };
 
 use prometheus_client::metrics::counter::Counter;
@@ -194,6 +197,15 @@ impl Store {
             txn.open_table(raft::SM_META)?;
         }
         txn.commit()?;
+        // A database from before the data version was kept incrementally: sum it once.
+        let read = redb::ReadableDatabase::begin_read(&db)?;
+        if Sum::stored(&read)?.is_none() {
+            let sum = full_sum(&read)?;
+            drop(read);
+            let txn = db.begin_write()?;
+            sum.store(&txn)?;
+            txn.commit()?;
+        }
         Ok(Store {
             db: Arc::new(db),
             dir,

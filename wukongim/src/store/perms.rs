@@ -6,7 +6,6 @@
 
 use super::channels::{self, is_system};
 use super::*;
-use redb::WriteTransaction;
 
 /// WuKongIM reason codes a refused send carries (wkproto numbering).
 pub const REASON_SUBSCRIBER_NOT_EXIST: u8 = 3;
@@ -35,7 +34,7 @@ fn refuse(reason: u8, message: String) -> Result<Option<Refusal>> {
 /// Checks `s` against the stored state; `channel` is the addressed channel's record (None for
 /// person channels and channels never created). `None` = allowed.
 pub(crate) fn check(
-    txn: &WriteTransaction,
+    txn: &Tx,
     s: &SendCmd,
     channel: Option<&ChannelInfo>,
 ) -> Result<Option<Refusal>> {
@@ -85,7 +84,7 @@ pub(crate) fn check(
 
 /// Go's `hasPermissionForPerson` with `whitelistOffOfPerson` at its default (on): only the
 /// receiver's blacklist counts; a system receiver accepts everyone.
-fn person(txn: &WriteTransaction, s: &SendCmd) -> Result<Option<Refusal>> {
+fn person(txn: &Tx, s: &SendCmd) -> Result<Option<Refusal>> {
     let to = super::cmd::source_channel(&s.channel_id, s.channel_type);
     if is_system(txn, to)? {
         return Ok(None);
@@ -101,11 +100,7 @@ fn person(txn: &WriteTransaction, s: &SendCmd) -> Result<Option<Refusal>> {
 
 /// Go's `hasPermissionForCommChannel`: blacklist, then membership, then a non-empty whitelist.
 /// A command channel (`…____cmd`) is judged by the channel it belongs to.
-fn common(
-    txn: &WriteTransaction,
-    s: &SendCmd,
-    channel: Option<&ChannelInfo>,
-) -> Result<Option<Refusal>> {
+fn common(txn: &Tx, s: &SendCmd, channel: Option<&ChannelInfo>) -> Result<Option<Refusal>> {
     let (ty, from) = (s.channel_type, s.from_uid.as_str());
     let id = super::cmd::source_channel(&s.channel_id, ty);
     if channels::contains(txn, UidList::Deny, ty, id, from)? {

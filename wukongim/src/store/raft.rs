@@ -153,12 +153,14 @@ impl Store {
         // restarts, without waiting for openraft to re-apply the log tail.
         let txn = self.db().begin_write()?;
         let mut out = Vec::with_capacity(entries.len());
+        let tx = super::Tx::new(&txn);
         for e in entries {
             out.push(match e {
-                Some(batch) => apply_in(&txn, batch)?,
+                Some(batch) => apply_in(&tx, batch)?,
                 None => Applied::default(),
             });
         }
+        super::Sum::apply(&txn, tx.delta())?;
         {
             let mut t = txn.open_table(SM_META)?;
             for (k, v) in meta {
@@ -166,6 +168,7 @@ impl Store {
             }
         }
         self.commit(txn)?;
+        super::digest::check_stored(self)?;
         Ok(out)
     }
 }

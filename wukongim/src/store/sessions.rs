@@ -7,7 +7,7 @@
 //! from the log) and travel in snapshots.
 
 use super::*;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// node id → postcard `(incarnation, last applied batch number)`.
@@ -50,7 +50,7 @@ impl Verdict {
 }
 
 /// Decides whether `tag` is applied. For [`Verdict::Duplicate`] the stored outcomes come along.
-pub(crate) fn admit(txn: &WriteTransaction, tag: &BatchTag) -> Result<(Verdict, Vec<Outcome>)> {
+pub(crate) fn admit(txn: &Tx, tag: &BatchTag) -> Result<(Verdict, Vec<Outcome>)> {
     let t = txn.open_table(SESSIONS)?;
     let current: Option<(u64, u64)> = t
         .get(tag.node)?
@@ -76,7 +76,7 @@ pub(crate) fn admit(txn: &WriteTransaction, tag: &BatchTag) -> Result<(Verdict, 
 }
 
 /// Records that `tag` was applied with `outcomes`; a new incarnation replaces the old session.
-pub(crate) fn record(txn: &WriteTransaction, tag: &BatchTag, outcomes: &[Outcome]) -> Result<()> {
+pub(crate) fn record(txn: &Tx, tag: &BatchTag, outcomes: &[Outcome]) -> Result<()> {
     let mut t = txn.open_table(SESSIONS)?;
     let before: Option<(u64, u64)> = t
         .get(tag.node)?

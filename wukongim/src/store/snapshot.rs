@@ -8,7 +8,9 @@
 use super::raft::SM_META;
 use super::sessions::{REPLIES, SESSIONS};
 use super::*;
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -43,19 +45,47 @@ pub struct Counts {
     pub users: u64,
 }
 
-/// Running SHA-256 and counts over framed rows in stream order.
-#[derive(Clone, Default)]
+/// The data hash and counts of a snapshot file's rows, accumulated in stream order. Files of
+/// format 4 on carry the data version (the multiset sum of [`super::row_hash`], in the first 16
+/// bytes, little-endian); older files carry a SHA-256 of their framed rows, which is still
+/// checked when they are read.
+#[derive(Clone)]
 pub struct Digest32 {
-    hash: Sha256,
+    stream: Option<Sha256>,
+    sum: u128,
     pub rows: u64,
     pub counts: Counts,
     last_user: Option<String>,
 }
 
+impl Default for Digest32 {
+    /// The digest of the current format.
+    fn default() -> Self {
+        Digest32::for_format(u32::MAX)
+    }
+}
+
+/// The first snapshot format whose data hash is the data version's multiset sum.
+pub const SUM_FORMAT: u32 = 4;
+
 impl Digest32 {
+    /// The digest files of `format` carry.
+    pub fn for_format(format: u32) -> Self {
+        Digest32 {
+            stream: (format < SUM_FORMAT).then(Sha256::new),
+            sum: 0,
+            rows: 0,
+            counts: Counts::default(),
+            last_user: None,
+        }
+    }
+
     /// Accounts one framed row (`frame` = length prefix + encoded row).
     pub fn add(&mut self, row: &Row, frame: &[u8]) {
-        self.hash.update(frame);
+        match &mut self.stream {
+            Some(h) => h.update(frame),
+            None => self.sum = self.sum.wrapping_add(super::row_hash(row)),
+        }
         self.rows += 1;
         match row {
             Row::Message(..) => self.counts.messages += 1,
@@ -70,7 +100,28 @@ impl Digest32 {
     }
 
     pub fn finish(self) -> [u8; 32] {
-        self.hash.finalize().into()
+        match self.stream {
+            Some(h) => h.finalize().into(),
+            None => {
+                let mut out = [0; 32];
+                out[..16].copy_from_slice(&self.sum.to_le_bytes());
+                out
+            }
+        }
+    }
+}
+
+/// The data version (hex) a snapshot file of `format` with `data_hash` in its trailer names.
+pub fn data_version_of(format: u32, data_hash: &[u8; 32]) -> String {
+    if format >= SUM_FORMAT {
+        let sum = u128::from_le_bytes(data_hash[..16].try_into().expect("16 bytes"));
+        super::Sum {
+            hash: sum,
+            users: 0,
+        }
+        .hex()
+    } else {
+        hex(data_hash)
     }
 }
 
@@ -191,7 +242,11 @@ impl Store {
     pub fn version(&self, meta_key: &str) -> Result<(DataVersion, Option<Vec<u8>>)> {
         let txn = self.read_txn()?;
         let mut meta = Self::sm_meta_in(&txn, &[meta_key])?;
-        Ok((version_in(&txn)?, meta.pop().flatten()))
+        let version = match super::digest::stored_version(&txn)? {
+            Some(v) => v,
+            None => version_in(&txn)?,
+        };
+        Ok((version, meta.pop().flatten()))
     }
 
     /// Replaces the whole IM state in one durable transaction (all or nothing): `fill` streams
@@ -203,9 +258,20 @@ impl Store {
     ) -> std::result::Result<T, E> {
         let txn = self.db().begin_write().map_err(StoreError::from)?;
         clear_all(&txn)?;
+        let mut sum = super::Sum::default();
+        let mut last_user: Option<String> = None;
         let filled = {
             let mut tables = Tables::open(&txn)?;
-            fill(&mut |row| tables.insert(row).map_err(E::from))
+            fill(&mut |row| {
+                sum.add_row(&row);
+                if let Row::Token(uid, ..) = row {
+                    if last_user.as_deref() != Some(uid) {
+                        sum.users += 1;
+                        last_user = Some(uid.to_string());
+                    }
+                }
+                tables.insert(row).map_err(E::from)
+            })
         };
         let (out, meta) = match filled {
             Ok(v) => v,
@@ -220,6 +286,7 @@ impl Store {
                 t.insert(*k, v.as_slice()).map_err(StoreError::from)?;
             }
         }
+        sum.store(&txn)?;
         self.commit(txn)?;
         Ok(out)
     }
@@ -229,19 +296,17 @@ impl Store {
 pub type ReplaceResult<T, E> = std::result::Result<(T, Vec<(&'static str, Vec<u8>)>), E>;
 
 /// The data version of the state `txn` sees.
+/// The data version of the state `txn` sees, computed by walking every row (what the stored,
+/// incrementally kept version must always equal).
 pub fn version_in(txn: &ReadTransaction) -> Result<DataVersion> {
-    let mut digest = Digest32::default();
-    let mut buf = Vec::new();
-    walk_rows(txn, &mut |row| {
-        buf.clear();
-        frame_row(row, &mut buf);
-        digest.add(row, &buf);
-        Ok(())
-    })?;
-    let counts = digest.counts;
+    let sum = super::full_sum(txn)?;
     Ok(DataVersion {
-        hash: hex(&digest.finish()),
-        counts,
+        hash: sum.hex(),
+        counts: Counts {
+            messages: txn.open_table(MESSAGES)?.len()?,
+            channels: txn.open_table(CHANNELS)?.len()?,
+            users: sum.users,
+        },
     })
 }
 

@@ -3,12 +3,14 @@
 //! stream (memory stays bounded by one row), and self-checking, so truncated or corrupt input is
 //! refused before anything is replaced.
 //!
-//! # Format (version 3; integers little-endian)
+//! # Format (version 4; integers little-endian)
 //!
 //! Version 2 adds the proposer-session rows (`Row::Session`, `Row::Reply`) after the other
 //! tables, version 3 the uid-list rows (`Row::List`: black-, white- and system-uid lists) and
 //! the command-message sync records (`Row::CmdSync`) after those; files of versions 1 and 2
-//! (without them) are still read.
+//! (without them) are still read. Version 4 changes only `data_hash`: it is the data version
+//! kept by the store (the multiset sum of the rows' hashes, `store/digest.rs`) instead of a
+//! SHA-256 of the framed rows; older files are checked against their SHA-256.
 //!
 //! ```text
 //! magic   "WKIMSNAP"
@@ -17,7 +19,7 @@
 //! rows    u32 len (> 0) · postcard(Row) — the IM tables, in the store's walk order
 //! end     u32 0
 //! trailer "WKSNEND!" · rows u64 · messages u64 · channels u64 · users u64
-//!         · data_hash [32] (SHA-256 of the framed rows = the data version)
+//!         · data_hash [32] (the data version: u128 LE sum of the row hashes, 16 zero bytes)
 //!         · checksum [32] (SHA-256 of every byte of the file before it)
 //! ```
 
@@ -32,7 +34,7 @@ use crate::store::Counts;
 use serde::{Deserialize, Serialize};
 
 /// The file format this server writes (it reads every format from 1 up to this one).
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 const MAGIC: &[u8; 8] = b"WKIMSNAP";
 const END_MAGIC: &[u8; 8] = b"WKSNEND!";
 /// Bytes of the trailer: magic, four counters, two hashes.
@@ -72,7 +74,7 @@ pub struct Info {
 impl Info {
     /// The data version (hex hash) of the state in the file.
     pub fn data_version(&self) -> String {
-        crate::store::hex(&self.trailer.data_hash)
+        crate::store::data_version_of(self.format, &self.trailer.data_hash)
     }
 
     /// Raft index and term of the last log entry the state includes (0, 0 when none).

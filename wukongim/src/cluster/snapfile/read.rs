@@ -114,7 +114,7 @@ impl<R: Read> SnapReader<R> {
         mut self,
         f: &mut dyn FnMut(Row) -> Result<(), SnapFileError>,
     ) -> Result<Info, SnapFileError> {
-        let mut digest = Digest32::default();
+        let mut digest = Digest32::for_format(self.format);
         let mut frame: Vec<u8> = Vec::new();
         loop {
             let mut len = [0u8; 4];

@@ -93,3 +93,52 @@ fn formats_outside_the_readable_range_are_refused_by_number() {
         }
     }
 }
+
+/// A format-3 file (data hash = SHA-256 of the framed rows) still reads and is checked against
+/// that hash; its data version is named in the old 64-digit form. Files of format 4 name the
+/// store's kept data version.
+#[test]
+fn format_3_files_still_read_and_are_checked_by_their_row_sha256() {
+    use sha2::{Digest, Sha256};
+    let header = Header {
+        server_version: "old".into(),
+        created_unix_ms: 1,
+        meta: SnapshotMeta::default(),
+    };
+    let rows = [Row::Token("u1", 0, b"t"), Row::Message("2:g", 1, b"m1")];
+    let build = |data_hash: Option<[u8; 32]>| {
+        let json = serde_json::to_vec(&header).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend_from_slice(&json);
+        let mut framed = Vec::new();
+        for r in &rows {
+            crate::store::frame_row(r, &mut framed);
+        }
+        b.extend_from_slice(&framed);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(END_MAGIC);
+        for n in [2u64, 1, 0, 1] {
+            b.extend_from_slice(&n.to_le_bytes());
+        }
+        let hash: [u8; 32] = data_hash.unwrap_or_else(|| Sha256::digest(&framed).into());
+        b.extend_from_slice(&hash);
+        let checksum: [u8; 32] = Sha256::digest(&b).into();
+        b.extend_from_slice(&checksum);
+        (b, hash)
+    };
+    let (good, hash) = build(None);
+    let (info, n) = read_all(&good).unwrap();
+    assert_eq!((info.format, n), (3, 2));
+    assert_eq!(info.data_version(), crate::store::hex(&hash));
+    let (bad, _) = build(Some([7; 32]));
+    assert!(
+        matches!(read_all(&bad), Err(SnapFileError::Corrupt(_))),
+        "a format-3 file whose row hash does not match is refused"
+    );
+    let (now, _) = read_all(&sample()).unwrap();
+    assert_eq!(now.format, FORMAT);
+    assert_eq!(now.data_version().len(), 32);
+}

@@ -100,7 +100,9 @@ impl Node {
             .tempdir()
             .expect("tempdir");
         let config_path = dir.path().join("wk.yaml");
-        let log_file = Some(dir.path().join("data").join("wukongim.log"));
+        // Beside the data directory, not in it: a power-cut test's data lives on a FUSE mount
+        // that is gone when the failure is reported.
+        let log_file = Some(dir.path().join("wukongim.log"));
         let mut n = Node {
             opts,
             ports,
@@ -166,10 +168,11 @@ impl Node {
         let ip = &o.ip;
         let yaml = format!(
             "mode: test\nrootDir: {root}\naddr: tcp://{ip}:{tcp}\nwsAddr: ws://{ip}:{ws}\nhttpAddr: {ip}:{api}\n\
-             manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info,openraft=warn\nlogFile: {root}/wukongim.log\n\
+             manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info,openraft=warn\nlogFile: {log}\n\
              external:\n  ip: {ip}\n\
              cluster:\n  nodeId: {id}\n  serverAddr: {ip}:{cl}\n  heartbeatTick: 100ms\n  electionTick: 10\n{cluster}\n{extra}\n",
             root = self.dir.path().join("data").display(),
+            log = self.dir.path().join("wukongim.log").display(),
             tcp = p.tcp,
             ws = p.ws,
             api = p.api,

@@ -198,6 +198,14 @@ impl Node {
         // Writes already queued finish before Raft stops.
         crate::core::wait_until(Duration::from_secs(5), || app.core.proposer.pending() == 0).await;
         cluster.shutdown().await;
+        // Applies commit without their own fsync (store/raft.rs): make them durable now, so a
+        // clean restart re-applies nothing.
+        let store = app.store.clone();
+        match tokio::task::spawn_blocking(move || store.sync()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final store sync failed"),
+            Err(e) => tracing::warn!(error = %e, "final store sync failed"),
+        }
         app.core.hub.close_all();
         tokio::time::sleep(Duration::from_millis(100)).await;
         app.shutdown.cancel();

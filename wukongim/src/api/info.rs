@@ -94,6 +94,17 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         )
             .into_response();
     }
+    if !app.core.cluster.read_gate.is_open() {
+        let message = format!(
+            "catching up after start: applied {} of the cluster's commit index",
+            *app.core.cluster.applied.borrow()
+        );
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({ "status": "error", "message": message })),
+        )
+            .into_response();
+    }
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 

@@ -111,7 +111,26 @@ async fn require_token(State(app): State<Arc<App>>, req: Request, next: Next) ->
             return ApiError::Unauthorized.into_response();
         }
     }
+    if let Err(e) = caught_up(&app, req.uri().path()).await {
+        return e.into_response();
+    }
     next.run(req).await
+}
+
+/// IM endpoints wait (bounded by `requestTimeout`) until the node caught up after start (see
+/// `cluster/catchup.rs`); health, node info and the cluster endpoints answer at once.
+async fn caught_up(app: &App, path: &str) -> Result<(), ApiError> {
+    let exempt = ["/health", "/varz", "/route", "/cluster/"];
+    let gate = &app.core.cluster.read_gate;
+    if gate.is_open() || exempt.iter().any(|p| path.starts_with(p)) {
+        return Ok(());
+    }
+    if gate.wait(app.config.cluster.request_timeout.0).await {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable(
+        "node is catching up with the cluster after start; retry or use another node".into(),
+    ))
 }
 
 /// Every JSON body of the API through the real extractor: random bytes and random JSON of the

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bootstrap;
+pub mod catchup;
 pub mod gauges;
 mod health;
 pub mod levels;
@@ -64,6 +65,8 @@ pub struct Cluster {
     pub log_bytes: std::sync::atomic::AtomicU64,
     /// The command levels the peers' binaries answered (rolling upgrades, `levels.rs`).
     pub levels: levels::Levels,
+    /// Shut until this node applied what the cluster had committed when it started.
+    pub read_gate: catchup::ReadGate,
 }
 
 impl Cluster {
@@ -150,6 +153,7 @@ impl Cluster {
             join_guard: bootstrap::JoinGuard::default(),
             log_bytes: Default::default(),
             levels: Default::default(),
+            read_gate: Default::default(),
         });
         // Before the RPC server answers anyone: a node without state does not vote or accept
         // replication until bootstrap decided whether it forms the cluster or rejoins it.
@@ -164,6 +168,7 @@ impl Cluster {
         tokio::spawn(rpc::serve(listener, settings, handler, shutdown.clone()));
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
+        tokio::spawn(catchup::run(cluster.clone(), shutdown.clone()));
         levels::spawn_refresh(cluster.clone(), shutdown.clone());
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
         tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");

@@ -62,6 +62,12 @@ pub(super) async fn accept<R: Inbound, W: Outbound>(
     };
     let version = crate::proto::negotiate_version(connect.version);
     let refuse = |reason| connack(app, &connect, reason, String::new(), String::new());
+    // Tokens and channel state are read locally: not before the node caught up after start.
+    if !app.core.cluster.read_gate.wait(timeout).await {
+        tracing::info!(%peer, uid = %connect.uid, "CONNECT refused: node still catching up after start");
+        let _ = w.send(refuse(ReasonCode::SystemError)).await;
+        return None;
+    }
     let (reason, device_level) = authenticate(app, &connect).await;
     if reason != ReasonCode::Success {
         tracing::info!(%peer, uid = %connect.uid, reason = ?reason, "CONNECT refused");

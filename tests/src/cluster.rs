@@ -14,6 +14,8 @@ use std::time::Duration;
 
 pub struct TestCluster {
     pub nodes: Vec<Node>,
+    /// How many of `nodes` (the first ones) form the cluster; the others join later.
+    pub initial: usize,
 }
 
 /// Node ids start at 1001 like the guide.
@@ -29,6 +31,7 @@ impl TestCluster {
             node.spawn();
         }
         c.wait_leader(Duration::from_secs(30)).await;
+        c.wait_voters(Duration::from_secs(30)).await;
         c
     }
 
@@ -98,7 +101,7 @@ impl TestCluster {
             node.opts.cluster_yaml = format!("  initNodes:\n{}\n", init.join("\n"));
             node.write_config();
         }
-        TestCluster { nodes }
+        TestCluster { nodes, initial }
     }
 
     /// A cluster run from existing node config files (e.g. `wk-ops render`'s
@@ -109,6 +112,7 @@ impl TestCluster {
                 .iter()
                 .map(|p| Node::from_config(p.as_ref()))
                 .collect(),
+            initial: paths.len(),
         }
     }
 
@@ -123,7 +127,34 @@ impl TestCluster {
         for node in &mut self.nodes {
             node.wait_healthy(timeout).await;
         }
-        self.wait_leader(timeout).await
+        let leader = self.wait_leader(timeout).await;
+        self.wait_voters(timeout).await;
+        leader
+    }
+
+    /// Waits until every running initial member votes (follower or leader). A member that came
+    /// up after the others formed the cluster — or that lost its state — rejoins as a learner
+    /// first; a test that stops a node before the promotion would leave one voter of two.
+    pub async fn wait_voters(&mut self, timeout: Duration) {
+        let urls: Vec<String> = self
+            .up()
+            .into_iter()
+            .filter(|i| *i < self.initial)
+            .map(|i| self.nodes[i].url("/cluster/raft/status"))
+            .collect();
+        crate::poll(timeout, "every initial member to be a voter", || {
+            let urls = urls.clone();
+            async move {
+                for u in urls {
+                    let (_, v) = get(&u).await;
+                    if !matches!(v["state"].as_str(), Some("follower" | "leader")) {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
     }
 
     /// Index of the node with `id`.

@@ -131,15 +131,7 @@ async fn power_cuts_of_single_nodes_and_of_the_whole_cluster_lose_no_acknowledge
         c.nodes[victim].wait_healthy(T).await;
         // A node whose cut lost its Raft state rejoins as a learner first; the next cut must
         // wait until it votes again, or two of three voters would be down at once.
-        let status = c.nodes[victim].url("/cluster/raft/status");
-        wk_tests::poll(T, "the restarted node to be a voter again", || {
-            let u = status.clone();
-            async move {
-                let (_, v) = wk_tests::get(&u).await;
-                matches!(v["state"].as_str(), Some("follower" | "leader")).then_some(())
-            }
-        })
-        .await;
+        c.wait_voters(T).await;
         writer.wait_progress(3, T).await;
     }
     // The whole cluster loses power at once.

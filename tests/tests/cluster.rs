@@ -602,3 +602,38 @@ async fn a_member_on_an_older_binary_holds_back_newer_commands_until_upgraded() 
     .await;
     c.wait_converged(T).await;
 }
+
+/// A member that starts after the other two formed the cluster (and wrote to it) never held an
+/// entry: the leader keeps it a voter instead of treating it as a member that lost its data
+/// (demotion to learner, promotion later — during which stopping the leader left one voter of
+/// two). It catches up, votes, and holds what was written before it came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_starting_after_the_others_formed_the_cluster_stays_a_voter() {
+    let mut c = TestCluster::prepare(3, "");
+    c.nodes[0].spawn();
+    c.nodes[1].spawn();
+    let leader = c.wait_leader_among(&[0, 1], 0, T).await;
+    let li = c.index_of(leader);
+    let body = json!({"from_uid": "early", "channel_id": "late", "channel_type": 1,
+                      "client_msg_no": "e1", "payload": "aGk="});
+    let (st, v) = post(&c.nodes[li].url("/message/send"), body).await;
+    assert_eq!(st, 200, "{v}");
+    c.nodes[2].spawn();
+    c.nodes[2].wait_healthy(T).await;
+    c.wait_voters(T).await;
+    let leader_log = std::fs::read_to_string(c.nodes[li].log_path()).unwrap_or_default();
+    assert!(
+        !leader_log.contains("lost its state"),
+        "the late member was demoted as if it lost its data:\n{leader_log}"
+    );
+    assert!(
+        leader_log.contains("it stays a voter"),
+        "the leader did not take the late member back as a voter:\n{leader_log}"
+    );
+    let history = c.history(2, "late", "early").await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    // It votes: with the leader stopped, the other two elect a new one.
+    c.nodes[li].kill9();
+    let rest: Vec<usize> = (0..3).filter(|i| *i != li).collect();
+    c.wait_leader_among(&rest, leader, T).await;
+}

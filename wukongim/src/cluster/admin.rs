@@ -161,7 +161,14 @@ impl Cluster {
                 if !was_voter && !learners.contains(&id) {
                     return Err(AdminError::NotFound(format!("node {id} is not a member")));
                 }
-                if was_voter {
+                let fresh = was_voter && self.never_acknowledged(id);
+                if fresh {
+                    tracing::info!(
+                        id,
+                        "raft member joins the cluster formed without it (it never held an entry): \
+                         it stays a voter"
+                    );
+                } else if was_voter {
                     if voters.len() == 1 {
                         return Err(bad(format!("node {id} is the only voter")));
                     }
@@ -181,6 +188,31 @@ impl Cluster {
                 Ok(json!({"id": id, "was_voter": was_voter}).to_string())
             }
         }
+    }
+
+    /// Whether voter `id`, which reports no Raft state, can never have held an entry of this
+    /// cluster: this node leads, nothing was purged, every entry after the initial membership
+    /// is of this leader's own term (no earlier leader wrote any), and `id` never acknowledged
+    /// one to it. That is a member that came up after the others formed the cluster, not one
+    /// that lost its data, so it need not be demoted: it cannot be in any majority that
+    /// committed something.
+    fn never_acknowledged(&self, id: u64) -> bool {
+        let m = self.raft.metrics().borrow_watched().clone();
+        // Terms never fall along a log: the entry after the initial membership (index 0)
+        // tells whether an earlier leader wrote anything.
+        let own_term_only = match self.store.log_range(1, 2) {
+            Ok(rows) => rows.first().is_none_or(|(_, raw)| {
+                from_bytes::<super::types::Entry>(raw)
+                    .is_ok_and(|e| e.log_id.leader_id.term == m.current_term)
+            }),
+            Err(_) => false,
+        };
+        let acked = m
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id))
+            .is_some_and(|matched| matched.is_some());
+        m.state == ServerState::Leader && m.purged.is_none() && own_term_only && !acked
     }
 
     /// Members with their status, as this node sees them (authoritative on the leader).

@@ -22,7 +22,7 @@ python3 bench/failover.py --wukongim target/release/wukongim --work "$work" --ro
   echo
   echo "## $(date -u +%F) — failover under writes, wukongim vs etcd $(etcd --version | awk 'NR==1{print $3}')"
   echo
-  echo "\`bench/failover.sh $ROUNDS${*:+ $*}\` on $(nproc) cores ($(uname -m)), at $(git rev-parse --short HEAD)."
+  echo "\`bench/failover.sh $ROUNDS\`${*:+ (with extra flags)} on $(nproc) cores ($(uname -m)), at $(git rev-parse --short HEAD)."
   echo
   cat "$summary"
 } | tee -a bench/RESULTS.md

@@ -24,11 +24,13 @@ leader=""; for _ in $(seq 1 100); do
 done
 [ -n "$leader" ] || { echo "no leader" >&2; exit 1; }
 follower=$(( leader % 3 + 1 ))
-fsyncs() { curl -fsS "http://127.0.0.3$1:5300/metrics" | awk '/^wukongim_storage_fsyncs_total/ {print $2}'; }
+metric() { curl -fsS "http://127.0.0.3$1:5300/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+fsyncs() { metric "$1" wukongim_storage_fsyncs_total; }
+batches() { metric "$1" wukongim_raft_batches_total; }
 # Warm-up (connections, first channel records), not measured.
 target/release/wk-bench --target wukongim --endpoints "$endpoints" --concurrency "$CONC" --total 2000 --size "$SIZE" >/dev/null
-declare -A before
-for i in 1 2 3; do before[$i]=$(fsyncs $i); done
+declare -A before batched
+for i in 1 2 3; do before[$i]=$(fsyncs $i); batched[$i]=$(batches $i); done
 pids=()
 perf record -q -F 499 --call-graph dwarf,16384 -p "${WK_PIDS[$((leader-1))]}" -o "$OUT/leader.data" 2>/dev/null & pids+=($!)
 perf record -q -F 499 --call-graph dwarf,16384 -p "${WK_PIDS[$((follower-1))]}" -o "$OUT/follower.data" 2>/dev/null & pids+=($!)
@@ -38,18 +40,18 @@ done
 sleep 1
 target/release/wk-bench --target wukongim --endpoints "$endpoints" --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" | tee "$OUT/bench.json"
 kill -INT "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
-echo "leader: node 100$leader; profiled follower: node 100$follower; $TOTAL messages"
+entries=0; for i in 1 2 3; do entries=$(( entries + $(batches $i) - batched[$i] )); done
+echo "leader: node 100$leader; profiled follower: node 100$follower; $TOTAL messages in $entries log entries (batches)"
 for i in 1 2 3; do
   n=$(awk -F, '/sys_enter_f(data)?sync/ {s+=$1} END {print s+0}' "$OUT/syscalls$i.csv")
   c=$(( $(fsyncs $i) - before[$i] ))
   echo "node 100$i: $n fsync+fdatasync syscalls, $c storage commits (metric): $(python3 -c "print(f'{$n/$TOTAL:.3f} syscalls, {$c/$TOTAL:.3f} commits per message')")"
 done
+trim() { grep -E '^ +[0-9]' | sed -E 's/[ -]+$//' | sed -n "1,$1p"; }
 for role in leader follower; do
-  perf report -i "$OUT/$role.data" --no-children --sort symbol --percent-limit 1.5 --stdio 2>/dev/null \
-    | grep -v '^$' >"$OUT/$role-self.txt" || true
-  perf report -i "$OUT/$role.data" --children --sort symbol --percent-limit 4 --stdio -g none 2>/dev/null \
-    | grep -v '^$' >"$OUT/$role-children.txt" || true
-  echo "== $role: top frames by self time"; grep -E '^ +[0-9]' "$OUT/$role-self.txt" | head -25
-  echo "== $role: top frames including callees"; grep -E '^ +[0-9]' "$OUT/$role-children.txt" | head -40
+  perf report -i "$OUT/$role.data" --no-children --sort symbol --percent-limit 1 --stdio 2>/dev/null >"$OUT/$role-self.txt" || true
+  perf report -i "$OUT/$role.data" --children --sort symbol --percent-limit 1 --stdio -g none 2>/dev/null >"$OUT/$role-children.txt" || true
+  echo "== $role: top frames by self time"; trim 25 <"$OUT/$role-self.txt"
+  echo "== $role: top frames including callees"; trim 60 <"$OUT/$role-children.txt"
 done
 echo "reports and perf data: $OUT"

@@ -4,7 +4,7 @@
 # the same HTTP client, concurrency and payload size; each is run RUNS times and the medians and
 # their ratio are appended to bench/RESULTS.md.
 #
-# Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]
+# Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]   (WK=<binary> to run another build)
 #        bench/run.sh --quick   one short run each (1 3000 32 256), ratio printed, RESULTS.md untouched:
 #                               the regression guard to quote before/after a performance change.
 set -euo pipefail
@@ -14,7 +14,7 @@ if [ "${1:-}" = --quick ]; then QUICK=1; set -- 1 3000 32 256; fi
 RUNS=${1:-3} TOTAL=${2:-20000} CONC=${3:-64} SIZE=${4:-256}
 command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
-WK=target/release/wukongim BENCH=target/release/wk-bench
+WK=${WK:-target/release/wukongim} BENCH=target/release/wk-bench
 work=$(mktemp -d) ; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 results="$work/results.jsonl"
 

@@ -93,8 +93,11 @@ cluster:
             self.nodes.append(Node(f"wk{i}", host, 5001, [binary, "--config", cfg], log))
 
     def is_leader(self, n):
+        """Leads a cluster of three voters (a forming cluster adds the third as a learner first)."""
         s = http_json("GET", n.url("/cluster/raft/status"))
-        return s is not None and s.get("state") == "leader"
+        members = (s or {}).get("membership", {})
+        return s is not None and s.get("state") == "leader" and \
+            len(members.get("voters", [])) == 3 and not members.get("learners")
 
     def request(self, n, seq):
         body = json.dumps({"from_uid": f"fo-{n.name}", "channel_id": f"fo-sink-{n.name}",

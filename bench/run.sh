@@ -4,17 +4,21 @@
 # the same HTTP client, concurrency and payload size; each is run RUNS times and the medians and
 # their ratio are appended to bench/RESULTS.md.
 #
-# Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]
+# Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]   (WK=<binary> to run another build)
+#        bench/run.sh --quick   one short run each (1 3000 32 256), ratio printed, RESULTS.md untouched:
+#                               the regression guard to quote before/after a performance change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=0
+if [ "${1:-}" = --quick ]; then QUICK=1; set -- 1 3000 32 256; fi
 RUNS=${1:-3} TOTAL=${2:-20000} CONC=${3:-64} SIZE=${4:-256}
 command -v etcd >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }
 cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
-WK=target/release/wukongim BENCH=target/release/wk-bench
+WK=${WK:-target/release/wukongim} BENCH=target/release/wk-bench
 work=$(mktemp -d) ; trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 results="$work/results.jsonl"
 
-wait_http() { for _ in $(seq 1 300); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "timeout: $1" >&2; return 1; }
+. bench/lib.sh
 
 run_etcd() {
   local cluster="" pids=()
@@ -34,24 +38,8 @@ run_etcd() {
 }
 
 run_wukongim() {
-  local pids=()
-  for i in 1 2 3; do
-    cat >"$work/wk$i.yaml" <<YAML
-rootDir: $work/wk$i
-addr: tcp://127.0.0.3$i:5100
-wsAddr: ws://127.0.0.3$i:5200
-httpAddr: 127.0.0.3$i:5001
-manager: { on: true, addr: "127.0.0.3$i:5300" }
-logLevel: warn
-cluster:
-  nodeId: 100$i
-  serverAddr: 127.0.0.3$i:11110
-  initNodes: ["1001@127.0.0.31:11110", "1002@127.0.0.32:11110", "1003@127.0.0.33:11110"]
-YAML
-    $WK --config "$work/wk$i.yaml" >"$work/wk$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for i in 1 2 3; do wait_http "http://127.0.0.3$i:5001/health"; done
+  local pids
+  wk_start "$work" "$WK"; pids=("${WK_PIDS[@]}")
   $BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
     --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
@@ -63,7 +51,8 @@ for r in $(seq 1 "$RUNS"); do
   echo "run $r/$RUNS: wukongim" >&2; run_wukongim
 done
 
-python3 - "$results" "$RUNS" "$TOTAL" "$CONC" "$SIZE" <<'PY' | tee -a bench/RESULTS.md
+out=bench/RESULTS.md; [ "$QUICK" = 1 ] && out=/dev/null
+python3 - "$results" "$RUNS" "$TOTAL" "$CONC" "$SIZE" <<'PY' | tee -a "$out"
 import json, statistics, sys, datetime, platform, os
 path, runs, total, conc, size = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]

@@ -591,15 +591,17 @@ impl Cluster {
             .clamp(Duration::from_millis(10), Duration::from_millis(200));
         let mut why = String::from("no leader known");
         let mut attempt = 0u32;
+        let mut tried = None;
         loop {
             if attempt > 0 {
                 if Instant::now() + pause >= deadline {
                     return Err(ProposeError::Timeout(why));
                 }
-                tokio::time::sleep(pause).await;
+                self.leader_change(tried, pause).await;
             }
             attempt += 1;
-            let res = match self.leader() {
+            tried = self.leader();
+            let res = match tried {
                 None => {
                     why = "no leader known".into();
                     continue;
@@ -621,6 +623,21 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Waits until the known leader is no longer `tried` (an election ended, or a leader became
+    /// known), at most `pause`: a write retries as soon as there is somewhere new to send it.
+    async fn leader_change(&self, tried: Option<u64>, pause: Duration) {
+        let mut rx = self.raft.metrics();
+        let _ = tokio::time::timeout(pause, async move {
+            loop {
+                let leader = rx.borrow_watched().current_leader;
+                if leader != tried || rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     async fn forward(&self, leader: u64, batch: &Batch, deadline: Instant) -> ForwardResult {

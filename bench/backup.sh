@@ -30,7 +30,8 @@ trap cleanup EXIT
 
 svc() { echo "WK_SVC_BIN=$WK $SVC $1 $work/rendered/nodes/{id}/wk.yaml"; }
 cat >"$work/inventory.yaml" <<YAML
-cluster: { name: bench, raft: { heartbeatTick: 100ms, electionTick: 10, snapshotEntries: 100000000, compactionOverhead: 10 } }
+cluster: { name: bench, raft: { heartbeatTick: 100ms, electionTick: 10, snapshotEntries: 100000000, compactionOverhead: 10 },
+  openApi: true, auth: { enabled: false }, tokenAuthOn: false }
 defaults:
   rootDir: $work/data
   ssh: { local: true }

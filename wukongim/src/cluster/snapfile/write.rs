@@ -2,14 +2,16 @@
 //! checksum over everything before it. The caller decides where the file goes (a temp name,
 //! then fsync and rename).
 //!
-//! Two threads share the work: the caller's encodes rows and hashes them (the data hash) into
-//! blocks of [`BLOCK`] bytes; a writer thread checksums each block and writes it out. At most
-//! [`IN_FLIGHT`] blocks are queued, so memory stays bounded (a few MiB) whatever the size.
+//! Two threads share the work: the caller's reads and encodes rows (and counts them) into blocks
+//! of [`BLOCK`] bytes; a writer thread hashes the framed rows of each block (the data hash),
+//! checksums it and writes it out. At most [`IN_FLIGHT`] blocks are queued, so memory stays
+//! bounded (a few MiB) whatever the size.
 
 use super::{Header, SnapFileError, Trailer, END_MAGIC, FORMAT, MAGIC};
 use crate::store::{frame_row, Digest32, Row};
 use sha2::{Digest, Sha256};
 use std::io::Write;
+use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -21,10 +23,22 @@ const IN_FLIGHT: usize = 4;
 /// What the writer thread gives back: the output and the checksum of everything it wrote.
 type Written<W> = std::io::Result<(W, Sha256)>;
 
+/// Bytes for the writer thread.
+struct Block {
+    buf: Vec<u8>,
+    /// The part of `buf` that is framed rows (what the data hash covers).
+    rows: Range<usize>,
+    /// The last rows are in this block: the writer sends the data hash back after it.
+    rows_end: bool,
+}
+
 /// Streams one snapshot into a writer.
 pub struct SnapWriter<W: Write + Send + 'static> {
     block: Vec<u8>,
-    to_writer: Option<SyncSender<Vec<u8>>>,
+    rows: Range<usize>,
+    to_writer: Option<SyncSender<Block>>,
+    /// The data hash, once the writer has seen the last rows.
+    data_hash: Receiver<[u8; 32]>,
     /// Emptied blocks coming back for reuse.
     spare: Receiver<Vec<u8>>,
     writer: Option<JoinHandle<Written<W>>>,
@@ -32,19 +46,30 @@ pub struct SnapWriter<W: Write + Send + 'static> {
     len: u64,
 }
 
-/// The writer thread: checksum and write each block, hand the buffer back.
+/// The writer thread: hash the rows, checksum and write each block, hand the buffer back.
 fn write_blocks<W: Write>(
     mut out: W,
-    blocks: Receiver<Vec<u8>>,
+    blocks: Receiver<Block>,
     spare: SyncSender<Vec<u8>>,
+    data_hash: SyncSender<[u8; 32]>,
 ) -> Written<W> {
     let mut checksum = Sha256::new();
-    for mut block in blocks {
-        checksum.update(&block);
-        out.write_all(&block)?;
-        block.clear();
+    let mut rows = Sha256::new();
+    for Block {
+        mut buf,
+        rows: range,
+        rows_end,
+    } in blocks
+    {
+        rows.update(&buf[range]);
+        if rows_end {
+            let _ = data_hash.try_send(rows.clone().finalize().into());
+        }
+        checksum.update(&buf);
+        out.write_all(&buf)?;
+        buf.clear();
         // The other side may be gone (finishing or failed); the buffer is then just dropped.
-        let _ = spare.try_send(block);
+        let _ = spare.try_send(buf);
     }
     out.flush()?;
     Ok((out, checksum))
@@ -56,12 +81,15 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
         let json = serde_json::to_vec(header).map_err(|e| SnapFileError::Corrupt(e.to_string()))?;
         let (to_writer, blocks) = sync_channel(IN_FLIGHT);
         let (spare_tx, spare) = sync_channel(IN_FLIGHT + 1);
+        let (hash_tx, data_hash) = sync_channel(1);
         let writer = std::thread::Builder::new()
             .name("snapfile-write".into())
-            .spawn(move || write_blocks(out, blocks, spare_tx))?;
+            .spawn(move || write_blocks(out, blocks, spare_tx, hash_tx))?;
         let mut w = SnapWriter {
             block: Vec::with_capacity(BLOCK),
+            rows: 0..0,
             to_writer: Some(to_writer),
+            data_hash,
             spare,
             writer: Some(writer),
             digest: Digest32::default(),
@@ -85,14 +113,18 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
     }
 
     /// Hands the current block to the writer thread.
-    fn send_block(&mut self) -> std::io::Result<()> {
+    fn send_block(&mut self, rows_end: bool) -> std::io::Result<()> {
         let next = self
             .spare
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
-        let full = std::mem::replace(&mut self.block, next);
+        let block = Block {
+            buf: std::mem::replace(&mut self.block, next),
+            rows: std::mem::replace(&mut self.rows, 0..0),
+            rows_end,
+        };
         let sent = match &self.to_writer {
-            Some(tx) => tx.send(full).is_ok(),
+            Some(tx) => tx.send(block).is_ok(),
             None => false,
         };
         if sent {
@@ -106,7 +138,7 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
         self.len += b.len() as u64;
         self.block.extend_from_slice(b);
         if self.block.len() >= BLOCK {
-            self.send_block()?;
+            self.send_block(false)?;
         }
         Ok(())
     }
@@ -115,10 +147,14 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
     pub fn row(&mut self, row: &Row) -> std::io::Result<()> {
         let start = self.block.len();
         frame_row(row, &mut self.block);
-        self.digest.add(row, &self.block[start..]);
+        self.digest.count(row);
+        if self.rows.is_empty() {
+            self.rows.start = start;
+        }
+        self.rows.end = self.block.len();
         self.len += (self.block.len() - start) as u64;
         if self.block.len() >= BLOCK {
-            self.send_block()?;
+            self.send_block(false)?;
         }
         Ok(())
     }
@@ -129,15 +165,17 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
         self.put(&0u32.to_le_bytes())?;
         let rows = self.digest.rows;
         let counts = self.digest.counts;
-        let data_hash = std::mem::take(&mut self.digest).finish();
+        self.send_block(true)?;
+        let data_hash = match self.data_hash.recv() {
+            Ok(h) => h,
+            Err(_) => return Err(self.writer_error().into()),
+        };
         self.put(END_MAGIC)?;
         for n in [rows, counts.messages, counts.channels, counts.users] {
             self.put(&n.to_le_bytes())?;
         }
         self.put(&data_hash)?;
-        if !self.block.is_empty() {
-            self.send_block()?;
-        }
+        self.send_block(false)?;
         self.to_writer = None;
         let (mut out, checksum) = match self.writer.take().map(JoinHandle::join) {
             Some(Ok(res)) => res?,

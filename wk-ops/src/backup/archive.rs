@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 /// Compression settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +60,98 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-/// A reader that hashes and counts what is read through it.
+/// Bytes handed to a [`BgSha256`] thread at a time.
+const HASH_BLOCK: usize = 1 << 20;
+/// Blocks queued for a [`BgSha256`] thread at most (memory stays bounded).
+const HASH_QUEUE: usize = 4;
+
+/// SHA-256 computed on a thread of its own, fed in blocks: hashing a member overlaps the
+/// (de)compression of the thread that reads it. Falls back to hashing inline when no thread
+/// can be started.
+pub struct BgSha256 {
+    block: Vec<u8>,
+    worker: Option<HashWorker>,
+    inline: Sha256,
+}
+
+struct HashWorker {
+    tx: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    thread: JoinHandle<Sha256>,
+}
+
+impl BgSha256 {
+    pub fn new() -> Self {
+        let (tx, blocks) = sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let (spare_tx, spare) = sync_channel::<Vec<u8>>(HASH_QUEUE + 1);
+        let thread = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn(move || {
+                let mut hash = Sha256::new();
+                for mut b in blocks {
+                    hash.update(&b);
+                    b.clear();
+                    let _ = spare_tx.try_send(b);
+                }
+                hash
+            });
+        BgSha256 {
+            block: Vec::with_capacity(HASH_BLOCK),
+            worker: thread.ok().map(|thread| HashWorker { tx, spare, thread }),
+            inline: Sha256::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        let Some(w) = &self.worker else {
+            self.inline.update(data);
+            return;
+        };
+        while !data.is_empty() {
+            let n = (HASH_BLOCK - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.block.len() == HASH_BLOCK {
+                let next = w
+                    .spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK));
+                let full = std::mem::replace(&mut self.block, next);
+                // The thread only stops when the sender is dropped (or it panicked, which
+                // `finish` reports).
+                let _ = w.tx.send(full);
+            }
+        }
+    }
+
+    /// The digest of everything passed to `update`.
+    pub fn finish(self) -> [u8; 32] {
+        let Some(w) = self.worker else {
+            return self.inline.finalize().into();
+        };
+        let mut hash = {
+            let HashWorker { tx, thread, .. } = w;
+            drop(tx);
+            thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        hash.update(&self.block);
+        hash.finalize().into()
+    }
+}
+
+impl Default for BgSha256 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A reader that hashes (on a thread of its own, see [`BgSha256`]) and counts what is read
+/// through it.
 pub struct HashReader<R> {
     inner: R,
-    hash: Sha256,
+    hash: BgSha256,
     len: u64,
 }
 
@@ -69,13 +159,13 @@ impl<R: Read> HashReader<R> {
     pub fn new(inner: R) -> Self {
         HashReader {
             inner,
-            hash: Sha256::new(),
+            hash: BgSha256::new(),
             len: 0,
         }
     }
     /// The hex digest and the byte count.
     pub fn finish(self) -> (String, u64) {
-        (hex(&self.hash.finalize()), self.len)
+        (hex(&self.hash.finish()), self.len)
     }
 }
 
@@ -280,6 +370,28 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_hash_equals_inline_hash() {
+        let data: Vec<u8> = (0..3 * HASH_BLOCK + 12345)
+            .map(|i| (i * 31) as u8)
+            .collect();
+        for split in [1usize, 7, 4096, HASH_BLOCK, HASH_BLOCK + 1] {
+            let mut bg = BgSha256::new();
+            for piece in data.chunks(split) {
+                bg.update(piece);
+            }
+            assert_eq!(
+                bg.finish(),
+                <[u8; 32]>::from(Sha256::digest(&data)),
+                "{split}"
+            );
+        }
+        assert_eq!(
+            BgSha256::new().finish(),
+            <[u8; 32]>::from(Sha256::digest(b""))
+        );
+    }
 
     #[test]
     fn short_stream_leaves_nothing() {

@@ -4,6 +4,7 @@
 
 use super::error::{ok_data, ApiError};
 use crate::app::App;
+use crate::cluster::snapfile::SnapshotFile;
 use crate::core::wait_until;
 use axum::body::Body;
 use axum::extract::State;
@@ -14,10 +15,11 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// Bytes per body chunk of a download.
-const CHUNK: usize = 256 << 10;
+const CHUNK: usize = 1 << 20;
+/// Chunks read ahead of the socket at most.
+const AHEAD: usize = 4;
 
 pub async fn take(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let c = &app.core.cluster;
@@ -76,25 +78,13 @@ pub async fn download(State(app): State<Arc<App>>) -> Result<Response, ApiError>
         ("x-wk-snapshot-format", info.format.to_string()),
         ("x-wk-version", env!("CARGO_PKG_VERSION").to_string()),
     ];
-    // A descriptor of its own (positional readers elsewhere do not move its offset); it stays
-    // valid even if a newer snapshot replaces the file meanwhile.
-    let mut file = snap
-        .file
-        .try_clone()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let file = tokio::fs::File::from_std(file);
+    // A blocking thread reads the file (positional reads: it stays valid even if a newer
+    // snapshot replaces the name meanwhile) a chunk ahead of the socket, at most `AHEAD` chunks.
     let len = info.len;
-    let body = futures::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
-        if sent >= len {
-            return None;
-        }
-        let mut buf = vec![0u8; CHUNK.min((len - sent) as usize)];
-        match file.read_exact(&mut buf).await {
-            Ok(_) => Some((Ok(bytes::Bytes::from(buf)), (file, sent + CHUNK as u64))),
-            Err(e) => Some((Err(e), (file, len))),
-        }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(AHEAD);
+    tokio::task::spawn_blocking(move || read_chunks(snap, tx));
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
     });
     let mut resp = Body::from_stream(body).into_response();
     let h = resp.headers_mut();
@@ -109,4 +99,22 @@ pub async fn download(State(app): State<Arc<App>>) -> Result<Response, ApiError>
     }
     tracing::info!(index, bytes = len, "snapshot download started");
     Ok(resp)
+}
+
+/// Reads `snap` in chunks into `tx` until the end, an error, or the client is gone.
+fn read_chunks(snap: SnapshotFile, tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>) {
+    use std::io::Read;
+    let mut reader = snap.reader(0);
+    let mut left = snap.len;
+    while left > 0 {
+        let mut buf = vec![0u8; CHUNK.min(left as usize)];
+        let chunk = reader
+            .read_exact(&mut buf)
+            .map(|()| bytes::Bytes::from(buf));
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+        left -= CHUNK.min(left as usize) as u64;
+    }
 }

@@ -102,11 +102,19 @@ impl SnapshotDir {
         };
         let tmp = self.temp_path("building");
         let res = (|| {
+            let started = std::time::Instant::now();
             let mut w = SnapWriter::new(create_private(&tmp)?, &header)?;
             walk_rows(&txn, &mut |row| w.row(row))?;
             let (file, trailer, len) = w.finish()?;
+            let written = started.elapsed();
             let path = self.current_path();
             publish(&file, &tmp, &path)?;
+            tracing::info!(
+                bytes = len,
+                write_ms = written.as_millis() as u64,
+                sync_ms = (started.elapsed() - written).as_millis() as u64,
+                "snapshot file built"
+            );
             let info = Info {
                 format: super::snapfile::FORMAT,
                 header,

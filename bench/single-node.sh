@@ -34,14 +34,15 @@ for r in $(seq 1 "$RUNS"); do
   wk_node "$IP" 1; wait_healthy "$IP"
   "$BENCH" --target wkproto --api "$IP:5001" --endpoints "$IP:5100" --workload group \
     --groups "$SEND_GROUPS" --members "$SEND_MEMBERS" --online "$SEND_ONLINE" \
-    --senders "$SEND_SENDERS" --inflight "$SEND_INFLIGHT" --duration "$DURATION" --json | tag sends >>"$OUT"
+    --senders "$SEND_SENDERS" --inflight "$SEND_INFLIGHT" --duration "$DURATION" --server-pid "$LAST_PID" \
+    --json | tag sends >>"$OUT"
   stop_nodes
   for rate in $FAN_RATES; do
     echo "run $r/$RUNS: deliveries (1 group × $FAN_MEMBERS, $FAN_ONLINE online) at $rate msg/s" >&2
     wk_node "$IP" 1; wait_healthy "$IP"
     "$BENCH" --target wkproto --api "$IP:5001" --endpoints "$IP:5100" --workload group \
       --groups 1 --members "$FAN_MEMBERS" --online "$FAN_ONLINE" --senders 1 --rate "$rate" \
-      --duration "$DURATION" --json | tag "deliveries@$rate" >>"$OUT"
+      --duration "$DURATION" --server-pid "$LAST_PID" --json | tag "deliveries@$rate" >>"$OUT"
     stop_nodes
   done
 done
@@ -63,18 +64,20 @@ print(f"**Sends** ({sg} groups × {sm} members, {so} online per group, {ss} send
 print(f"{sps:,.0f} sends/s = {sps/cores:,.0f} per core = **{sps/cores/2500:.2f}×** WuKongIM's per core (goal 3×);")
 print(f"SEND→SENDACK p50 {med([r['sendack']['p50_ms'] for r in s]):.2f} ms, p99 {med([r['sendack']['p99_ms'] for r in s]):.2f} ms (goal < 50 ms), "
       f"p999 {med([r['sendack']['p999_ms'] for r in s]):.2f} ms; SEND→RECV p99 {med([r['recv']['p99_ms'] for r in s]):.2f} ms; "
-      f"errors {sum(r['send_errors'] for r in s)}, dropped connections {sum(r['dropped'] for r in s)}. Runs: "
+      f"errors {sum(r['send_errors'] for r in s)}, dropped connections {sum(r['dropped'] for r in s)}; "
+      f"{med([r.get('sends_per_server_cpu_s') or 0 for r in s]):,.0f} sends per CPU-second the node got. Runs: "
       + ", ".join(f"{r['sends_per_s']:,.0f}" for r in s) + ".\n")
 print(f"**Deliveries** (1 group × {fm} members, {fo} online, one sender at a fixed rate):\n")
-print("| msg/s | expected deliveries/s | deliveries/s (median) | per core | × WuKongIM per core | SEND→RECV p50 / p99 / p999 ms | SENDACK p99 ms | dropped |")
-print("|---|---|---|---|---|---|---|---|")
+print("| msg/s | expected deliveries/s | deliveries/s (median) | per core | × WuKongIM per core | per node CPU-second | SEND→RECV p50 / p99 / p999 ms | SENDACK p99 ms | dropped |")
+print("|---|---|---|---|---|---|---|---|---|")
 best = None
 for c in sorted({r["case"] for r in rows if r["case"].startswith("deliveries@")}, key=lambda c: float(c.split("@")[1])):
     d = case(c); rate = float(c.split("@")[1]); exp = rate * (int(fo) - 1)
     dps = med([r["recvs_per_s"] for r in d])
     p = {k: med([r["recv"][k] for r in d]) for k in ("p50_ms", "p99_ms", "p999_ms")}
     drop = sum(r["dropped"] for r in d)
-    print(f"| {rate:g} | {exp:,.0f} | {dps:,.0f} | {dps/cores:,.0f} | {dps/cores/12500:.2f}× | {p['p50_ms']:.1f} / {p['p99_ms']:.1f} / {p['p999_ms']:.1f} | "
+    cpu = med([r.get("recvs_per_server_cpu_s") or 0 for r in d])
+    print(f"| {rate:g} | {exp:,.0f} | {dps:,.0f} | {dps/cores:,.0f} | {dps/cores/12500:.2f}× | {cpu:,.0f} | {p['p50_ms']:.1f} / {p['p99_ms']:.1f} / {p['p999_ms']:.1f} | "
           f"{med([r['sendack']['p99_ms'] for r in d]):.2f} | {drop} |")
     if dps >= 0.95 * exp and drop == 0 and (best is None or dps > best[1]):
         best = (rate, dps)

@@ -84,6 +84,11 @@ pub struct Args {
     /// wkproto: file created once every client is connected (scripts sample the server then).
     #[arg(long)]
     pub ready_file: Option<std::path::PathBuf>,
+    /// wkproto: pids of the server processes (same machine) whose CPU time (user + system, from
+    /// /proc) is read at the start and end of the window, so rates can be given per CPU-second
+    /// the servers actually got (the machine may be shared).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// wkproto: print one JSON line instead of the text summary.
     #[arg(long)]
     pub json: bool,

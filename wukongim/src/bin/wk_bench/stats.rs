@@ -36,6 +36,20 @@ impl Local {
     }
 }
 
+/// CPU seconds (user + system) used so far by the processes `pids`, from `/proc/<pid>/stat`
+/// (fields 14 and 15, in clock ticks of 1/100 s — USER_HZ on Linux); `None` if any is unreadable.
+pub fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may contain spaces; fields after it are space separated.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
 pub fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
 }
@@ -81,5 +95,11 @@ mod tests {
         assert_eq!(p.p999_ms, 1000.0);
         assert_eq!(p.max_ms, 1000.0);
         assert_eq!(Percentiles::of(&mut []).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn cpu_of_this_process_is_readable() {
+        assert!(cpu_seconds(&[std::process::id()]).is_some());
+        assert_eq!(cpu_seconds(&[]), Some(0.0));
     }
 }

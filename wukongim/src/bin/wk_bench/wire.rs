@@ -109,7 +109,9 @@ impl Link {
             Io::Ws(ws) => {
                 if !self.frames.is_empty() {
                     for f in self.frames.drain(..) {
-                        ws.feed(Message::Binary(f)).await.context("WebSocket send")?;
+                        ws.feed(Message::Binary(f))
+                            .await
+                            .context("WebSocket send")?;
                     }
                     ws.flush().await.context("WebSocket flush")?;
                 }

@@ -19,7 +19,7 @@ use wukongim::proto::client::{recvack_for, text_payload};
 use wukongim::proto::{Packet, ReasonCode, RecvPacket, SendackPacket};
 
 use crate::args::{Args, Workload};
-use crate::stats::{micros, Local, Percentiles};
+use crate::stats::{cpu_seconds, micros, Local, Percentiles};
 use crate::wire::Conn;
 
 const CHANNEL_PERSON: u8 = 1;
@@ -38,7 +38,8 @@ fn plan(a: &Args, prefix: &str) -> Vec<Role> {
         Workload::Person => (0..a.clients)
             .map(|i| Role {
                 uid: format!("{prefix}u{i}"),
-                target: ((i ^ 1) < a.clients).then(|| (format!("{prefix}u{}", i ^ 1), CHANNEL_PERSON)),
+                target: ((i ^ 1) < a.clients)
+                    .then(|| (format!("{prefix}u{}", i ^ 1), CHANNEL_PERSON)),
             })
             .collect(),
         Workload::Idle => (0..a.clients)
@@ -212,6 +213,8 @@ impl Client {
         };
         let mut started = ctx.period.is_some() || self.target.is_none();
         loop {
+            // Lives one loop turn on the stack; boxing the packet would cost an allocation each.
+            #[allow(clippy::large_enum_variant)]
             enum Ev {
                 Stop,
                 Start,
@@ -293,7 +296,10 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
         std::fs::write(path, format!("{}\n", clients.len()))
             .with_context(|| format!("write {}", path.display()))?;
     }
-    let senders = clients.iter().filter(|(_, _, r)| r.target.is_some()).count();
+    let senders = clients
+        .iter()
+        .filter(|(_, _, r)| r.target.is_some())
+        .count();
     let load_start = Instant::now() + Duration::from_millis(100);
     let window_start = load_start + a.warmup;
     let ctx = Arc::new(Ctx {
@@ -328,6 +334,14 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
             })
         })
         .collect();
+    let server_cpu = if a.server_pid.is_empty() {
+        None
+    } else {
+        sleep_until(ctx.window_start.into()).await;
+        let c0 = cpu_seconds(&a.server_pid);
+        sleep_until(ctx.window_end.into()).await;
+        c0.zip(cpu_seconds(&a.server_pid)).map(|(c0, c1)| c1 - c0)
+    };
     let mut total = Local::default();
     let mut dropped = 0usize;
     for t in tasks {
@@ -338,22 +352,43 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
             first_error.get_or_insert(e);
         }
     }
-    report(a, n, senders, connect_seconds, connect_errors, dropped, first_error, total);
+    let run = Run {
+        clients: n,
+        senders,
+        connect_seconds,
+        connect_errors,
+        dropped,
+        first_error,
+        server_cpu,
+    };
+    report(a, run, total);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    a: &Args,
+/// What the run observed besides the clients' counters.
+struct Run {
     clients: usize,
     senders: usize,
     connect_seconds: f64,
     connect_errors: usize,
     dropped: usize,
     first_error: Option<String>,
-    mut t: Local,
-) {
+    /// CPU seconds the `--server-pid` processes used during the window.
+    server_cpu: Option<f64>,
+}
+
+fn report(a: &Args, r: Run, mut t: Local) {
+    let Run {
+        clients,
+        senders,
+        connect_seconds,
+        connect_errors,
+        dropped,
+        first_error,
+        server_cpu,
+    } = r;
     let secs = a.duration.as_secs_f64();
+    let per_cpu = |n: u64| server_cpu.filter(|c| *c > 0.0).map(|c| n as f64 / c);
     let ack = Percentiles::of(&mut t.ack_us);
     let recv = Percentiles::of(&mut t.recv_us);
     let ok = t.sendacks - t.send_errors;
@@ -379,6 +414,9 @@ fn report(
         "recv_errors": t.recv_errors,
         "recvs_per_s": t.recvs as f64 / secs,
         "recv": recv,
+        "server_cpu_s": server_cpu,
+        "sends_per_server_cpu_s": per_cpu(ok),
+        "recvs_per_server_cpu_s": per_cpu(t.recvs),
         "error": first_error,
     });
     if a.json {
@@ -408,6 +446,13 @@ fn report(
         recv.p99_ms,
         recv.p999_ms
     );
+    if let Some(c) = server_cpu {
+        println!(
+            "  server CPU {c:.2} s in {secs:.1} s: {:.0} sends and {:.0} deliveries per server CPU-second",
+            per_cpu(ok).unwrap_or(0.0),
+            per_cpu(t.recvs).unwrap_or(0.0)
+        );
+    }
     if let Some(e) = first_error {
         println!("  first error: {e}");
     }

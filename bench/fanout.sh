@@ -31,12 +31,12 @@ for rate in $RATES; do
   python3 -c "import sys; sys.exit(0 if float('$p99') > 50 else 1)" && knee_passed=1
 done
 
-section=$(python3 - "$OUT" "$MEMBERS" "$DURATION" "$SENDERS" "$(git rev-parse --short HEAD)" <<'PY'
+section=$(python3 - "$OUT" "$MEMBERS" "$DURATION" "$SENDERS" "$(git rev-parse --short HEAD)" "$RATES" <<'PY'
 import json, sys, datetime, os, platform
-path, members, dur, senders, rev = sys.argv[1:]
+path, members, dur, senders, rev, rates = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 print(f"\n## {datetime.date.today()} — fan-out: one group of {members} WebSocket members over 3 nodes\n")
-print(f"`bench/fanout.sh {members} {dur}` at {rev} on {os.cpu_count()} cores ({platform.machine()}), machine shared with")
+print(f"`bench/fanout.sh {members} {dur} \"{rates}\"` at {rev} on {os.cpu_count()} cores ({platform.machine()}), machine shared with")
 print(f"other builds; 3 nodes and wk-bench (WebSocket, DH + AES, msgKey checked) on the same cores; {senders} senders")
 print("at a fixed total rate, one run per rate.\n")
 print("| msg/s | expected deliveries/s | deliveries/s | SEND→RECV p50 / p99 / p999 ms | SENDACK p99 ms | dropped |")

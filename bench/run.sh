@@ -2,7 +2,10 @@
 # Side-by-side write benchmark: a 3-node wukongim cluster vs a 3-node etcd cluster (the anchor,
 # from Debian's etcd-server), on this machine, in the same run. Both are driven by wk-bench with
 # the same HTTP client, concurrency and payload size; each is run RUNS times and the medians and
-# their ratio are appended to bench/RESULTS.md.
+# their ratio are appended to bench/RESULTS.md. Beside the HTTP load, the same wukongim cluster is
+# also driven through the WuKongIM binary protocol: CONCURRENCY wk-bench TCP clients (DH + AES),
+# paired up to message each other, each with one SEND in flight, for 10 s ("wukongim-tcp": SENDs
+# acknowledged per second, SEND→SENDACK latency; the recipients are online and get RECVs).
 #
 # Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]   (WK=<binary> to run another build)
 #        bench/run.sh --quick   one short run each (1 3000 32 256), ratio printed, RESULTS.md untouched:
@@ -42,6 +45,9 @@ run_wukongim() {
   wk_start "$work" "$WK"; pids=("${WK_PIDS[@]}")
   $BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
     --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
+  $BENCH --target wkproto --api 127.0.0.31:5001 --endpoints 127.0.0.31:5100,127.0.0.32:5100,127.0.0.33:5100 \
+    --workload person --clients "$CONC" --inflight 1 --size "$SIZE" --duration 10s --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"target":"wukongim-tcp","requests":r["sendacks"],"errors":r["send_errors"]+r["dropped"]+r["connect_errors"],"seconds":r["seconds"],"rps":r["sends_per_s"],"p50_ms":r["sendack"]["p50_ms"],"p99_ms":r["sendack"]["p99_ms"]}))' >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/wk?
 }
@@ -63,9 +69,12 @@ print(f"\n## {datetime.date.today()} — 3-node write throughput, wukongim vs et
 print(f"`bench/run.sh {runs} {total} {conc} {size}` on {os.cpu_count()} cores ({platform.machine()}); {runs} runs each, medians.\n")
 print("| target | req/s | p50 ms | p99 ms | errors |")
 print("|---|---|---|---|---|")
-for t in ("wukongim", "etcd"):
+for t in ("wukongim", "wukongim-tcp", "etcd"):
+    if not any(r["target"] == t for r in rows): continue
     print(f"| {t} | {med(t,'rps'):.0f} | {med(t,'p50_ms'):.2f} | {med(t,'p99_ms'):.2f} | {errs(t)} |")
 print(f"\nRatio wukongim/etcd: throughput **{wk_rps/et_rps:.2f}×**, p99 latency {med('wukongim','p99_ms')/med('etcd','p99_ms'):.2f}×.")
+if any(r["target"] == "wukongim-tcp" for r in rows):
+    print(f"Through the binary protocol (wukongim-tcp, {conc} TCP clients, one SEND in flight each): **{med('wukongim-tcp','rps')/et_rps:.2f}×** etcd's throughput, {med('wukongim-tcp','rps')/wk_rps:.2f}× the HTTP load's.")
 print("Each wukongim request is a replicated IM message send (stored, sequenced, conversations updated);")
 print("each etcd request is a replicated key put. Raw runs: " + "; ".join(f"{r['target']} {r['rps']:.0f}" for r in rows) + ".")
 PY

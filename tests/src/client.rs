@@ -1,23 +1,24 @@
 //! A minimal WuKongIM TCP client built on our own codec (`wukongim::proto`), for tests that need
-//! exact control over packets (versions, bad msgKeys, floods).
+//! exact control over packets (versions, bad msgKeys, floods). The session logic (CONNECT keys,
+//! cipher, clientSeq, sealed SENDs, RECVACKs) is `wukongim::proto::client`, shared with wk-bench.
 
 use bytes::BytesMut;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use wukongim::proto::client::{recvack_for, text_payload, ClientHello, ClientSession};
 use wukongim::proto::{
-    encode, ClientKeys, ConnackPacket, ConnectPacket, Decoder, HeaderFlags, Packet, ReasonCode,
-    RecvPacket, RecvackPacket, SendPacket, SendackPacket, SessionCipher, Setting,
+    encode, ConnackPacket, Decoder, Packet, ReasonCode, RecvPacket, SendPacket, SendackPacket,
+    SessionCipher,
 };
 
 pub struct WkClient {
     pub stream: TcpStream,
     pub version: u8,
-    pub cipher: Option<SessionCipher>,
+    pub session: Option<ClientSession>,
     pub connack: Option<ConnackPacket>,
     buf: BytesMut,
     dec: Decoder,
-    next_seq: u32,
 }
 
 impl WkClient {
@@ -35,11 +36,10 @@ impl WkClient {
         Ok(WkClient {
             stream,
             version,
-            cipher: None,
+            session: None,
             connack: None,
             buf: BytesMut::new(),
             dec: Decoder::default(),
-            next_seq: 1,
         })
     }
 
@@ -86,16 +86,7 @@ impl WkClient {
         device_id: &str,
     ) -> Result<(WkClient, ReasonCode), String> {
         let mut c = Self::try_open(addr, version).await?;
-        let keys = ClientKeys::generate();
-        let p = Packet::Connect(ConnectPacket {
-            version,
-            device_flag,
-            device_id: device_id.into(),
-            uid: uid.into(),
-            token: token.into(),
-            client_timestamp: 0,
-            client_key: keys.public_key(),
-        });
+        let (hello, p) = ClientHello::new(version, uid, token, device_flag, device_id);
         let b = encode(&p, version).expect("encode");
         c.stream
             .write_all(&b)
@@ -103,13 +94,10 @@ impl WkClient {
             .map_err(|e| format!("{addr}: write CONNECT: {e}"))?;
         match c.next(Duration::from_secs(10)).await {
             Some(Packet::Connack(ack)) => {
-                if ack.reason_code == ReasonCode::Success {
-                    c.cipher = Some(
-                        keys.derive(&ack.server_key, &ack.salt)
-                            .expect("derive cipher"),
-                    );
-                }
                 let r = ack.reason_code;
+                if r == ReasonCode::Success {
+                    c.session = Some(hello.finish(&ack).expect("derive cipher"));
+                }
                 c.connack = Some(ack);
                 Ok((c, r))
             }
@@ -193,6 +181,11 @@ impl WkClient {
         }
     }
 
+    /// The session cipher (panics before a successful CONNECT).
+    pub fn cipher(&self) -> &SessionCipher {
+        &self.session.as_ref().expect("connected").cipher
+    }
+
     /// Builds an encrypted SEND of a text message.
     pub fn text_packet(
         &mut self,
@@ -201,27 +194,12 @@ impl WkClient {
         text: &str,
         client_msg_no: &str,
     ) -> SendPacket {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let payload = serde_json::json!({ "type": 1, "content": text }).to_string();
-        let mut p = SendPacket {
-            flags: HeaderFlags {
-                red_dot: true,
-                ..Default::default()
-            },
-            setting: Setting(0),
-            client_seq: seq,
-            client_msg_no: client_msg_no.into(),
-            stream_no: String::new(),
-            channel_id: channel.into(),
+        self.session.as_mut().expect("connected").send_packet(
+            channel,
             channel_type,
-            expire: 0,
-            msg_key: String::new(),
-            topic: String::new(),
-            payload: payload.into_bytes().into(),
-        };
-        self.cipher.as_ref().expect("connected").seal_send(&mut p);
-        p
+            &text_payload(text),
+            client_msg_no,
+        )
     }
 
     /// Sends a text message; returns its clientSeq.
@@ -236,9 +214,7 @@ impl WkClient {
     /// Decrypts a RECV's payload and returns its "content" text (checks msgKey).
     pub fn recv_text(&self, r: &RecvPacket) -> String {
         let plain = self
-            .cipher
-            .as_ref()
-            .expect("connected")
+            .cipher()
             .open_recv(r)
             .expect("RECV msgKey/payload valid");
         let v: serde_json::Value = serde_json::from_slice(&plain).expect("payload is JSON");
@@ -247,11 +223,6 @@ impl WkClient {
 
     /// Acknowledges a RECV.
     pub async fn ack(&mut self, r: &RecvPacket) {
-        let p = Packet::Recvack(RecvackPacket {
-            flags: r.flags,
-            message_id: r.message_id,
-            message_seq: r.message_seq,
-        });
-        self.write(&p).await;
+        self.write(&recvack_for(r)).await;
     }
 }

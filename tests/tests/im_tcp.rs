@@ -105,7 +105,7 @@ async fn wrong_msg_key_gets_payload_decode_error_and_is_not_stored() {
     assert_eq!(ack.reason_code, ReasonCode::PayloadDecodeError);
     let mut p = c.text_packet("frank", 1, "garbage", "no-2");
     p.payload = b"not base64 at all".to_vec().into();
-    p.msg_key = c.cipher.as_ref().unwrap().send_msg_key(&p);
+    p.msg_key = c.cipher().send_msg_key(&p);
     c.write(&Packet::Send(p)).await;
     assert_eq!(
         c.next_sendack(T).await.reason_code,

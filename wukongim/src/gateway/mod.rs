@@ -62,6 +62,9 @@ pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
     }
 }
 
+/// Initial WebSocket read buffer per connection.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 async fn ws_upgrade(
     State(app): State<Arc<App>>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -77,8 +80,12 @@ async fn ws_upgrade(
             .into_response();
     };
     let max = app.config.conn.max_packet_size.0 as usize + 16;
+    // tungstenite allocates its read buffer up front, 128 KiB by default: 1.4 GiB for 10,000
+    // idle WebSocket clients (bench/connections.sh). Client packets are small; the buffer grows
+    // for a larger one.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             session::run(app, transport::Ws::new(socket), "ws", peer.to_string()).await;

@@ -18,6 +18,7 @@
 //! assert_eq!(Decoder::default().decode(&mut buf, 2).unwrap(), Some(p));
 //! ```
 
+pub mod client;
 mod codec;
 pub mod crypto;
 mod decoder;

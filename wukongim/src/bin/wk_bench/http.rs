@@ -1,37 +1,16 @@
-//! wk-bench: a closed-loop load generator. `N` workers each keep one HTTP/1.1 keep-alive
+//! HTTP mode: a closed-loop load generator. `N` workers each keep one HTTP/1.1 keep-alive
 //! connection and send requests back to back until `total` requests are done; it reports
 //! throughput and latency percentiles as one JSON line. Targets: wukongim's POST /message/send
 //! (`--target wukongim`) and etcd's v3 JSON gateway PUT (`--target etcd`), so both replicated
 //! stores are driven by the same client code.
 
+use crate::args::Args;
 use base64::Engine;
-use clap::Parser;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "wk-bench",
-    about = "Closed-loop write benchmark for wukongim and etcd"
-)]
-struct Args {
-    /// `wukongim` or `etcd`.
-    #[arg(long, value_parser = ["wukongim", "etcd"])]
-    target: String,
-    /// host:port endpoints (comma separated); workers are spread over them.
-    #[arg(long, value_delimiter = ',')]
-    endpoints: Vec<String>,
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    #[arg(long, default_value_t = 20000)]
-    total: u64,
-    /// Payload bytes per message/value.
-    #[arg(long, default_value_t = 256)]
-    size: usize,
-}
 
 fn request(target: &str, host: &str, worker: usize, i: u64, payload: &str) -> Vec<u8> {
     let (path, body) = if target == "etcd" {
@@ -98,9 +77,8 @@ async fn response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
     Ok(status)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let a = Args::parse();
+/// Runs the HTTP benchmark and prints its one JSON line.
+pub async fn run(a: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(!a.endpoints.is_empty(), "--endpoints is required");
     let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
     let next = Arc::new(AtomicU64::new(0));

@@ -245,6 +245,16 @@ impl Node {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Sends SIGHUP (reload secrets, reopen the log file); the node must be running.
+    pub fn hup(&self) {
+        let pid = self.pid().expect("node running").to_string();
+        let ok = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -HUP {pid}");
+    }
+
     /// kill -9, and reap. Fails the test if the process had already exited on its own (a
     /// crash must not pass as the next victim of a kill).
     pub fn kill9(&mut self) {

@@ -206,21 +206,12 @@ async fn cluster_token_changes_node_by_node_without_leader_loss() {
     let (mut c, leader) = token_cluster(dir, "token-old\n", "").await;
     let li = c.index_of(leader);
     let (watch, start_term) = watch_and_term(&c, leader).await;
-    let hup = |pid: Option<u32>| {
-        let pid = pid.expect("node running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP {pid}");
-    };
     let send_url = |c: &TestCluster, i: usize| c.nodes[i].url("/message/send");
     // Reload the leader first, then restart a follower that still holds the old token.
     let follower = (li + 1) % 3;
     let last = (li + 2) % 3;
     set_token(dir, li, "token-new\n");
-    hup(c.nodes[li].pid());
+    c.nodes[li].hup();
     let log_path = c.nodes[li].log_path();
     poll(T, "the leader to log the reload", || {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -239,7 +230,7 @@ async fn cluster_token_changes_node_by_node_without_leader_loss() {
     );
     for i in [follower, last] {
         set_token(dir, i, "token-new\n");
-        hup(c.nodes[i].pid());
+        c.nodes[i].hup();
     }
     for i in 0..3 {
         assert_eq!(send(send_url(&c, i)).await, 200);
@@ -382,14 +373,6 @@ async fn sighup_reloads_the_tls_certificates_for_new_connections() {
                 .is_ok()
         }
     };
-    let hup = |pid: Option<u32>| {
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid.expect("node running").to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP");
-    };
     assert!(ping(&old).await, "a peer of the CA in force");
     assert!(!ping(&new).await, "a peer of another CA");
     install(&new);
@@ -397,7 +380,7 @@ async fn sighup_reloads_the_tls_certificates_for_new_connections() {
         !ping(&new).await,
         "replaced files take effect only on SIGHUP"
     );
-    hup(c.nodes[0].pid());
+    c.nodes[0].hup();
     poll(T, "a peer of the new CA to be accepted", || {
         let p = ping(&new);
         async move { p.await.then_some(()) }
@@ -407,7 +390,7 @@ async fn sighup_reloads_the_tls_certificates_for_new_connections() {
     // Garbage in the certificate file: logged, the certificates in force stay.
     let crt = live.join(format!("node-{ip}.crt"));
     std::fs::write(&crt, "not a certificate\n").unwrap();
-    hup(c.nodes[0].pid());
+    c.nodes[0].hup();
     let log = c.nodes[0].log_path();
     poll(T, "the failed reload to be logged", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();

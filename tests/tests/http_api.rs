@@ -255,15 +255,6 @@ async fn manager_token_file_is_reread_on_sighup() {
             resp.status().as_u16()
         }
     };
-    let hup = || {
-        let pid = node.pid().expect("node running").to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -HUP {pid}");
-    };
     assert_eq!((status("first").await, status("second").await), (200, 401));
 
     wk_testkit::write_secret(&file, "second\n").unwrap();
@@ -272,7 +263,7 @@ async fn manager_token_file_is_reread_on_sighup() {
         200,
         "a replaced file acts only on SIGHUP"
     );
-    hup();
+    node.hup();
     wk_tests::poll(
         std::time::Duration::from_secs(10),
         "the new token",
@@ -285,7 +276,7 @@ async fn manager_token_file_is_reread_on_sighup() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::write(&file, contents).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
-        hup();
+        node.hup();
         let log = node.log_path();
         wk_tests::poll(std::time::Duration::from_secs(10), logged, || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -72,11 +72,7 @@ async fn systemd_notify_watchdog_json_logs_sighup_and_sigterm() {
     // logrotate: move the file away, SIGHUP, the node writes a fresh file.
     let rotated = node.log_path().with_extension("log.1");
     std::fs::rename(node.log_path(), &rotated).unwrap();
-    std::process::Command::new("kill")
-        .arg("-HUP")
-        .arg(node.pid().unwrap().to_string())
-        .status()
-        .unwrap();
+    node.hup();
     wk_tests::poll(
         Duration::from_secs(10),
         "a new log file after SIGHUP",

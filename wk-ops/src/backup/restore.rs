@@ -342,6 +342,10 @@ async fn check_healthy(api: &NodeApi, nodes: &[Node], hash: &str) -> Result<(), 
         if v.hash != hash {
             return Err(format!("node {} serves data version {}", n.id, v.hash));
         }
+        // Serving: a node answers /health 200 only once it caught up after its start.
+        api.health(n)
+            .await
+            .map_err(|e| format!("node {} not serving yet: {e}", n.id))?;
     }
     Ok(())
 }

@@ -43,9 +43,7 @@ impl ManagerToken {
         let Some(path) = &self.file else {
             return Ok(false);
         };
-        let raw = crate::secret::read_private(path, "managerTokenFile")?;
-        let text = String::from_utf8(raw)
-            .map_err(|_| format!("managerTokenFile {}: not UTF-8 text", path.display()))?;
+        let text = crate::secret::read_token_file(path, "managerTokenFile")?;
         if text.is_empty() {
             return Err(format!(
                 "managerTokenFile {}: empty (the token in force is kept; an empty file would \

@@ -38,6 +38,13 @@ pub fn read_private(path: &Path, key: &str) -> Result<Vec<u8>, String> {
     Ok(raw.trim_ascii().to_vec())
 }
 
+/// Reads a private token file as text (see [`read_private`]): trimmed, UTF-8 or an error
+/// naming `key` and the file. May be empty; callers decide what that means.
+pub fn read_token_file(path: &Path, key: &str) -> Result<String, String> {
+    String::from_utf8(read_private(path, key)?)
+        .map_err(|_| format!("{key} {}: not UTF-8 text", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,14 +149,8 @@ impl Config {
     /// (refused when group or others can access the file).
     pub fn resolve_manager_token(&self) -> std::io::Result<Option<String>> {
         if let Some(path) = &self.manager_token_file {
-            let t = crate::secret::read_private(path, "managerTokenFile")
+            let t = crate::secret::read_token_file(path, "managerTokenFile")
                 .map_err(std::io::Error::other)?;
-            let t = String::from_utf8(t).map_err(|_| {
-                std::io::Error::other(format!(
-                    "managerTokenFile {}: not UTF-8 text",
-                    path.display()
-                ))
-            })?;
             return Ok((!t.is_empty()).then_some(t));
         }
         Ok((!self.manager_token.is_empty()).then(|| self.manager_token.clone()))

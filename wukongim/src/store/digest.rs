@@ -91,10 +91,6 @@ pub struct Sum {
 }
 
 impl Sum {
-    pub fn add_row(&mut self, row: &Row) {
-        self.hash = self.hash.wrapping_add(row_hash(row));
-    }
-
     /// The hash as the data version's hex string.
     pub fn hex(&self) -> String {
         format!("{:032x}", self.hash)
@@ -117,9 +113,12 @@ impl Sum {
 
     /// The sum stored in `txn`'s state-machine metadata, if any.
     pub fn stored(txn: &ReadTransaction) -> super::Result<Option<Sum>> {
-        let t = txn.open_table(super::raft::SM_META)?;
-        let raw = t.get(SUM_KEY)?;
-        Ok(raw.and_then(|g| Sum::decode(g.value())))
+        Sum::read(&txn.open_table(super::raft::SM_META)?)
+    }
+
+    /// The sum recorded in a state-machine metadata table.
+    fn read(t: &impl ReadableTable<&'static str, &'static [u8]>) -> super::Result<Option<Sum>> {
+        Ok(t.get(SUM_KEY)?.and_then(|g| Sum::decode(g.value())))
     }
 
     /// Records the sum in the state-machine metadata of `txn`.
@@ -131,11 +130,7 @@ impl Sum {
 
     /// Reads the stored sum in `txn` and adds `delta` to it (the sum of an empty state is 0).
     pub fn apply(txn: &WriteTransaction, delta: Delta) -> super::Result<()> {
-        let stored = {
-            let t = txn.open_table(super::raft::SM_META)?;
-            let raw = t.get(SUM_KEY)?;
-            raw.and_then(|g| Sum::decode(g.value())).unwrap_or_default()
-        };
+        let stored = Sum::read(&txn.open_table(super::raft::SM_META)?)?.unwrap_or_default();
         Sum {
             hash: stored.hash.wrapping_add(delta.hash),
             users: stored.users.wrapping_add(delta.users),
@@ -146,19 +141,12 @@ impl Sum {
 
 /// The sum of every IM row of `txn` (a full walk: for start-up migration and checks).
 pub fn full_sum(txn: &ReadTransaction) -> super::Result<Sum> {
-    let mut sum = Sum::default();
-    let mut last_user: Option<String> = None;
+    let mut digest = super::Digest32::default();
     super::walk_rows(txn, &mut |row| {
-        sum.add_row(row);
-        if let Row::Token(uid, ..) = row {
-            if last_user.as_deref() != Some(*uid) {
-                sum.users += 1;
-                last_user = Some(uid.to_string());
-            }
-        }
+        digest.add_row(row);
         Ok(())
     })?;
-    Ok(sum)
+    Ok(digest.sum())
 }
 
 /// What one transaction changed: hash delta and users added.

@@ -106,6 +106,21 @@ impl Digest32 {
         self.count(row);
     }
 
+    /// Accounts one row of the current format (its hash joins the sum; no frame needed).
+    pub fn add_row(&mut self, row: &Row) {
+        debug_assert!(self.stream.is_none(), "add_row is for the current format");
+        self.sum = self.sum.wrapping_add(super::row_hash(row));
+        self.count(row);
+    }
+
+    /// The data version's running sum and user count so far (current format).
+    pub fn sum(&self) -> super::Sum {
+        super::Sum {
+            hash: self.sum,
+            users: self.counts.users,
+        }
+    }
+
     /// Counts one row without hashing it.
     fn count(&mut self, row: &Row) {
         self.rows += 1;
@@ -280,18 +295,11 @@ impl Store {
     ) -> std::result::Result<T, E> {
         let txn = self.db().begin_write().map_err(StoreError::from)?;
         clear_all(&txn)?;
-        let mut sum = super::Sum::default();
-        let mut last_user: Option<String> = None;
+        let mut digest = Digest32::default();
         let filled = {
             let mut tables = Tables::open(&txn)?;
             fill(&mut |row| {
-                sum.add_row(&row);
-                if let Row::Token(uid, ..) = row {
-                    if last_user.as_deref() != Some(uid) {
-                        sum.users += 1;
-                        last_user = Some(uid.to_string());
-                    }
-                }
+                digest.add_row(&row);
                 tables.insert(row).map_err(E::from)
             })
         };
@@ -308,7 +316,7 @@ impl Store {
                 t.insert(*k, v.as_slice()).map_err(StoreError::from)?;
             }
         }
-        sum.store(&txn)?;
+        digest.sum().store(&txn)?;
         self.commit(txn)?;
         Ok(out)
     }

@@ -307,6 +307,12 @@ async fn a_downloaded_snapshot_restores_into_a_fresh_cluster_with_other_node_ids
         wukongim::cluster::snapfile::FORMAT.to_string()
     );
     assert!(!header(&h, "x-wk-version").is_empty());
+    // The node built this file, so it announces the file's SHA-256 (the backup skips a pass).
+    use sha2::Digest;
+    assert_eq!(
+        header(&h, "x-wk-snapshot-sha256"),
+        wukongim::store::hex(&sha2::Sha256::digest(&body))
+    );
     assert_eq!(
         header(&h, "x-wk-data-version"),
         version["hash"].as_str().unwrap()

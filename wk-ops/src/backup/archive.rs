@@ -148,31 +148,53 @@ impl Default for BgSha256 {
 }
 
 /// A reader that hashes (on a thread of its own, see [`BgSha256`]) and counts what is read
-/// through it.
+/// through it — or only counts, when the source announced the digest (then whoever checks the
+/// finished archive finds out if the announcement was wrong).
 pub struct HashReader<R> {
     inner: R,
-    hash: BgSha256,
+    hash: Digesting,
     len: u64,
+}
+
+/// Where a [`HashReader`]'s digest comes from.
+enum Digesting {
+    Computed(BgSha256),
+    Announced(String),
 }
 
 impl<R: Read> HashReader<R> {
     pub fn new(inner: R) -> Self {
+        Self::announced(inner, None)
+    }
+
+    /// Takes `sha256` (hex) as the digest instead of computing it, when given.
+    pub fn announced(inner: R, sha256: Option<&str>) -> Self {
         HashReader {
             inner,
-            hash: BgSha256::new(),
+            hash: match sha256 {
+                Some(known) => Digesting::Announced(known.to_owned()),
+                None => Digesting::Computed(BgSha256::new()),
+            },
             len: 0,
         }
     }
+
     /// The hex digest and the byte count.
     pub fn finish(self) -> (String, u64) {
-        (hex(&self.hash.finish()), self.len)
+        let sha = match self.hash {
+            Digesting::Computed(h) => hex(&h.finish()),
+            Digesting::Announced(known) => known,
+        };
+        (sha, self.len)
     }
 }
 
 impl<R: Read> Read for HashReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
+        if let Digesting::Computed(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
         self.len += n as u64;
         Ok(n)
     }
@@ -269,12 +291,24 @@ impl ArchiveWriter {
     /// Appends member `name` of exactly `size` bytes read from `data`; returns its entry for
     /// the manifest.
     pub fn append(&mut self, name: &str, size: u64, data: impl Read) -> Result<Member, WriteError> {
+        self.append_announced(name, size, data, None)
+    }
+
+    /// [`Self::append`], taking the member's SHA-256 (hex) from its source when it announced
+    /// one instead of hashing it here; verifying the archive checks it.
+    pub fn append_announced(
+        &mut self,
+        name: &str,
+        size: u64,
+        data: impl Read,
+        sha256: Option<&str>,
+    ) -> Result<Member, WriteError> {
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
         header.set_mode(0o600);
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
-        let mut reader = HashReader::new(data.take(size));
+        let mut reader = HashReader::announced(data.take(size), sha256);
         let tar = self.tar.as_mut().expect("archive still open");
         let res = tar.append_data(&mut header, name, &mut reader);
         let (sha256, got) = reader.finish();

@@ -180,9 +180,12 @@ pub async fn take(inv: &Inventory, api: &NodeApi, req: &Request) -> Result<Taken
     let compression = req.compression;
     let size = meta.size;
     let mtime = created.timestamp().max(0) as u64;
+    let announced = meta.sha256.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_, BackupError> {
         let mut w = ArchiveWriter::create(&path, compression, mtime)?;
-        w.append(SNAPSHOT, size, ChannelReader::new(rx))?;
+        // The node's announced SHA-256 saves hashing the stream here; the verify below
+        // recomputes it from the finished archive, so a wrong announcement fails the backup.
+        w.append_announced(SNAPSHOT, size, ChannelReader::new(rx), announced.as_deref())?;
         let mut manifest = draft;
         manifest.members = w.members().to_vec();
         let written = w.commit(&manifest)?;
@@ -281,7 +284,12 @@ struct Meta {
     counts: Counts,
     format: u32,
     version: String,
+    /// The file's SHA-256 (hex), when the node announced it (`x-wk-snapshot-sha256`).
+    sha256: Option<String>,
 }
+
+/// The header in which a node announces its snapshot file's SHA-256.
+const SHA256_HEADER: &str = "x-wk-snapshot-sha256";
 
 impl Meta {
     fn from_headers(node: u64, h: &HeaderMap) -> Result<Meta, BackupError> {
@@ -323,6 +331,62 @@ impl Meta {
             counts: parse(node, "x-wk-counts", &text("x-wk-counts")?)?,
             format: parse(node, "x-wk-snapshot-format", &text("x-wk-snapshot-format")?)?,
             version: text("x-wk-version")?,
+            sha256: match h.get(SHA256_HEADER) {
+                None => None,
+                Some(_) => {
+                    let v = text(SHA256_HEADER)?;
+                    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(BackupError::Header {
+                            node,
+                            header: SHA256_HEADER,
+                            reason: format!("`{v}` is not a hex SHA-256"),
+                        });
+                    }
+                    Some(v.to_ascii_lowercase())
+                }
+            },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(sha: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("content-length", "10"),
+            ("x-wk-snapshot-index", "7"),
+            ("x-wk-snapshot-term", "2"),
+            (
+                "x-wk-snapshot-membership",
+                r#"{"voters":[1],"nodes":{"1":"127.0.0.1:1"}}"#,
+            ),
+            ("x-wk-data-version", "abc"),
+            ("x-wk-counts", r#"{"messages":1,"channels":1,"users":1}"#),
+            ("x-wk-snapshot-format", "4"),
+            ("x-wk-version", "0.1.0"),
+        ] {
+            h.insert(k, v.parse().unwrap());
+        }
+        if let Some(s) = sha {
+            h.insert(SHA256_HEADER, s.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn an_announced_sha256_is_taken_only_when_it_is_one() {
+        assert_eq!(Meta::from_headers(1, &headers(None)).unwrap().sha256, None);
+        let sha = "AB".repeat(32);
+        assert_eq!(
+            Meta::from_headers(1, &headers(Some(&sha))).unwrap().sha256,
+            Some("ab".repeat(32))
+        );
+        for bad in ["abc", &"zz".repeat(32)] {
+            let err = Meta::from_headers(1, &headers(Some(bad))).unwrap_err();
+            assert!(err.to_string().contains("x-wk-snapshot-sha256"), "{err}");
+        }
     }
 }

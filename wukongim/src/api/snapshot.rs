@@ -1,6 +1,7 @@
 //! Snapshots over HTTP: `POST /cluster/snapshot` builds a fresh one on this node;
 //! `GET /cluster/snapshot/download` streams this node's current snapshot file (bounded memory)
-//! with its Raft index/term, membership, data version and counts in headers, for backups.
+//! with its Raft index/term, membership, data version and counts in headers (and the file's
+//! SHA-256 when this node built it), for backups.
 
 use super::error::{ok_data, ApiError};
 use crate::app::App;
@@ -15,6 +16,10 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Header carrying the SHA-256 of the whole file, when the node built it (and so knows it
+/// without another pass).
+pub const FILE_SHA256: &str = "x-wk-snapshot-sha256";
 
 /// Bytes per body chunk of a download.
 const CHUNK: usize = 1 << 20;
@@ -52,6 +57,7 @@ pub async fn take(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 
 pub async fn download(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let dir = app.core.cluster.snapshot_dir.clone();
+    let sha_dir = dir.clone();
     let current = tokio::task::spawn_blocking(move || dir.current())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -63,7 +69,7 @@ pub async fn download(State(app): State<Arc<App>>) -> Result<Response, ApiError>
     };
     let (index, term) = info.index_term();
     let c = info.trailer.counts;
-    let headers = [
+    let mut headers = vec![
         ("x-wk-snapshot-index", index.to_string()),
         ("x-wk-snapshot-term", term.to_string()),
         (
@@ -78,6 +84,9 @@ pub async fn download(State(app): State<Arc<App>>) -> Result<Response, ApiError>
         ("x-wk-snapshot-format", info.format.to_string()),
         ("x-wk-version", env!("CARGO_PKG_VERSION").to_string()),
     ];
+    if let Some(sha) = sha_dir.file_sha256(&info) {
+        headers.push((FILE_SHA256, crate::store::hex(&sha)));
+    }
     // A blocking thread reads the file (positional reads: it stays valid even if a newer
     // snapshot replaces the name meanwhile) a chunk ahead of the socket, at most `AHEAD` chunks.
     let len = info.len;

@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// State-machine metadata key of the last applied log id.
 pub const LAST_APPLIED: &str = "last_applied";
@@ -25,6 +26,9 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct SnapshotDir {
     dir: PathBuf,
+    /// The SHA-256 of the whole file of the last snapshot built here, keyed by its trailer
+    /// checksum (so it is only announced for the very file it belongs to).
+    built_sha256: Arc<Mutex<Option<([u8; 32], [u8; 32])>>>,
 }
 
 fn unix_ms() -> u64 {
@@ -54,7 +58,10 @@ fn publish(file: &File, tmp: &Path, path: &Path) -> std::io::Result<()> {
 impl SnapshotDir {
     pub fn new(dir: PathBuf) -> std::io::Result<SnapshotDir> {
         std::fs::create_dir_all(&dir)?;
-        Ok(SnapshotDir { dir })
+        Ok(SnapshotDir {
+            dir,
+            built_sha256: Arc::default(),
+        })
     }
 
     /// Removes temporary files a crash left behind (half-built or half-received snapshots).
@@ -105,10 +112,12 @@ impl SnapshotDir {
             let started = std::time::Instant::now();
             let mut w = SnapWriter::new(create_private(&tmp)?, &header)?;
             walk_rows(&txn, &mut |row| w.row(row))?;
-            let (file, trailer, len) = w.finish()?;
+            let (file, trailer, len, whole) = w.finish()?;
             let written = started.elapsed();
             let path = self.current_path();
             publish(&file, &tmp, &path)?;
+            *self.built_sha256.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((trailer.checksum, whole));
             tracing::info!(
                 bytes = len,
                 write_ms = written.as_millis() as u64,
@@ -153,6 +162,15 @@ impl SnapshotDir {
                 Ok(None)
             }
         }
+    }
+
+    /// The SHA-256 of the whole file described by `info`, when this process built that file
+    /// (else unknown without reading it all).
+    pub fn file_sha256(&self, info: &Info) -> Option<[u8; 32]> {
+        let known = *self.built_sha256.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .filter(|(checksum, _)| *checksum == info.trailer.checksum)
+            .map(|(_, whole)| whole)
     }
 
     /// Installs `snap` into `store` in one pass: reads and checks it, replaces the IM state

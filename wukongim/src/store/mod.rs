@@ -8,11 +8,14 @@ mod cmd;
 mod conversation;
 mod devices;
 mod digest;
+mod handle;
 mod lookup;
 mod model;
 pub mod perms;
 mod query;
 mod raft;
+#[cfg(test)]
+mod replace_tests;
 mod sessions;
 mod snapshot;
 
@@ -98,6 +101,11 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot swap in the new database file {}: {source}", path.display())]
+    Swap {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -126,7 +134,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Handle to the node's database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    handle: Arc<handle::Handle>,
     dir: std::path::PathBuf,
     pub metrics: StoreMetrics,
 }
@@ -169,34 +177,8 @@ impl Store {
     /// Fails with [`StoreError::Locked`] while another process has it open.
     pub fn open_file(path: &Path) -> Result<Store> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes())
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
-                other => StoreError::Open {
-                    path: path.to_path_buf(),
-                    source: other,
-                },
-            })?;
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(META)?;
-            txn.open_table(TOKENS)?;
-            txn.open_table(CHANNELS)?;
-            txn.open_table(MESSAGES)?;
-            txn.open_table(SEQS)?;
-            txn.open_table(CONVS)?;
-            txn.open_table(DEDUP)?;
-            txn.open_table(LISTS)?;
-            txn.open_table(cmd::CMD_SYNC)?;
-            txn.open_table(sessions::SESSIONS)?;
-            txn.open_table(sessions::REPLIES)?;
-            txn.open_table(raft::RAFT_LOG)?;
-            txn.open_table(raft::RAFT_META)?;
-            txn.open_table(raft::SM_META)?;
-        }
-        txn.commit()?;
+        let db = create_db(path)?;
+        handle::clean_temp(path);
         // A database from before the data version was kept incrementally: sum it once.
         let read = redb::ReadableDatabase::begin_read(&db)?;
         if Sum::stored(&read)?.is_none() {
@@ -207,18 +189,24 @@ impl Store {
             txn.commit()?;
         }
         Ok(Store {
-            db: Arc::new(db),
+            handle: Arc::new(handle::Handle::new(path.to_path_buf(), db)),
             dir,
             metrics: StoreMetrics::default(),
         })
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// The current database file, for reading.
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.handle.db()
+    }
+
+    /// Begins a write transaction (the file is not swapped while it lives).
+    pub(crate) fn begin_write(&self) -> Result<handle::Writing<'_>> {
+        Ok(self.handle.begin_write()?)
     }
 
     /// Commits a write transaction durably (one fsync) and counts it.
-    pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<()> {
+    pub(crate) fn commit(&self, txn: handle::Writing<'_>) -> Result<()> {
         txn.commit()?;
         self.metrics.fsyncs.inc();
         Ok(())
@@ -245,6 +233,39 @@ impl Store {
         }
         walk(&self.dir)
     }
+}
+
+/// Opens (creating if needed) the database file `path` with every table present.
+fn create_db(path: &Path) -> Result<Database> {
+    let db = redb::Builder::new()
+        .set_cache_size(cache_bytes())
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_path_buf()),
+            other => StoreError::Open {
+                path: path.to_path_buf(),
+                source: other,
+            },
+        })?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(META)?;
+        txn.open_table(TOKENS)?;
+        txn.open_table(CHANNELS)?;
+        txn.open_table(MESSAGES)?;
+        txn.open_table(SEQS)?;
+        txn.open_table(CONVS)?;
+        txn.open_table(DEDUP)?;
+        txn.open_table(LISTS)?;
+        txn.open_table(cmd::CMD_SYNC)?;
+        txn.open_table(sessions::SESSIONS)?;
+        txn.open_table(sessions::REPLIES)?;
+        txn.open_table(raft::RAFT_LOG)?;
+        txn.open_table(raft::RAFT_META)?;
+        txn.open_table(raft::SM_META)?;
+    }
+    txn.commit()?;
+    Ok(db)
 }
 
 /// Storage key of a channel's message log: person channels are stored once per pair.

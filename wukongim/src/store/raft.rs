@@ -13,7 +13,7 @@ pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("s
 impl Store {
     /// Appends (or overwrites) log entries in one durable transaction.
     pub fn log_append(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut t = txn.open_table(RAFT_LOG)?;
             for (idx, bytes) in entries {
@@ -72,7 +72,7 @@ impl Store {
 
     /// Deletes every entry with index ≥ `from`.
     pub fn log_truncate_from(&self, from: u64) -> Result<()> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(RAFT_LOG)?.retain_in(from.., |_, _| false)?;
         self.commit(txn)?;
         Ok(())
@@ -80,7 +80,7 @@ impl Store {
 
     /// Records `meta` under `key`, then deletes every entry with index ≤ `upto`.
     pub fn log_purge(&self, upto: u64, key: &str, meta: &[u8]) -> Result<()> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(RAFT_META)?.insert(key, meta)?;
         txn.open_table(RAFT_LOG)?.retain_in(..=upto, |_, _| false)?;
         self.commit(txn)?;
@@ -119,7 +119,7 @@ impl Store {
 
     /// Durably records Raft metadata (the vote must survive a crash).
     pub fn raft_meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(RAFT_META)?.insert(key, value)?;
         self.commit(txn)?;
         Ok(())
@@ -128,7 +128,7 @@ impl Store {
     /// Records Raft metadata without an fsync of its own (persisted by the next durable commit);
     /// for hints that may safely be lost, such as the committed index.
     pub fn raft_meta_put_lazy(&self, key: &str, value: &[u8]) -> Result<()> {
-        let mut txn = self.db().begin_write()?;
+        let mut txn = self.begin_write()?;
         txn.set_durability(redb::Durability::None)?;
         txn.open_table(RAFT_META)?.insert(key, value)?;
         txn.commit()?;
@@ -144,7 +144,7 @@ impl Store {
 
     /// Makes every earlier commit durable (an empty durable commit).
     pub fn sync(&self) -> Result<()> {
-        let txn = self.db().begin_write()?;
+        let txn = self.begin_write()?;
         self.commit(txn)
     }
 
@@ -162,7 +162,7 @@ impl Store {
         entries: &[Option<Batch>],
         meta: &[(&str, Vec<u8>)],
     ) -> Result<Vec<Applied>> {
-        let mut txn = self.db().begin_write()?;
+        let mut txn = self.begin_write()?;
         txn.set_durability(redb::Durability::None)?;
         let mut out = Vec::with_capacity(entries.len());
         let tx = super::Tx::new(&txn);

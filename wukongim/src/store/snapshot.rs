@@ -2,8 +2,8 @@
 //! transaction (bounded memory, writers never wait), each row framed as `u32 LE length ·
 //! postcard(Row)`. The same framing feeds snapshot files, the data-version hash (SHA-256 over
 //! the framed rows, equal on every replica holding the same state, independent of Raft
-//! membership) and the row counts; installing replaces the tables from such a stream in one
-//! durable transaction, so readers see the old state or the new one, never a mix.
+//! membership) and the row counts; installing builds a new database file from such a stream and
+//! swaps it in, so readers see the old state or the new one, never a mix.
 
 use super::raft::SM_META;
 use super::sessions::{REPLIES, SESSIONS};
@@ -286,15 +286,38 @@ impl Store {
         Ok((version, meta.pop().flatten()))
     }
 
-    /// Replaces the whole IM state in one durable transaction (all or nothing): `fill` streams
-    /// the new rows into the sink it is given and returns the state-machine metadata to record
-    /// with them. Nothing is committed when `fill` (or the sink) fails.
+    /// Replaces the whole IM state (all or nothing): `fill` streams the new rows into the sink
+    /// it is given and returns the state-machine metadata to record with them.
+    ///
+    /// The rows go into a new database file beside the current one (bounded memory; the live
+    /// file is neither rewritten nor blocked for writers meanwhile). Then, with writers held off
+    /// for a moment, the Raft log and metadata are copied over (state-machine metadata not named
+    /// by `fill` too), the new file is made durable and renamed over the old, and this store
+    /// switches to it. The result is a compact file holding only the new state. Nothing changes
+    /// when `fill` (or the sink, or any step before the rename) fails; a crash before the rename
+    /// leaves a temp file that the next open removes. Needs free space for the new state.
     pub fn replace_state<T, E: From<StoreError>>(
         &self,
         fill: impl FnOnce(&mut dyn FnMut(Row) -> std::result::Result<(), E>) -> ReplaceResult<T, E>,
     ) -> std::result::Result<T, E> {
-        let txn = self.db().begin_write().map_err(StoreError::from)?;
-        clear_all(&txn)?;
+        let tmp = self.handle.temp_path();
+        let _ = std::fs::remove_file(&tmp);
+        let res = self.replace_via(&tmp, fill);
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    fn replace_via<T, E: From<StoreError>>(
+        &self,
+        tmp: &Path,
+        fill: impl FnOnce(&mut dyn FnMut(Row) -> std::result::Result<(), E>) -> ReplaceResult<T, E>,
+    ) -> std::result::Result<T, E> {
+        let db = super::create_db(tmp)?;
+        let mut txn = db.begin_write().map_err(StoreError::from)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(StoreError::from)?;
         let mut digest = Digest32::default();
         let filled = {
             let mut tables = Tables::open(&txn)?;
@@ -317,9 +340,44 @@ impl Store {
             }
         }
         digest.sum().store(&txn)?;
-        self.commit(txn)?;
+        txn.commit().map_err(StoreError::from)?;
+
+        let swap = self.handle.swapping();
+        let old = swap.old().begin_read().map_err(StoreError::from)?;
+        let txn = db.begin_write().map_err(StoreError::from)?;
+        copy_raft_state(&old, &txn)?;
+        txn.commit().map_err(StoreError::from)?;
+        self.metrics.fsyncs.inc();
+        drop(old);
+        swap.install(db, tmp).map_err(|source| StoreError::Swap {
+            path: tmp.to_path_buf(),
+            source,
+        })?;
         Ok(out)
     }
+}
+
+/// Copies what the Raft layer keeps beside the IM state — the log, its metadata (vote, purge
+/// point, committed index) and state-machine metadata `to` does not have yet — from `from`.
+fn copy_raft_state(from: &ReadTransaction, to: &WriteTransaction) -> Result<()> {
+    let mut log = to.open_table(super::raft::RAFT_LOG)?;
+    for item in from.open_table(super::raft::RAFT_LOG)?.iter()? {
+        let (k, v) = item?;
+        log.insert(k.value(), v.value())?;
+    }
+    let mut meta = to.open_table(super::raft::RAFT_META)?;
+    for item in from.open_table(super::raft::RAFT_META)?.iter()? {
+        let (k, v) = item?;
+        meta.insert(k.value(), v.value())?;
+    }
+    let mut sm = to.open_table(SM_META)?;
+    for item in from.open_table(SM_META)?.iter()? {
+        let (k, v) = item?;
+        if sm.get(k.value())?.is_none() {
+            sm.insert(k.value(), v.value())?;
+        }
+    }
+    Ok(())
 }
 
 /// What a [`Store::replace_state`] filler returns: its own result and the metadata to record.
@@ -388,21 +446,6 @@ impl<'t> Tables<'t> {
         }?;
         Ok(())
     }
-}
-
-fn clear_all(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(META)?.retain(|_, _| false)?;
-    txn.open_table(TOKENS)?.retain(|_, _| false)?;
-    txn.open_table(CHANNELS)?.retain(|_, _| false)?;
-    txn.open_table(MESSAGES)?.retain(|_, _| false)?;
-    txn.open_table(SEQS)?.retain(|_, _| false)?;
-    txn.open_table(CONVS)?.retain(|_, _| false)?;
-    txn.open_table(DEDUP)?.retain(|_, _| false)?;
-    txn.open_table(SESSIONS)?.retain(|_, _| false)?;
-    txn.open_table(REPLIES)?.retain(|_, _| false)?;
-    txn.open_table(LISTS)?.retain(|_, _| false)?;
-    txn.open_table(super::cmd::CMD_SYNC)?.retain(|_, _| false)?;
-    Ok(())
 }
 
 #[cfg(test)]

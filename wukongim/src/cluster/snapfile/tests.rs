@@ -15,8 +15,10 @@ fn sample() -> Vec<u8> {
     w.row(&Row::Channel(2, "g", b"c")).unwrap();
     w.row(&Row::Message("2:g", 1, b"m1")).unwrap();
     w.row(&Row::Message("2:g", 2, b"m2")).unwrap();
-    let (bytes, trailer, len) = w.finish().unwrap();
+    let (bytes, trailer, len, whole) = w.finish().unwrap();
     assert_eq!(len, bytes.len() as u64);
+    use sha2::Digest;
+    assert_eq!(whole, <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
     assert_eq!(
         trailer.counts,
         Counts {

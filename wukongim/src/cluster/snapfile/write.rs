@@ -124,9 +124,10 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
         Ok(())
     }
 
-    /// Writes the end marker and trailer, flushes, and gives back the writer, the trailer and
-    /// the file length.
-    pub fn finish(mut self) -> Result<(W, Trailer, u64), SnapFileError> {
+    /// Writes the end marker and trailer, flushes, and gives back the writer, the trailer, the
+    /// file length and the SHA-256 of the whole file (the checksum's state carried over the
+    /// last 32 bytes: free, so a download can announce it and the backup need not hash again).
+    pub fn finish(mut self) -> Result<(W, Trailer, u64, [u8; 32]), SnapFileError> {
         self.put(&0u32.to_le_bytes())?;
         let rows = self.digest.rows;
         let counts = self.digest.counts;
@@ -142,7 +143,9 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
             Some(Ok(res)) => res?,
             _ => return Err(std::io::Error::other("the snapshot writer thread panicked").into()),
         };
+        let whole = checksum.clone();
         let checksum: [u8; 32] = checksum.finalize().into();
+        let whole: [u8; 32] = whole.chain_update(checksum).finalize().into();
         out.write_all(&checksum)?;
         out.flush()?;
         let len = self.len + 32;
@@ -152,7 +155,7 @@ impl<W: Write + Send + 'static> SnapWriter<W> {
             data_hash,
             checksum,
         };
-        Ok((out, trailer, len))
+        Ok((out, trailer, len, whole))
     }
 }
 

@@ -28,8 +28,11 @@ pub struct SnapshotDir {
     dir: PathBuf,
     /// The SHA-256 of the whole file of the last snapshot built here, keyed by its trailer
     /// checksum (so it is only announced for the very file it belongs to).
-    built_sha256: Arc<Mutex<Option<([u8; 32], [u8; 32])>>>,
+    built_sha256: Arc<Mutex<Option<BuiltSha>>>,
 }
+
+/// A built file's trailer checksum and the SHA-256 of the whole file.
+type BuiltSha = ([u8; 32], [u8; 32]);
 
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()

@@ -5,10 +5,10 @@
 use super::*;
 use std::os::unix::fs::MetadataExt;
 
-fn rows(
-    n: u64,
-    payload: usize,
-) -> impl FnOnce(&mut dyn FnMut(Row) -> Result<()>) -> ReplaceResult<(), StoreError> {
+/// The fill passed to `replace_state`.
+type Sink<'a> = &'a mut dyn FnMut(Row) -> Result<()>;
+
+fn rows(n: u64, payload: usize) -> impl FnOnce(Sink) -> ReplaceResult<(), StoreError> {
     move |sink| {
         let body = vec![7u8; payload];
         sink(Row::Meta("message_id", n))?;

@@ -1,8 +1,9 @@
 //! One client session, whatever the transport. [`run`] is the whole life of a connection:
-//! CONNECT is checked ([`auth`]), then three tasks share the session — the read loop
-//! ([`read`]: PING, SEND, RECVACK, SUB, DISCONNECT), the SENDACK writer keeping SEND order
-//! ([`acks`], fed by [`send`]) and the writer owning the socket ([`write`], which frames hub
-//! pushes as RECV with [`recv`]). Bad input closes this connection only.
+//! CONNECT is checked ([`auth`]), then two tasks share the session — the read loop
+//! ([`read`]: PING, SEND, RECVACK, SUB, DISCONNECT; it also writes the SENDACKs in SEND order,
+//! [`acks`], fed by [`send`]) and the writer owning the socket ([`write`], which frames hub
+//! pushes as RECV with [`recv`]); one queue feeds the writer. Bad input closes this connection
+//! only.
 
 mod acks;
 mod auth;
@@ -84,21 +85,12 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
     crate::core::devices::announce_login(&app.core, &info, login_ms);
     tracing::debug!(%peer, uid = %s.uid, device = %s.device_id, version = s.version, transport, "client connected");
 
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
-    let (ack_tx, ack_rx) = mpsc::channel::<acks::PendingAck>(1024);
-    let writer = tokio::spawn(write::write_loop(
-        s.clone(),
-        w,
-        out_rx,
-        hub_rx,
-        closed.clone(),
-    ));
-    let acker = tokio::spawn(acks::ack_loop(s.clone(), ack_rx, out_tx.clone()));
-    read::read_loop(&s, &mut r, &mut buf, &mut dec, &out_tx, &ack_tx, &closed).await;
+    // Two tasks: this one reads (and writes the SENDACKs' frames as their outcomes arrive),
+    // the writer owns the socket's writing half and the one queue (replies and hub pushes).
+    let writer = tokio::spawn(write::write_loop(s.clone(), w, hub_rx, closed.clone()));
+    read::read_loop(&s, &mut r, &mut buf, &mut dec, &hub_tx, &closed).await;
     app.core.hub.unregister(&s.uid, s.conn_id);
-    drop(ack_tx);
-    let _ = acker.await; // in-flight SENDACKs are still written
-    drop(out_tx);
+    drop(hub_tx);
     closed.cancel();
     let _ = writer.await;
     tracing::debug!(%peer, uid = %s.uid, "client disconnected");

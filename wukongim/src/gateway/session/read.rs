@@ -118,7 +118,7 @@ async fn handle(
         Packet::Ping => out.send(reply(&Packet::Pong)).await.ok().map(|_| true),
         Packet::Send(p) => {
             s.app.traffic.in_msgs.inc();
-            acks.push(send::submit(s, p).await);
+            acks.push(Box::pin(send::submit(s, p)).await); // boxed: see session::run
             Some(true)
         }
         Packet::Recvack(a) => {

@@ -62,8 +62,10 @@ pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
     }
 }
 
-/// Initial WebSocket read buffer per connection.
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// WebSocket read buffer per connection: tungstenite keeps it for the connection's life (even
+/// idle) and reads at most this much per system call; a larger frame grows it to its length.
+/// Client packets are small (an IM message under 1 KiB is one read).
+const WS_READ_BUFFER: usize = 1024;
 
 async fn ws_upgrade(
     State(app): State<Arc<App>>,
@@ -81,8 +83,7 @@ async fn ws_upgrade(
     };
     let max = app.config.conn.max_packet_size.0 as usize + 16;
     // tungstenite allocates its read buffer up front, 128 KiB by default: 1.4 GiB for 10,000
-    // idle WebSocket clients (bench/connections.sh). Client packets are small; the buffer grows
-    // for a larger one.
+    // idle WebSocket clients (bench/connections.sh).
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(WS_READ_BUFFER)

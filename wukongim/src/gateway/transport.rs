@@ -64,7 +64,13 @@ impl Inbound for OwnedReadHalf {
             buf.reserve(TCP_READ_CHUNK);
             match self.try_read_buf(buf) {
                 Ok(n) => return Ok(n > 0),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Readiness was stale (tokio keeps it after a short read): nothing came, so
+                    // nothing is held while waiting.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }

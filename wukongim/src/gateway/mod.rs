@@ -12,6 +12,7 @@ use crate::app::App;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -54,6 +55,11 @@ pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
         .with_state(app.clone());
     let stop = app.shutdown.clone();
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // No Nagle, as on the TCP port: a small RECV or SENDACK written while the previous one is
+    // unacknowledged would wait for the client's delayed ACK (about 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

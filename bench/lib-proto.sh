@@ -3,9 +3,14 @@
 # with tokenAuthOn off (the default), wait for them, sample a process's RSS and CPU, and clean
 # up every node this script started.
 
+# WK=<absolute path of a wukongim binary> runs another build (e.g. the one before a change);
+# BENCH likewise for wk-bench. Whatever is not given is built here.
 wk_build() {
-  cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
-  WK=$PWD/target/release/wukongim BENCH=$PWD/target/release/wk-bench
+  if [ -z "${WK:-}" ] || [ -z "${BENCH:-}" ]; then
+    cargo build --release -q -p wukongim --bin wukongim --bin wk-bench
+  fi
+  WK=${WK:-$PWD/target/release/wukongim} BENCH=${BENCH:-$PWD/target/release/wk-bench}
+  echo "server: $WK" >&2
 }
 
 # 10,000 connections need more than the usual 1,024 descriptors, in the node and in wk-bench.

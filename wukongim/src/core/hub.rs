@@ -29,6 +29,8 @@ const ENTRY_OVERHEAD: usize = 256;
 /// What the hub asks a session to do.
 #[derive(Debug, Clone)]
 pub enum Outbound {
+    /// Write this frame as it is (a reply the session itself encoded: SENDACK, PONG, ...).
+    Frame(bytes::Bytes),
     /// Send this message as RECV.
     Recv(Arc<Message>),
     /// Send DISCONNECT with the reason and close.

@@ -12,6 +12,7 @@ use crate::app::App;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -54,6 +55,11 @@ pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
         .with_state(app.clone());
     let stop = app.shutdown.clone();
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // No Nagle, as on the TCP port: a small RECV or SENDACK written while the previous one is
+    // unacknowledged would wait for the client's delayed ACK (about 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
@@ -62,8 +68,10 @@ pub async fn serve_ws(app: Arc<App>, listener: TcpListener) {
     }
 }
 
-/// Initial WebSocket read buffer per connection.
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// WebSocket read buffer per connection: tungstenite keeps it for the connection's life (even
+/// idle) and reads at most this much per system call; a larger frame grows it to its length.
+/// Client packets are small (an IM message under 1 KiB is one read).
+const WS_READ_BUFFER: usize = 1024;
 
 async fn ws_upgrade(
     State(app): State<Arc<App>>,
@@ -81,8 +89,7 @@ async fn ws_upgrade(
     };
     let max = app.config.conn.max_packet_size.0 as usize + 16;
     // tungstenite allocates its read buffer up front, 128 KiB by default: 1.4 GiB for 10,000
-    // idle WebSocket clients (bench/connections.sh). Client packets are small; the buffer grows
-    // for a larger one.
+    // idle WebSocket clients (bench/connections.sh).
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(WS_READ_BUFFER)

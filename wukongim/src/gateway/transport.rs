@@ -6,7 +6,7 @@ use crate::fsutil::io_err;
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Reading half: appends the next chunk of bytes to `buf`; Ok(false) at end of stream.
@@ -52,10 +52,28 @@ impl Transport for Tcp {
     }
 }
 
+/// Bytes reserved for one TCP read.
+const TCP_READ_CHUNK: usize = 4096;
+
 impl Inbound for OwnedReadHalf {
+    /// Waits for the socket to be readable before growing `buf`, so a silent connection holds
+    /// no read buffer (the session releases it when empty). Cancel-safe.
     async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<bool> {
-        buf.reserve(4096);
-        Ok(self.read_buf(buf).await? > 0)
+        loop {
+            self.readable().await?;
+            buf.reserve(TCP_READ_CHUNK);
+            match self.try_read_buf(buf) {
+                Ok(n) => return Ok(n > 0),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Readiness was stale (tokio keeps it after a short read): nothing came, so
+                    // nothing is held while waiting.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

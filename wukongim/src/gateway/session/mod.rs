@@ -1,8 +1,9 @@
 //! One client session, whatever the transport. [`run`] is the whole life of a connection:
-//! CONNECT is checked ([`auth`]), then three tasks share the session — the read loop
-//! ([`read`]: PING, SEND, RECVACK, SUB, DISCONNECT), the SENDACK writer keeping SEND order
-//! ([`acks`], fed by [`send`]) and the writer owning the socket ([`write`], which frames hub
-//! pushes as RECV with [`recv`]). Bad input closes this connection only.
+//! CONNECT is checked ([`auth`]), then two tasks share the session — the read loop
+//! ([`read`]: PING, SEND, RECVACK, SUB, DISCONNECT; it also writes the SENDACKs in SEND order,
+//! [`acks`], fed by [`send`]) and the writer owning the socket ([`write`], which frames hub
+//! pushes as RECV with [`recv`]); one queue feeds the writer. Bad input closes this connection
+//! only.
 
 mod acks;
 mod auth;
@@ -15,7 +16,7 @@ mod write;
 use super::transport::{Outbound as _, Transport};
 use crate::app::App;
 use crate::core::{ConnInfo, Outbound};
-use crate::proto::{encode, DisconnectPacket, Packet, ReasonCode, SessionCipher};
+use crate::proto::{encode, ConnectPacket, DisconnectPacket, Packet, ReasonCode, SessionCipher};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -39,26 +40,37 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
     let (mut r, mut w) = io.split();
     let mut buf = BytesMut::new();
     let mut dec = crate::proto::Decoder::new(app.config.conn.max_packet_size.0 as usize);
-    let Some(accepted) = auth::accept(&app, &mut r, &mut w, &mut buf, &mut dec, &peer).await else {
+    // Boxed, here and for each SEND (read.rs): an await point's future is kept inline in the
+    // connection's task for its whole life, so the big, short-lived ones live on the heap only
+    // while they run (bench/connections.sh: the task was 3.7 KiB of a connection's ~12 KiB).
+    let accepting = Box::pin(auth::accept(
+        &app, &mut r, &mut w, &mut buf, &mut dec, &peer,
+    ));
+    let Some(accepted) = accepting.await else {
         w.close().await;
         return;
     };
     app.traffic.connects.fetch_add(1, Relaxed);
-    let connect = accepted.connect;
+    let ConnectPacket {
+        uid,
+        device_id,
+        device_flag,
+        ..
+    } = accepted.connect; // the token and the client key are not kept
     let (hub_tx, hub_rx) = mpsc::channel::<Outbound>(1024);
     let conn_id = app.core.hub.next_conn_id();
     let info = ConnInfo {
         id: conn_id,
-        uid: connect.uid.clone(),
-        device_id: connect.device_id.clone(),
-        device_flag: connect.device_flag,
+        uid: uid.clone(),
+        device_id: device_id.clone(),
+        device_flag,
         device_level: accepted.device_level,
         transport,
     };
     let s = Arc::new(Session {
         app: app.clone(),
-        uid: connect.uid,
-        device_id: connect.device_id,
+        uid,
+        device_id,
         version: accepted.version,
         cipher: accepted.cipher,
         conn_id,
@@ -84,21 +96,12 @@ pub async fn run<T: Transport>(app: Arc<App>, io: T, transport: &'static str, pe
     crate::core::devices::announce_login(&app.core, &info, login_ms);
     tracing::debug!(%peer, uid = %s.uid, device = %s.device_id, version = s.version, transport, "client connected");
 
-    let (out_tx, out_rx) = mpsc::channel::<Bytes>(1024);
-    let (ack_tx, ack_rx) = mpsc::channel::<acks::PendingAck>(1024);
-    let writer = tokio::spawn(write::write_loop(
-        s.clone(),
-        w,
-        out_rx,
-        hub_rx,
-        closed.clone(),
-    ));
-    let acker = tokio::spawn(acks::ack_loop(s.clone(), ack_rx, out_tx.clone()));
-    read::read_loop(&s, &mut r, &mut buf, &mut dec, &out_tx, &ack_tx, &closed).await;
+    // Two tasks: this one reads (and writes the SENDACKs' frames as their outcomes arrive),
+    // the writer owns the socket's writing half and the one queue (replies and hub pushes).
+    let writer = tokio::spawn(write::write_loop(s.clone(), w, hub_rx, closed.clone()));
+    read::read_loop(&s, &mut r, &mut buf, &mut dec, &hub_tx, &closed).await;
     app.core.hub.unregister(&s.uid, s.conn_id);
-    drop(ack_tx);
-    let _ = acker.await; // in-flight SENDACKs are still written
-    drop(out_tx);
+    drop(hub_tx);
     closed.cancel();
     let _ = writer.await;
     tracing::debug!(%peer, uid = %s.uid, "client disconnected");

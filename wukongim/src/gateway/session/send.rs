@@ -2,7 +2,7 @@
 //! on the write path in arrival order. What comes back is the SENDACK to write, or the outcome
 //! to wait for ([`PendingAck`]).
 
-use super::acks::{sendack, PendingAck};
+use super::acks::PendingAck;
 use super::Session;
 use crate::proto::{ReasonCode, SendPacket};
 use crate::store::{Command, Header, SendCmd};
@@ -11,7 +11,11 @@ use crate::store::{Command, Header, SendCmd};
 pub(super) async fn submit(s: &Session, p: SendPacket) -> PendingAck {
     let since = std::time::Instant::now();
     let client_seq = p.client_seq;
-    let refused = |reason| PendingAck::Ready(sendack(client_seq, 0, 0, reason), since);
+    let refused = |reason| PendingAck::Refused {
+        client_seq,
+        reason,
+        since,
+    };
     if !s.app.memory.admit() {
         return refused(ReasonCode::RateLimit);
     }

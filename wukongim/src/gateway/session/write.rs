@@ -1,5 +1,6 @@
-//! The writer: owns the socket's writing half and sends session replies (queued by the read
-//! loop and the ack loop) and hub pushes (RECV, kicks) until the session closes.
+//! The writer: owns the socket's writing half and writes what the session queues — replies the
+//! read loop encoded and hub pushes (RECV, kicks), all through one channel — until the session
+//! closes.
 
 use super::{disconnect, recv, Session};
 use crate::core::Outbound;
@@ -14,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 pub(super) async fn write_loop<W: Out>(
     s: Arc<Session>,
     mut w: W,
-    mut out: mpsc::Receiver<Bytes>,
-    mut hub: mpsc::Receiver<Outbound>,
+    mut rx: mpsc::Receiver<Outbound>,
     closed: CancellationToken,
 ) {
     let deadline = s.app.config.conn.write_timeout.0;
@@ -24,8 +24,8 @@ pub(super) async fn write_loop<W: Out>(
     loop {
         let frame = tokio::select! {
             biased;
-            f = out.recv() => match f { Some(f) => f, None => break },
-            h = hub.recv() => match h {
+            h = rx.recv() => match h {
+                Some(Outbound::Frame(f)) => f,
                 Some(Outbound::Recv(m)) => recv::frame(&s, &m),
                 Some(Outbound::Kick { reason, text }) => {
                     tracing::info!(uid = %s.uid, device = %s.device_id, reason, %text, "disconnecting client");
@@ -39,10 +39,12 @@ pub(super) async fn write_loop<W: Out>(
                 None => break,
             },
             _ = closed.cancelled() => {
-                // Flush what the session already queued (e.g. a final DISCONNECT).
-                while let Ok(f) = out.try_recv() {
-                    if !send(&mut w, f, deadline).await {
-                        break;
+                // Flush the replies the session already queued (e.g. a final DISCONNECT).
+                while let Ok(o) = rx.try_recv() {
+                    if let Outbound::Frame(f) = o {
+                        if !send(&mut w, f, deadline).await {
+                            break;
+                        }
                     }
                 }
                 break;

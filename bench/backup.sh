@@ -150,7 +150,7 @@ print(f"\nRuns (s): wk-ops {runs_of(ops_all)}; tar {runs_of(tar_all)}.")
 print(f"Ratio wk-ops/tar throughput: **{tar_s/ops_s:.2f}×** (goal ≥ 0.9×; wk-ops also builds the snapshot).")
 print(f"Source node RSS: idle {idle/1024:.0f} MiB, peak during the backup {peak/1024:.0f} MiB "
       f"(**+{(peak-idle)/1024:.0f} MiB**, goal < 200 MiB); wk-ops peak RSS {ops_rss/1024:.0f} MiB.")
-print(f"Wiped follower catching up by a {snap/mib:.0f} MiB snapshot (streamed in chunks, installed in one "
-      f"redb transaction): {inst_s:.1f} s; RSS at start {vidle/1024:.0f} MiB, peak (VmHWM) {vpeak/1024:.0f} MiB "
+print(f"Wiped follower catching up by a {snap/mib:.0f} MiB snapshot (streamed in chunks, built into a new "
+      f"database file and swapped in): {inst_s:.1f} s; RSS at start {vidle/1024:.0f} MiB, peak (VmHWM) {vpeak/1024:.0f} MiB "
       f"(**+{(vpeak-vidle)/1024:.0f} MiB**, goal < 200 MiB).")
 PY

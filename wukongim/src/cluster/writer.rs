@@ -1,7 +1,6 @@
 //! The write path, top to bottom. A command is queued on the [`Proposer`] in arrival order
 //! (bounded: a full queue refuses after `requestTimeout`); the batcher groups queued commands into
-//! one [`Batch`] (one log entry, one fsync per node), sending it at once while fewer than [`DEPTH`]
-//! batches are unanswered and filling it meanwhile otherwise; the pipeline numbers each batch in this
+//! one [`Batch`] (one log entry, one fsync per node); the pipeline numbers each batch in this
 //! node's proposer session ([`BatchTag`]: node id, incarnation, batch number) and proposes it —
 //! on the leader up to [`PIPELINE`] batches in flight in log order, on a follower one at a time
 //! through the leader (`FORWARD_WRITE`); Raft commits it; every node's state machine applies it
@@ -32,7 +31,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Why a proposal did not produce an outcome.
@@ -61,12 +60,8 @@ struct Pending {
     deadline: Instant,
 }
 
-/// Batches a leader keeps in flight at most.
+/// Batches a leader keeps in flight at once.
 const PIPELINE: usize = 16;
-
-/// Unanswered batches below which the batcher sends a batch at once; at this depth it keeps
-/// filling the next batch instead (fuller log entries: fewer appends, applies and fsyncs).
-const DEPTH: usize = 2;
 
 /// Write statistics for /varz and /metrics.
 #[derive(Debug)]
@@ -148,8 +143,7 @@ impl Proposer {
             bytes: cluster.config.cluster.max_size_per_msg.0 as usize,
         };
         let linger = cluster.config.cluster.batch_timeout.0;
-        let depth = Arc::new(Semaphore::new(DEPTH));
-        tokio::spawn(batcher(rx, batches_tx, limits, linger, depth));
+        tokio::spawn(batcher(rx, batches_tx, limits, linger));
         let timeout = cluster.config.cluster.request_timeout.0;
         tokio::spawn(Pipeline::new(cluster.clone(), stats.clone()).run(batches_rx));
         Proposer {
@@ -244,28 +238,18 @@ impl Filling {
     }
 }
 
-/// A batch handed to the pipeline, with its slot in the soft depth (`None` when it was sent
-/// past the depth, full or lingered): released when the batch is answered.
-struct Ready {
-    items: Vec<Pending>,
-    slot: Option<OwnedSemaphorePermit>,
-}
-
 /// Groups queued commands into batches of up to `batchSize` commands and `maxSizePerMsg` bytes,
-/// in order. A batch goes as soon as fewer than [`DEPTH`] batches are unanswered (so an idle
-/// write goes at once); otherwise it keeps filling while earlier batches replicate, and goes when
-/// a slot frees, when it is full, or `linger` after it was started. Commands whose deadline
-/// passed in the queue are answered here.
+/// in order. Under sustained load it waits up to `linger` for a full batch; idle writes go at
+/// once. Commands whose deadline passed in the queue are answered here.
 async fn batcher(
     mut rx: mpsc::Receiver<Pending>,
-    out: mpsc::Sender<Ready>,
+    out: mpsc::Sender<Vec<Pending>>,
     limits: BatchLimits,
     linger: Duration,
-    depth: Arc<Semaphore>,
 ) {
+    let mut last_full = false;
     let mut carry: Option<Pending> = None;
-    let mut open = true;
-    while open || carry.is_some() {
+    loop {
         let first = match carry.take() {
             Some(p) => p,
             None => match rx.recv().await {
@@ -274,35 +258,22 @@ async fn batcher(
             },
         };
         let mut batch = Filling::new(first, limits);
-        let linger_until = Instant::now() + linger;
-        let mut slot = None;
-        loop {
-            while !batch.is_full() && carry.is_none() {
-                match rx.try_recv() {
-                    Ok(item) => carry = batch.offer(item),
-                    Err(_) => break,
-                }
-            }
-            if slot.is_none() {
-                slot = depth.clone().try_acquire_owned().ok();
-            }
-            if slot.is_some() || batch.is_full() || carry.is_some() || !open || linger.is_zero() {
-                break;
-            }
-            tokio::select! {
-                biased;
-                acquired = depth.clone().acquire_owned() => match acquired {
-                    // Take what queued meanwhile, then go.
-                    Ok(s) => slot = Some(s),
-                    Err(_) => break,
-                },
-                item = rx.recv() => match item {
-                    Some(item) => carry = batch.offer(item),
-                    None => open = false,
-                },
-                _ = tokio::time::sleep_until(linger_until) => break,
+        while !batch.is_full() && carry.is_none() {
+            match rx.try_recv() {
+                Ok(item) => carry = batch.offer(item),
+                Err(_) => break,
             }
         }
+        if last_full && !batch.is_full() && carry.is_none() && !linger.is_zero() {
+            let deadline = Instant::now() + linger;
+            while !batch.is_full() && carry.is_none() {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(item)) => carry = batch.offer(item),
+                    _ => break,
+                }
+            }
+        }
+        last_full = batch.is_full() || carry.is_some();
         let now = Instant::now();
         let (live, expired): (Vec<Pending>, Vec<Pending>) =
             batch.items.into_iter().partition(|p| p.deadline > now);
@@ -311,7 +282,7 @@ async fn batcher(
                 "waited in the write queue past requestTimeout".into(),
             )));
         }
-        if !live.is_empty() && out.send(Ready { items: live, slot }).await.is_err() {
+        if !live.is_empty() && out.send(live).await.is_err() {
             return;
         }
     }
@@ -361,8 +332,6 @@ struct InFlight {
     started: std::time::Instant,
     /// Set when proposed on this node as leader (pipelined); `None` until proposed.
     done: Option<(u64, Done)>,
-    /// Its slot in the batcher's soft depth, freed when it is answered.
-    _slot: Option<OwnedSemaphorePermit>,
 }
 
 /// This node's proposer session and its batches in flight, in batch-number order.
@@ -392,7 +361,7 @@ impl Pipeline {
         }
     }
 
-    async fn run(mut self, mut batches: mpsc::Receiver<Ready>) {
+    async fn run(mut self, mut batches: mpsc::Receiver<Vec<Pending>>) {
         loop {
             let head_proposed = self.window.front().map(|f| f.done.is_some());
             if head_proposed == Some(false) {
@@ -414,7 +383,7 @@ impl Pipeline {
                     }
                 },
                 next = batches.recv(), if room => match next {
-                    Some(ready) => self.propose(ready).await,
+                    Some(items) => self.propose(items).await,
                     None => break,
                 },
             }
@@ -451,7 +420,7 @@ impl Pipeline {
 
     /// Numbers `items` as the session's next batch and proposes it: pipelined when this node
     /// leads and nothing older waits to be proposed again; otherwise it waits its turn.
-    async fn propose(&mut self, Ready { items, slot }: Ready) {
+    async fn propose(&mut self, items: Vec<Pending>) {
         let deadline = items.iter().map(|p| p.deadline).min().expect("non-empty");
         let (cmds, replies): (Vec<Command>, Vec<Reply>) =
             items.into_iter().map(|p| (p.cmd, p.reply)).unzip();
@@ -481,7 +450,6 @@ impl Pipeline {
             deadline,
             started: std::time::Instant::now(),
             done: None,
-            _slot: slot,
         };
         let all_proposed = self.window.iter().all(|f| f.done.is_some());
         if all_proposed && self.cluster.raft.is_leader() {
@@ -722,102 +690,5 @@ impl Cluster {
             }
             Ok(Err(e)) => ForwardResult::Failed(ForwardError::Raft(e.to_string())),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Generous bound for a batch that should come at once (the test fails, it does not hang).
-    const SOON: Duration = Duration::from_secs(5);
-
-    fn pending() -> (Pending, oneshot::Receiver<Result<Outcome, ProposeError>>) {
-        let (reply, rx) = oneshot::channel();
-        let cmd = Command::DeleteChannel {
-            channel_id: "c".into(),
-            channel_type: 2,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        (
-            Pending {
-                cmd,
-                reply,
-                deadline,
-            },
-            rx,
-        )
-    }
-
-    /// A batcher with `depth` slots, `count` commands a batch and the given linger.
-    fn start(
-        depth: usize,
-        count: usize,
-        linger: Duration,
-    ) -> (mpsc::Sender<Pending>, mpsc::Receiver<Ready>, Arc<Semaphore>) {
-        let (tx, rx) = mpsc::channel(100);
-        let (out, batches) = mpsc::channel(1);
-        let slots = Arc::new(Semaphore::new(depth));
-        let limits = BatchLimits {
-            count,
-            bytes: 1 << 20,
-        };
-        tokio::spawn(batcher(rx, out, limits, linger, slots.clone()));
-        (tx, batches, slots)
-    }
-
-    async fn next(batches: &mut mpsc::Receiver<Ready>) -> Ready {
-        tokio::time::timeout(SOON, batches.recv())
-            .await
-            .expect("a batch in time")
-            .expect("batcher running")
-    }
-
-    #[tokio::test]
-    async fn an_idle_write_goes_at_once_even_with_a_long_linger() {
-        let (tx, mut batches, _) = start(2, 100, Duration::from_secs(600));
-        let (p, _rx) = pending();
-        tx.send(p).await.unwrap();
-        let ready = next(&mut batches).await;
-        assert_eq!(ready.items.len(), 1);
-        assert!(ready.slot.is_some());
-    }
-
-    #[tokio::test]
-    async fn commands_queue_into_one_batch_while_the_depth_is_used() {
-        let (tx, mut batches, slots) = start(1, 100, Duration::from_secs(600));
-        let held = slots.clone().acquire_owned().await.unwrap();
-        let mut replies = Vec::new();
-        for _ in 0..5 {
-            let (p, rx) = pending();
-            tx.send(p).await.unwrap();
-            replies.push(rx);
-        }
-        drop(held);
-        let ready = next(&mut batches).await;
-        assert_eq!(
-            ready.items.len(),
-            5,
-            "all five queued commands in one batch"
-        );
-        assert!(ready.slot.is_some());
-    }
-
-    #[tokio::test]
-    async fn a_full_batch_or_a_lingered_one_goes_past_the_depth() {
-        let (tx, mut batches, slots) = start(1, 3, Duration::from_millis(200));
-        let _held = slots.clone().acquire_owned().await.unwrap();
-        let mut replies = Vec::new();
-        for _ in 0..4 {
-            let (p, rx) = pending();
-            tx.send(p).await.unwrap();
-            replies.push(rx);
-        }
-        let full = next(&mut batches).await;
-        assert_eq!(full.items.len(), 3);
-        assert!(full.slot.is_none(), "sent past the depth");
-        let lingered = next(&mut batches).await;
-        assert_eq!(lingered.items.len(), 1);
-        assert!(lingered.slot.is_none());
     }
 }

@@ -281,9 +281,16 @@ fn balancer_survives_a_dead_node(kind: &'static str) {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // A balancer that just bound its ports may not have marked its backends up yet (HAProxy's
-    // first health checks): wait, with a deadline, until one request goes through.
+    // first health checks, per backend): wait, with a deadline, until one request of each kind
+    // goes through.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while let Err(e) = get(fleet.lb_api, "/api/warmup") {
+    let warm = || -> Result<(), String> {
+        get(fleet.lb_api, "/api/warmup").map_err(|e| format!("api: {e}"))?;
+        ws_round_trip(fleet.lb_ws).map_err(|e| format!("websocket: {e}"))?;
+        tcp_round_trip(fleet.lb_tcp).map_err(|e| format!("tcp: {e}"))?;
+        Ok(())
+    };
+    while let Err(e) = warm() {
         assert!(
             std::time::Instant::now() < deadline,
             "{kind} never served a request: {e}"

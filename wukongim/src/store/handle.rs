@@ -61,12 +61,13 @@ impl Swapping<'_> {
 
     /// Makes `db`, a complete and durable database at `tmp`, the current file: renames it over
     /// the current path (atomic), syncs the directory and switches the handle.
+    /// Once the rename is done the handle is switched whatever follows: the name now belongs
+    /// to the new file, and writes must never go to the unlinked old one.
     pub fn install(self, db: Database, tmp: &Path) -> std::io::Result<()> {
         std::fs::rename(tmp, &self.handle.path)?;
-        let dir = self.handle.path.parent().unwrap_or(Path::new("."));
-        std::fs::File::open(dir)?.sync_all()?;
         *lock(&self.handle.current) = Arc::new(db);
-        Ok(())
+        let dir = self.handle.path.parent().unwrap_or(Path::new("."));
+        std::fs::File::open(dir)?.sync_all()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory;
-//! and [`io_err`], for interfaces that speak `io::Result` (openraft's storage, the transports).
+//! removing the temp files a crash left behind ([`remove_leftovers`]); and [`io_err`], for
+//! interfaces that speak `io::Result` (openraft's storage, the transports).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -32,6 +33,21 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes the files directly in `dir` whose name `is_leftover` accepts (temp files a crash left
+/// half-written), logging each as `what`. Best effort: an unreadable directory removes nothing.
+pub fn remove_leftovers(dir: &Path, is_leftover: impl Fn(&str) -> bool, what: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_leftover(&name) {
+            tracing::info!(file = %name, "removing {what} left by a crash");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Any error as an `io::Error` (kind `Other`), keeping its message.

@@ -69,16 +69,11 @@ impl SnapshotDir {
 
     /// Removes temporary files a crash left behind (half-built or half-received snapshots).
     pub fn clean_temp(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                tracing::info!(file = %name, "removing a leftover snapshot temp file");
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
+        crate::fsutil::remove_leftovers(
+            &self.dir,
+            |name| name.starts_with('.') && name.ends_with(".tmp"),
+            "a snapshot temp file",
+        );
     }
 
     /// The current snapshot file.

@@ -133,16 +133,10 @@ fn temp_prefix(path: &Path) -> String {
 
 /// Removes replacement files a crash left half-built beside `path`.
 pub(crate) fn clean_temp(path: &Path) {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let prefix = temp_prefix(path);
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(TEMP_SUFFIX) {
-            tracing::info!(file = %name, "removing a half-built database left by a crash");
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    crate::fsutil::remove_leftovers(
+        path.parent().unwrap_or(Path::new(".")),
+        |name| name.starts_with(&prefix) && name.ends_with(TEMP_SUFFIX),
+        "a half-built database file",
+    );
 }

@@ -170,7 +170,7 @@ impl Node {
             "mode: test\nrootDir: {root}\naddr: tcp://{ip}:{tcp}\nwsAddr: ws://{ip}:{ws}\nhttpAddr: {ip}:{api}\n\
              manager:\n  on: true\n  addr: {ip}:{mgr}\nlogLevel: info,openraft=warn\nlogFile: {log}\n\
              external:\n  ip: {ip}\n\
-             cluster:\n  nodeId: {id}\n  serverAddr: {ip}:{cl}\n  heartbeatTick: 100ms\n  electionTick: 10\n{cluster}\n{extra}\n",
+             cluster:\n  nodeId: {id}\n  serverAddr: {ip}:{cl}\n  heartbeatTick: 100ms\n{ticks}{cluster}\n{extra}\n",
             root = self.dir.path().join("data").display(),
             log = self.dir.path().join("wukongim.log").display(),
             tcp = p.tcp,
@@ -181,6 +181,12 @@ impl Node {
             id = o.node_id,
             cluster = o.cluster_yaml,
             extra = o.extra_yaml,
+            // 10 ticks unless the node's cluster block sets its own.
+            ticks = if o.cluster_yaml.contains("electionTick:") {
+                ""
+            } else {
+                "  electionTick: 10\n"
+            },
         );
         std::fs::write(&self.config_path, yaml).expect("write config");
     }

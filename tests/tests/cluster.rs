@@ -335,6 +335,70 @@ async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
     );
 }
 
+/// A leader whose process died (its cluster port refuses connections) is replaced at once, not
+/// after the election timeout; a leader that is only paused (its port still accepts) is not
+/// disturbed while its followers' election timers run. The election timeout here is 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_leader_is_replaced_before_the_election_timeout_a_paused_one_is_kept() {
+    let election = Duration::from_secs(5);
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  electionTick: 50\n");
+        n.write_config();
+    }
+    let leader_id = c.spawn_all(T).await;
+    let old = c.index_of(leader_id);
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let urls: Vec<String> = (0..3)
+        .map(|i| c.nodes[i].url("/cluster/raft/status"))
+        .collect();
+    let status = |i: usize| urls[i].clone();
+    let (_, before) = get(&status(old)).await;
+    let term = before["term"].as_u64().unwrap();
+
+    // Paused for 15 heartbeats: the followers miss heartbeats and probe, but the port of a
+    // stopped process still accepts connections, so no one campaigns.
+    let pid = c.nodes[old].pid().unwrap();
+    let sig = |s: &str| {
+        let st = std::process::Command::new("kill")
+            .args([format!("-{s}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{s} {pid}");
+    };
+    sig("STOP");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for i in &others {
+        let (_, v) = get(&status(*i)).await;
+        assert_eq!(
+            (v["leader"].as_u64(), v["term"].as_u64()),
+            (Some(leader_id), Some(term)),
+            "node {i} while the leader is paused: {v}"
+        );
+    }
+    sig("CONT");
+
+    // Killed: a new leader well before the 5 s election timeout, in the next term (one
+    // campaign, no split vote).
+    c.nodes[old].kill9();
+    let killed = Instant::now();
+    let new_leader = c.wait_leader_among(&others, leader_id, election / 2).await;
+    let took = killed.elapsed();
+    let (_, v) = get(&status(c.index_of(new_leader))).await;
+    assert_eq!(v["term"].as_u64(), Some(term + 1), "{v}");
+    assert!(took < election / 2, "new leader after {took:?}");
+    // The cluster serves writes, and the old node rejoins as a follower.
+    let (st, body) = post(
+        &c.nodes[others[0]].url("/message/send"),
+        json!({"from_uid": "a", "channel_id": "b", "channel_type": 1, "payload": "aGk="}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    c.nodes[old].spawn();
+    assert_eq!(c.spawn_all(T).await, new_leader);
+    eprintln!("new leader {took:?} after kill -9 (election timeout {election:?})");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_nodes_no_split_brain_and_check_quorum() {
     let mut c = TestCluster::start(3, "").await;

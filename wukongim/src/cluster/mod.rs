@@ -5,6 +5,7 @@
 mod admin;
 mod bootstrap;
 pub mod catchup;
+mod failover;
 pub mod gauges;
 mod health;
 pub mod levels;
@@ -67,6 +68,8 @@ pub struct Cluster {
     pub levels: levels::Levels,
     /// Shut until this node applied what the cluster had committed when it started.
     pub read_gate: catchup::ReadGate,
+    /// When the leader was last heard from, and whether its process was found gone.
+    pub failover: failover::Detector,
 }
 
 impl Cluster {
@@ -154,6 +157,7 @@ impl Cluster {
             log_bytes: Default::default(),
             levels: Default::default(),
             read_gate: Default::default(),
+            failover: Default::default(),
         });
         // Before the RPC server answers anyone: a node without state does not vote or accept
         // replication until bootstrap decided whether it forms the cluster or rejoins it.
@@ -169,6 +173,7 @@ impl Cluster {
         tokio::spawn(bootstrap::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(health::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(catchup::run(cluster.clone(), shutdown.clone()));
+        tokio::spawn(failover::run(cluster.clone(), shutdown.clone()));
         levels::spawn_refresh(cluster.clone(), shutdown.clone());
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
         tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");

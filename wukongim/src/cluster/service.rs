@@ -55,10 +55,12 @@ impl RpcHandler for Service {
             }),
             kind::APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(&body)?;
+                self.cluster.failover.heard_from_leader();
                 to_bytes(&raft.append_entries(req).await)
             }
             kind::VOTE => {
-                let req: VoteRequest<TypeConfig> = decode(&body)?;
+                let mut req: VoteRequest<TypeConfig> = decode(&body)?;
+                super::failover::admit_vote(&self.cluster, &mut req).await;
                 to_bytes(&raft.vote(req).await)
             }
             kind::PRE_VOTE => {

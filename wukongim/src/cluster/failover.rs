@@ -205,7 +205,8 @@ pub async fn admit_vote(cluster: &Cluster, req: &mut VoteRequest<TypeConfig>) {
         .failover
         .seen_down(leader, cluster.config.election_timeout())
         || match cluster.addr_of(leader) {
-            Some(addr) if cluster.failover.silence() >= hb => refused(&addr, hb).await,
+            // Bounded tighter than the watcher's probe: the vote waits for it.
+            Some(addr) if cluster.failover.silence() >= hb => refused(&addr, hb / 2).await,
             _ => false,
         };
     if gone {

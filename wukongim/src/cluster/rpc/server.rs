@@ -143,7 +143,9 @@ async fn open(tcp: TcpStream, s: &RpcSettings) -> Result<BoxStream, RpcError> {
                     .accept(tcp)
                     .await
                     .map_err(|e| match RpcError::from(e) {
-                        RpcError::Tls(m) => RpcError::Tls(m),
+                        // Connected and left without a word (e.g. a leader-liveness probe,
+                        // `cluster/failover.rs`): not a TLS failure worth a warning.
+                        e @ (RpcError::Tls(_) | RpcError::Closed) => e,
                         other => RpcError::Tls(format!("TLS handshake failed: {other}")),
                     })?;
                 Box::new(tls)

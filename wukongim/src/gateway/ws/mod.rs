@@ -15,9 +15,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Longest wait for a whole request head.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Accepts WebSocket clients until shutdown.
 pub async fn serve(app: Arc<App>, listener: TcpListener) {
     loop {
@@ -42,16 +39,18 @@ pub async fn serve(app: Arc<App>, listener: TcpListener) {
 
 /// One connection: handshake, admission (`conn.maxConnections`, else 503), session.
 async fn connection(app: Arc<App>, mut stream: TcpStream, peer: SocketAddr) {
+    // The request head within `conn.connectTimeout` (the CONNECT then has as long again).
     // Boxed: the handshake's future is large and lives only until the 101.
+    let head_timeout = app.config.conn.connect_timeout.0;
     let request = tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(handshake::read_request(&mut stream))) => r,
+        r = tokio::time::timeout(head_timeout, Box::pin(handshake::read_request(&mut stream))) => r,
         _ = app.shutdown.cancelled() => return,
     };
     let (accept, rest) = match request {
         Ok(Ok(Some(Request::Upgrade { accept, rest }))) => (accept, rest),
         Ok(Ok(Some(Request::Refused(r)))) => {
             tracing::debug!(%peer, status = r.status, "websocket upgrade refused");
-            return refuse(stream, &r).await;
+            return refuse(stream, &r, head_timeout).await;
         }
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -66,7 +65,7 @@ async fn connection(app: Arc<App>, mut stream: TcpStream, peer: SocketAddr) {
     let cap = app.config.conn.max_connections as usize;
     let Some(slot) = app.traffic.admission.try_admit(cap) else {
         tracing::debug!(%peer, max = cap, "websocket client refused: conn.maxConnections open");
-        return refuse(stream, &handshake::TOO_MANY).await;
+        return refuse(stream, &handshake::TOO_MANY, head_timeout).await;
     };
     let deadline = app.config.conn.write_timeout.0;
     let answer = handshake::switching_protocols(&accept);
@@ -83,8 +82,8 @@ async fn connection(app: Arc<App>, mut stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Answers a refused request and closes.
-async fn refuse(mut stream: TcpStream, r: &handshake::Refusal) {
-    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+async fn refuse(mut stream: TcpStream, r: &handshake::Refusal, deadline: Duration) {
+    let _ = tokio::time::timeout(deadline, async {
         stream.write_all(&r.response()).await?;
         stream.shutdown().await
     })

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 /// Longest request head accepted (browsers send cookies; proxies add headers).
 const MAX_HEAD: usize = 64 * 1024;
 /// Read step while the head comes in.
-const HEAD_CHUNK: usize = 2048;
+const HEAD_CHUNK: usize = 1024;
 
 /// A refused request: status, reason phrase, body.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -474,7 +474,8 @@ async fn ws_answer(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&read_until_closed(&mut s).await).into_owned()
 }
 
-/// RFC 6455 beyond plain binary frames: a ping is answered by a pong with its payload; a
+/// RFC 6455 beyond plain binary frames: a ping is answered by a pong with its payload (a flood
+/// of them by pongs in order, the last for the last); a
 /// message may come in fragments (text, then continuations, control frames between); a close
 /// is echoed with its code and the connection ends. An unmasked frame is refused with close
 /// 1002, a frame announcing more than `conn.maxPacketSize` with 1009 (before its payload
@@ -518,6 +519,20 @@ async fn websocket_pings_fragments_close_codes_and_refusals() {
     match Decoder::default().decode(&mut bytes::BytesMut::from(&connack[..]), 5) {
         Ok(Some(Packet::Connack(a))) => assert_eq!(a.reason_code, ReasonCode::Success),
         other => panic!("expected CONNACK, got {other:?}"),
+    }
+    // A ping flood: pongs in order, the last one answering the last ping (an endpoint may
+    // answer only the latest of the pings it has not answered yet).
+    let flood: Vec<u8> = (0..200)
+        .flat_map(|i| masked(true, 0x9, format!("p{i}").as_bytes()))
+        .collect();
+    s.write_all(&flood).await.unwrap();
+    let mut last = -1;
+    while last < 199 {
+        let (op, p) = server_frame(&mut s).await;
+        assert_eq!(op, 0x8A, "only pongs");
+        let n: i32 = String::from_utf8(p[1..].to_vec()).unwrap().parse().unwrap();
+        assert!(n > last, "pong p{n} after p{last}");
+        last = n;
     }
     s.write_all(&masked(true, 0x8, &4000u16.to_be_bytes()))
         .await

@@ -1,9 +1,10 @@
 //! A WebSocket connection after the handshake, as a session [`Transport`]: the TCP stream is
 //! shared (one `Arc`) by the reading half, which takes frames off a buffer allocated only while
 //! bytes are waiting (as TCP does), and the writing half, which writes each packet as one binary
-//! frame straight from the session's buffer. Pongs go out on a short task of their own; the
-//! close frame (1000, the client's code echoed, or 1002/1009 after a protocol error) is written
-//! by [`Outbound::close`] without waiting: a client that stopped reading does not hold it up.
+//! frame straight from the session's buffer. Pongs go out on a short task of their own (one at
+//! most per connection); the close frame (1000, the client's code echoed, or 1002/1009 after a
+//! protocol error) is written by [`Outbound::close`] without waiting: a client that stopped
+//! reading does not hold it up.
 
 use super::frame::{self, code, op, Event, Reader};
 use crate::gateway::transport::{Inbound, Outbound, Transport};
@@ -25,6 +26,10 @@ struct Socket {
     write: tokio::sync::Mutex<WriteState>,
     /// The close code to send (0: 1000, or the client's close was empty).
     close_code: AtomicU16,
+    /// The payload of the latest ping not yet answered; a pong task is under way while set
+    /// (one at most: a ping flood costs one task, and the pong answers the latest ping, as
+    /// RFC 6455 §5.5.3 allows).
+    ping: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +47,16 @@ impl Socket {
     /// Writes one whole frame, header and payload in one vectored write when they fit.
     async fn write_frame(&self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
         let mut st = self.write.lock().await;
+        self.write_locked(&mut st, opcode, payload).await
+    }
+
+    /// [`Socket::write_frame`] with the write lock held.
+    async fn write_locked(
+        &self,
+        st: &mut WriteState,
+        opcode: u8,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
         if st.broken || st.closed {
             return Err(std::io::Error::new(
                 ErrorKind::BrokenPipe,
@@ -106,6 +121,7 @@ impl Ws {
             stream,
             write: tokio::sync::Mutex::new(WriteState::default()),
             close_code: AtomicU16::new(0),
+            ping: std::sync::Mutex::new(None),
         });
         Ws {
             r: WsRead {
@@ -136,11 +152,31 @@ pub struct WsRead {
 }
 
 impl WsRead {
+    /// Answers a ping (the latest one, if a pong is already waiting to go out).
     fn pong(&self, payload: Vec<u8>) {
+        let mut ping = self.sock.ping.lock().unwrap_or_else(|e| e.into_inner());
+        if ping.replace(payload).is_some() {
+            return; // the pong task under way sends the latest payload
+        }
+        drop(ping);
         let sock = self.sock.clone();
         let deadline = self.pong_deadline;
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(deadline, sock.write_frame(op::PONG, &payload)).await;
+            let mut taken = false;
+            let _ = tokio::time::timeout(deadline, async {
+                let mut st = sock.write.lock().await;
+                let payload = sock.ping.lock().unwrap_or_else(|e| e.into_inner()).take();
+                taken = true; // a ping from now on starts a task of its own
+                match payload {
+                    Some(p) => sock.write_locked(&mut st, op::PONG, &p).await,
+                    None => Ok(()),
+                }
+            })
+            .await;
+            if !taken {
+                // Never got to write: clear, so a later ping gets its own task.
+                sock.ping.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
         });
     }
 }

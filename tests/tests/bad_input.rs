@@ -324,9 +324,9 @@ const UPGRADE: &[u8] =
     b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
-/// Upgrades, writes `bytes`, half-closes, and returns once the server closed the connection
-/// (an error if it did not within `T`, or refused the upgrade).
-async fn ws_throw(addr: &str, bytes: &[u8]) -> Result<(), String> {
+/// Upgrades a raw connection; the answer's head is read byte by byte, so nothing after it is
+/// consumed. An error if the answer was not 101.
+async fn ws_upgrade(addr: &str) -> Result<TcpStream, String> {
     let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     s.write_all(UPGRADE).await.map_err(|e| e.to_string())?;
     let mut head = Vec::new();
@@ -343,6 +343,13 @@ async fn ws_throw(addr: &str, bytes: &[u8]) -> Result<(), String> {
             String::from_utf8_lossy(&head)
         ));
     }
+    Ok(s)
+}
+
+/// Upgrades, writes `bytes`, half-closes, and returns once the server closed the connection
+/// (an error if it did not within `T`, or refused the upgrade).
+async fn ws_throw(addr: &str, bytes: &[u8]) -> Result<(), String> {
+    let mut s = ws_upgrade(addr).await?;
     // The server may close before reading everything: write errors are part of the game.
     let _ = s.write_all(bytes).await;
     let _ = s.shutdown().await;
@@ -421,4 +428,172 @@ fn websocket_framing_fuzz_closes_each_bad_connection_and_the_node_keeps_serving(
             other => panic!("expected CONNACK, got {other:?}"),
         }
     });
+}
+
+/// A masked client frame (as every client frame must be).
+fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    WsFrame {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: Some([0x12, 0x34, 0x56, 0x78]),
+        claimed: None,
+        payload: payload.to_vec(),
+    }
+    .encode(&mut v);
+    v
+}
+
+/// The next server frame: its first byte (FIN and opcode) and payload; server frames are never
+/// masked.
+async fn server_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 2];
+    tokio::time::timeout(T, s.read_exact(&mut h))
+        .await
+        .expect("a frame in time")
+        .expect("a frame header");
+    assert_eq!(h[1] & 0x80, 0, "a masked server frame");
+    let len = match h[1] & 0x7F {
+        126 => u64::from(s.read_u16().await.unwrap()),
+        127 => s.read_u64().await.unwrap(),
+        n => u64::from(n),
+    };
+    let mut p = vec![0u8; len as usize];
+    tokio::time::timeout(T, s.read_exact(&mut p))
+        .await
+        .expect("a payload in time")
+        .expect("a whole payload");
+    (h[0], p)
+}
+
+/// Writes a raw HTTP request to the WebSocket port; the whole answer (the server closes).
+async fn ws_answer(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    String::from_utf8_lossy(&read_until_closed(&mut s).await).into_owned()
+}
+
+/// RFC 6455 beyond plain binary frames: a ping is answered by a pong with its payload (a flood
+/// of them by pongs in order, the last for the last); a
+/// message may come in fragments (text, then continuations, control frames between); a close
+/// is echoed with its code and the connection ends. An unmasked frame is refused with close
+/// 1002, a frame announcing more than `conn.maxPacketSize` with 1009 (before its payload
+/// comes); a request that is no upgrade gets 400 or 405, and past `conn.maxConnections` an
+/// upgrade gets 503.
+#[tokio::test]
+async fn websocket_pings_fragments_close_codes_and_refusals() {
+    use wukongim::proto::{encode, ClientKeys, ConnectPacket, Decoder};
+    let node = Node::start(NodeOptions {
+        extra_yaml: "conn:\n  maxConnections: 2\n".into(),
+        ..NodeOptions::default()
+    })
+    .await;
+    let addr = node.ws_addr().trim_start_matches("ws://").to_string();
+
+    let mut s = ws_upgrade(&addr).await.unwrap();
+    let connect = Packet::Connect(ConnectPacket {
+        version: 5,
+        device_flag: 0,
+        device_id: "frag".into(),
+        uid: "fragmented".into(),
+        token: String::new(),
+        client_timestamp: 0,
+        client_key: ClientKeys::generate().public_key(),
+    });
+    let connect = encode(&connect, 5).unwrap();
+    let (a, rest) = connect.split_at(3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    let mut bytes = masked(false, 0x1, a);
+    bytes.extend(masked(true, 0x9, b"are you there"));
+    bytes.extend(masked(false, 0x0, b));
+    bytes.extend(masked(true, 0xA, b""));
+    bytes.extend(masked(true, 0x0, c));
+    s.write_all(&bytes).await.unwrap();
+    assert_eq!(
+        server_frame(&mut s).await,
+        (0x8A, b"are you there".to_vec())
+    );
+    let (op, connack) = server_frame(&mut s).await;
+    assert_eq!(op, 0x82, "CONNACK in one binary frame");
+    match Decoder::default().decode(&mut bytes::BytesMut::from(&connack[..]), 5) {
+        Ok(Some(Packet::Connack(a))) => assert_eq!(a.reason_code, ReasonCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    // A ping flood: pongs in order, the last one answering the last ping (an endpoint may
+    // answer only the latest of the pings it has not answered yet).
+    let flood: Vec<u8> = (0..200)
+        .flat_map(|i| masked(true, 0x9, format!("p{i}").as_bytes()))
+        .collect();
+    s.write_all(&flood).await.unwrap();
+    let mut last = -1;
+    while last < 199 {
+        let (op, p) = server_frame(&mut s).await;
+        assert_eq!(op, 0x8A, "only pongs");
+        let n: i32 = String::from_utf8(p[1..].to_vec()).unwrap().parse().unwrap();
+        assert!(n > last, "pong p{n} after p{last}");
+        last = n;
+    }
+    s.write_all(&masked(true, 0x8, &4000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(
+        server_frame(&mut s).await,
+        (0x88, 4000u16.to_be_bytes().to_vec())
+    );
+    assert_eq!(read_until_closed(&mut s).await, b"");
+
+    let mut s = ws_upgrade(&addr).await.unwrap();
+    s.write_all(&[0x82, 0x02, 0x70, 0x00]).await.unwrap(); // a PING packet, unmasked
+    assert_eq!(
+        server_frame(&mut s).await,
+        (0x88, 1002u16.to_be_bytes().to_vec())
+    );
+    assert_eq!(read_until_closed(&mut s).await, b"");
+
+    let mut s = ws_upgrade(&addr).await.unwrap();
+    let mut big = Vec::new();
+    WsFrame {
+        fin: true,
+        rsv: 0,
+        opcode: 0x2,
+        mask: Some([1, 2, 3, 4]),
+        claimed: Some((1 << 20) + 17),
+        payload: Vec::new(),
+    }
+    .encode(&mut big);
+    s.write_all(&big).await.unwrap();
+    assert_eq!(
+        server_frame(&mut s).await,
+        (0x88, 1009u16.to_be_bytes().to_vec())
+    );
+    assert_eq!(read_until_closed(&mut s).await, b"");
+
+    let plain = ws_answer(&addr, b"GET /anything HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        plain.starts_with("HTTP/1.1 400")
+            && plain.ends_with("Connection header did not include 'upgrade'"),
+        "{plain}"
+    );
+    let post = ws_answer(&addr, &[b"POST", &UPGRADE[3..]].concat()).await;
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+
+    // Two open (upgraded, no CONNECT yet): a third upgrade is refused. The connections above
+    // free their places just after the client sees them end, so the first two may need a retry.
+    let mut held = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    while held.len() < 2 {
+        match ws_upgrade(&addr).await {
+            Ok(s) => held.push(s),
+            Err(e) if e.contains(" 503 ") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let full = ws_answer(&addr, UPGRADE).await;
+    assert!(
+        full.starts_with("HTTP/1.1 503") && full.ends_with("too many client connections\n"),
+        "{full}"
+    );
 }

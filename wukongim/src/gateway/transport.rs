@@ -1,11 +1,8 @@
-//! Byte transports under a session: a TCP stream, or a WebSocket whose data frames (binary or
-//! text) are concatenated into one byte stream, as the Go server does. Outbound, one packet per
-//! binary frame.
+//! Byte transports under a session: the traits, and the TCP stream. The WebSocket transport
+//! (data frames, binary or text, concatenated into one byte stream as the Go server does;
+//! outbound, one packet per binary frame) is in [`super::ws`].
 
-use crate::fsutil::io_err;
-use axum::extract::ws::{Message, WebSocket};
 use bytes::{Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -83,55 +80,5 @@ impl Outbound for OwnedWriteHalf {
     }
     async fn close(&mut self) {
         let _ = self.shutdown().await;
-    }
-}
-
-pub struct Ws(WebSocket);
-
-impl Ws {
-    pub fn new(s: WebSocket) -> Self {
-        Ws(s)
-    }
-}
-
-pub struct WsRead(futures::stream::SplitStream<WebSocket>);
-pub struct WsWrite(futures::stream::SplitSink<WebSocket, Message>);
-
-impl Transport for Ws {
-    type R = WsRead;
-    type W = WsWrite;
-    fn split(self) -> (WsRead, WsWrite) {
-        let (w, r) = self.0.split();
-        (WsRead(r), WsWrite(w))
-    }
-}
-
-impl Inbound for WsRead {
-    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<bool> {
-        loop {
-            match self.0.next().await {
-                None | Some(Ok(Message::Close(_))) => return Ok(false),
-                Some(Ok(Message::Binary(b))) => {
-                    buf.extend_from_slice(&b);
-                    return Ok(true);
-                }
-                Some(Ok(Message::Text(t))) => {
-                    buf.extend_from_slice(t.as_bytes());
-                    return Ok(true);
-                }
-                Some(Ok(_)) => continue, // ping/pong are answered by the WebSocket layer
-                Some(Err(e)) => return Err(io_err(e)),
-            }
-        }
-    }
-}
-
-impl Outbound for WsWrite {
-    async fn send(&mut self, packet: Bytes) -> std::io::Result<()> {
-        self.0.send(Message::Binary(packet)).await.map_err(io_err)
-    }
-    async fn close(&mut self) {
-        let _ = self.0.send(Message::Close(None)).await;
-        let _ = self.0.close().await;
     }
 }

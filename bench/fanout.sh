@@ -6,7 +6,9 @@
 # wk-bench speaks the WuKongIM protocol (DH + AES, msgKey checked, RECVACK per RECV) on the same
 # cores as the three nodes. Prints a Markdown section, appended to bench/RESULTS.md when APPEND=1.
 #
-# Usage: [APPEND=1] bench/fanout.sh [MEMBERS=1000] [DURATION=10s] [RATES="10 20 50 100 200 500 1000"]
+# ALL_RATES=1 runs every rate even past the knee (for A/B comparisons of two builds: WK=, BENCH=).
+#
+# Usage: [APPEND=1] [ALL_RATES=1] [WK=<binary>] bench/fanout.sh [MEMBERS=1000] [DURATION=10s] [RATES="10 20 50 100 200 500 1000"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEMBERS=${1:-1000} DURATION=${2:-10s} RATES=${3:-"10 20 50 100 200 500 1000"}
@@ -21,7 +23,7 @@ wait_healthy 127.0.0.71
 OUT=$WORK/results.jsonl
 knee_passed=0
 for rate in $RATES; do
-  if [ "$knee_passed" = 1 ] && [ "$rate" != 1000 ]; then continue; fi
+  if [ "$knee_passed" = 1 ] && [ "$rate" != 1000 ] && [ "${ALL_RATES:-0}" != 1 ]; then continue; fi
   echo "fan-out: $MEMBERS members, $rate msg/s" >&2
   "$BENCH" --target wkproto --transport ws --api 127.0.0.71:5001 \
     --endpoints 127.0.0.71:5200,127.0.0.72:5200,127.0.0.73:5200 --workload group --groups 1 \

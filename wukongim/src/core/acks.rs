@@ -4,9 +4,13 @@
 //!
 //! Design: the acknowledgement goes through the replicated write path, not a broadcast RPC.
 //! The node that got the RECVACK drops the message from its own pending list at once and, when
-//! it was pending there, queues `(uid, message_id)` here; one task proposes what has queued up
-//! as one [`Command::Recvacks`] at a time (so under load many acknowledgements share a log
-//! entry), and each node's apply drops them from its hub (`core/devices.rs`). Being in the log
+//! it was pending there, queues `(uid, message_id)` here; one task gathers what queues up for
+//! [`LINGER`] after the first one and proposes it as one [`Command::Recvacks`] at a time, and
+//! each node's apply drops them from its hub (`core/devices.rs`). The linger keeps the relay
+//! from competing with the sends: one group message to 1,000 online members brings 1,000
+//! RECVACKs within a few tens of ms, which without it went out as ~10 log entries per node
+//! per message, each a Raft round (append, fsync, replicate, apply) that a SEND on a follower
+//! queued behind (bench/RESULTS.md, "RECVACK relays"). Being in the log
 //! after the message it acknowledges, an acknowledgement can never reach a node before that
 //! message does — an RPC could, and would then be lost. Best effort: when the queue is full or
 //! the proposal fails the acknowledgement stays local (a duplicate RECV later, which clients
@@ -22,6 +26,7 @@ use crate::cluster::{Cluster, Proposer};
 use crate::store::{Command, UidAcks};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +34,10 @@ use tokio_util::sync::CancellationToken;
 const QUEUE: usize = 16_384;
 /// Acknowledgements in one proposed command, at most.
 const MAX_PER_COMMAND: usize = 4_096;
+/// How long acknowledgements are gathered after the first before they are proposed: at most
+/// one relay entry per node per linger (a device reconnecting to another node within it may be
+/// sent an acknowledged message again, which clients drop by message id).
+pub const LINGER: Duration = Duration::from_millis(200);
 
 /// Where sessions hand acknowledgements to be replicated.
 #[derive(Clone)]
@@ -76,8 +85,17 @@ async fn run(
         let mut by_uid: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         let mut n = 1;
         by_uid.entry(first.0).or_default().push(first.1);
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
         while n < MAX_PER_COMMAND {
-            let Ok((uid, id)) = rx.try_recv() else { break };
+            let (uid, id) = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = &mut linger => break,
+                a = rx.recv() => match a {
+                    Some(a) => a,
+                    None => break,
+                },
+            };
             by_uid.entry(uid).or_default().push(id);
             n += 1;
         }

@@ -89,7 +89,9 @@ async fn run(
         tokio::pin!(linger);
         while n < MAX_PER_COMMAND {
             let (uid, id) = tokio::select! {
-                _ = stop.cancelled() => return,
+                // Shutting down: what was gathered still goes out (a rolling restart moves
+                // its devices to other nodes, which would otherwise send them again).
+                _ = stop.cancelled() => break,
                 _ = &mut linger => break,
                 a = rx.recv() => match a {
                     Some(a) => a,

@@ -55,20 +55,31 @@ fn load(t: &Table<(&str, &str), &[u8]>, uid: &str, key: &str) -> Result<Option<C
     raw.map(|r| decode_conversation(&r)).transpose()
 }
 
-fn save(txn: &Tx, uid: &str, mut c: Conversation) -> Result<()> {
+fn save(txn: &Tx, uid: &str, c: Conversation) -> Result<()> {
+    save_in(&mut txn.open_table(CONVS)?, uid, c)
+}
+
+/// [`save`] into the conversations table already open.
+fn save_in(
+    t: &mut digest::Tracked<'_, (&'static str, &'static str), &'static [u8]>,
+    uid: &str,
+    mut c: Conversation,
+) -> Result<()> {
     c.unread = c.unread_count().min(u32::MAX as u64) as u32;
     let key = conv_key(&c.channel_id, c.channel_type);
-    txn.open_table(CONVS)?
-        .insert((uid, key.as_str()), to_bytes(&c).as_slice())?;
+    t.insert((uid, key.as_str()), to_bytes(&c).as_slice())?;
     Ok(())
 }
 
 /// A stored message moves every recipient's conversation forward; the sender has read it.
+/// The table is opened once for all recipients: opening it per row was a third of this
+/// function's time for a 1,000-member group (bench/RESULTS.md, "fan-out profile").
 pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Result<()> {
+    let mut t = txn.open_table(CONVS)?;
     for uid in recipients.iter().filter(|u| *u != SYSTEM_UID) {
         let channel_id = msg.channel_for(uid);
         let key = conv_key(&channel_id, msg.channel_type);
-        let existing = load(&*txn.open_table(CONVS)?, uid, &key)?;
+        let existing = load(&t, uid, &key)?;
         let mut c = existing.unwrap_or_else(|| Conversation {
             channel_id,
             channel_type: msg.channel_type,
@@ -81,7 +92,7 @@ pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Resu
             c.readed_to_msg_seq = msg.message_seq;
         }
         c.version = version_of(msg.timestamp as i64);
-        save(txn, uid, c)?;
+        save_in(&mut t, uid, c)?;
     }
     Ok(())
 }

@@ -701,3 +701,42 @@ async fn a_member_starting_after_the_others_formed_the_cluster_stays_a_voter() {
     let rest: Vec<usize> = (0..3).filter(|i| *i != li).collect();
     c.wait_leader_among(&rest, leader, T).await;
 }
+
+/// Stopping the whole cluster at once (every node gets SIGTERM together, as `systemctl stop`
+/// across the fleet does): the leader finds no voter up to hand leadership to and stops at once,
+/// instead of waiting out its hand-over bound (two election timeouts: 10 s here).
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_every_node_at_once_the_leader_does_not_wait_for_a_hand_over() {
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  electionTick: 50\n");
+        n.write_config();
+    }
+    let leader_id = c.spawn_all(T).await;
+    let leader = c.index_of(leader_id);
+    let pids: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| n.pid().unwrap().to_string())
+        .collect();
+    let started = Instant::now();
+    let st = std::process::Command::new("kill")
+        .arg("-TERM")
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -TERM {pids:?}");
+    for n in &mut c.nodes {
+        assert_eq!(n.wait_exit(T).await, Some(0), "clean exit");
+    }
+    let elapsed = started.elapsed();
+    let log = std::fs::read_to_string(c.nodes[leader].log_path()).unwrap();
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "the cluster took {elapsed:?} to stop\n{log}"
+    );
+    assert!(
+        log.contains("no other voter up") || log.contains("handed over"),
+        "{log}"
+    );
+}

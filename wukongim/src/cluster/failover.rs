@@ -71,7 +71,7 @@ impl Detector {
 
 /// Whether a TCP connection to `addr` is refused within `within` (the process behind the port
 /// is gone while its host is up). Connected, timed out or unreachable: `false`.
-async fn refused(addr: &str, within: Duration) -> bool {
+pub(super) async fn refused(addr: &str, within: Duration) -> bool {
     match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
         Ok(Err(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
         _ => false,

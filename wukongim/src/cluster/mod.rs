@@ -7,6 +7,7 @@ mod bootstrap;
 pub mod catchup;
 mod failover;
 pub mod gauges;
+mod handover;
 mod health;
 pub mod levels;
 pub mod log_store;
@@ -247,51 +248,6 @@ impl Cluster {
         types::from_bytes::<messages::PingResponse>(&body)
             .ok()
             .map(|p| p.committed)
-    }
-
-    /// If this node leads, transfers leadership to the most up-to-date voter and waits (bounded)
-    /// until it took over, so a planned stop costs no election timeout.
-    pub async fn hand_over_leadership(&self) {
-        let m = self.raft.metrics().borrow_watched().clone();
-        if m.current_leader != Some(self.node_id) {
-            return;
-        }
-        let voters: Vec<u64> = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|v| *v != self.node_id)
-            .collect();
-        let matched = |id: &u64| {
-            m.replication
-                .as_ref()
-                .and_then(|r| r.get(id).cloned().flatten())
-                .map(|l| l.index)
-                .unwrap_or(0)
-        };
-        let Some(target) = voters.iter().max_by_key(|id| matched(id)).copied() else {
-            return;
-        };
-        tracing::info!(
-            from = self.node_id,
-            to = target,
-            "raft leader shutting down, transferring leadership"
-        );
-        if self.raft.trigger().transfer_leader(target).await.is_err() {
-            return;
-        }
-        let handed_over = crate::core::wait_until(self.config.election_timeout() * 2, || {
-            self.leader().is_some_and(|l| l != self.node_id)
-        })
-        .await;
-        if handed_over {
-            tracing::info!(leader = ?self.leader(), "raft leadership handed over");
-            return;
-        }
-        tracing::warn!(
-            to = target,
-            "raft leadership transfer did not complete before shutdown"
-        );
     }
 
     /// Stops Raft (used on shutdown).

@@ -341,12 +341,7 @@ async fn a_wiped_node_rejoins_by_snapshot_and_snapshot_endpoints_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_leader_is_replaced_before_the_election_timeout_a_paused_one_is_kept() {
     let election = Duration::from_secs(5);
-    let mut c = TestCluster::prepare(3, "");
-    for n in &mut c.nodes {
-        n.opts.cluster_yaml.push_str("  electionTick: 50\n");
-        n.write_config();
-    }
-    let leader_id = c.spawn_all(T).await;
+    let (mut c, leader_id) = start_with_5s_election().await;
     let old = c.index_of(leader_id);
     let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     let urls: Vec<String> = (0..3)
@@ -707,12 +702,7 @@ async fn a_member_starting_after_the_others_formed_the_cluster_stays_a_voter() {
 /// instead of waiting out its hand-over bound (two election timeouts: 10 s here).
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_every_node_at_once_the_leader_does_not_wait_for_a_hand_over() {
-    let mut c = TestCluster::prepare(3, "");
-    for n in &mut c.nodes {
-        n.opts.cluster_yaml.push_str("  electionTick: 50\n");
-        n.write_config();
-    }
-    let leader_id = c.spawn_all(T).await;
+    let (mut c, leader_id) = start_with_5s_election().await;
     let leader = c.index_of(leader_id);
     let pids: Vec<String> = c
         .nodes
@@ -739,4 +729,15 @@ async fn stopping_every_node_at_once_the_leader_does_not_wait_for_a_hand_over() 
         log.contains("no other voter up") || log.contains("handed over"),
         "{log}"
     );
+}
+
+/// Three nodes with a 5 s election timeout (50 heartbeats of 100 ms), started; the leader's id.
+async fn start_with_5s_election() -> (TestCluster, u64) {
+    let mut c = TestCluster::prepare(3, "");
+    for n in &mut c.nodes {
+        n.opts.cluster_yaml.push_str("  electionTick: 50\n");
+        n.write_config();
+    }
+    let leader_id = c.spawn_all(T).await;
+    (c, leader_id)
 }

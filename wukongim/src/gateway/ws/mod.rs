@@ -19,24 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Accepts WebSocket clients until shutdown.
 pub async fn serve(app: Arc<App>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = app.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                // No Nagle, as on the TCP port: a small RECV or SENDACK written while the
-                // previous one is unacknowledged would wait for the client's delayed ACK.
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(app.clone(), stream, peer));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "websocket accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    super::accept_loop(&app, listener, "websocket", |stream, peer| {
+        tokio::spawn(connection(app.clone(), stream, peer));
+    })
+    .await
 }
 
 /// One connection: handshake, admission (`conn.maxConnections`, else 503), session.

@@ -3,8 +3,8 @@
 //! bytes are waiting (as TCP does), and the writing half, which writes each packet as one binary
 //! frame straight from the session's buffer. Pongs go out on a short task of their own (one at
 //! most per connection); the close frame (1000, the client's code echoed, or 1002/1009 after a
-//! protocol error) is written by [`Outbound::close`] without waiting: a client that stopped
-//! reading does not hold it up.
+//! protocol error) is written by [`Outbound::close`] without waiting for the client: one that
+//! stopped reading does not hold it up.
 
 use super::frame::{self, code, op, Event, Reader};
 use crate::gateway::transport::{Inbound, Outbound, Transport};
@@ -39,6 +39,9 @@ struct WriteState {
     /// The close frame went out.
     closed: bool,
 }
+
+/// How long the close frame waits for a frame being written to finish.
+const CLOSE_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// Echo an empty close (the client's own close carried no code).
 const EMPTY_CLOSE: u16 = u16::MAX;
@@ -87,9 +90,11 @@ impl Socket {
         Ok(())
     }
 
-    /// Sends the close frame if it can go at once, then shuts the writing side.
-    fn close(&self) {
-        if let Ok(mut st) = self.write.try_lock() {
+    /// Sends the close frame if it can go at once, then shuts the writing side. A frame being
+    /// written (a pong on its own task, most often) is waited for up to [`CLOSE_LOCK_WAIT`]: a
+    /// client that stopped reading does not hold the close up longer.
+    async fn close(&self) {
+        if let Ok(mut st) = tokio::time::timeout(CLOSE_LOCK_WAIT, self.write.lock()).await {
             if !st.broken && !st.closed {
                 let coded;
                 let f: &[u8] = match self.close_code.load(Ordering::Acquire) {
@@ -233,6 +238,6 @@ impl Outbound for WsWrite {
         self.sock.write_frame(op::BINARY, &packet).await
     }
     async fn close(&mut self) {
-        self.sock.close();
+        self.sock.close().await;
     }
 }

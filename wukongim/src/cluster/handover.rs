@@ -36,6 +36,9 @@ impl Cluster {
             .collect();
         // Most up-to-date first (ties: lowest id).
         voters.sort_by_key(|id| (std::cmp::Reverse(matched(id)), *id));
+        if voters.is_empty() {
+            return; // a cluster of one: nobody to hand over to
+        }
         let mut candidates: VecDeque<u64> = voters.into();
         let step = (self.config.heartbeat() / 2)
             .clamp(Duration::from_millis(20), Duration::from_millis(250));

@@ -8,9 +8,9 @@
 //! [`LINGER`] after the first one and proposes it as one [`Command::Recvacks`] at a time, and
 //! each node's apply drops them from its hub (`core/devices.rs`). The linger keeps the relay
 //! from competing with the sends: one group message to 1,000 online members brings 1,000
-//! RECVACKs within a few tens of ms, which without it went out as ~10 log entries per node
-//! per message, each a Raft round (append, fsync, replicate, apply) that a SEND on a follower
-//! queued behind (bench/RESULTS.md, "RECVACK relays"). Being in the log
+//! RECVACKs within a few tens of ms, which without it could go out as several log entries per
+//! node per message, each a Raft round (append, fsync, replicate, apply) beside the sends
+//! (bench/RESULTS.md, "fan-out A/B: RECVACK relay lingers 200 ms"). Being in the log
 //! after the message it acknowledges, an acknowledgement can never reach a node before that
 //! message does — an RPC could, and would then be lost. Best effort: when the queue is full or
 //! the proposal fails the acknowledgement stays local (a duplicate RECV later, which clients
@@ -37,7 +37,7 @@ const MAX_PER_COMMAND: usize = 4_096;
 /// How long acknowledgements are gathered after the first before they are proposed: at most
 /// one relay entry per node per linger (a device reconnecting to another node within it may be
 /// sent an acknowledged message again, which clients drop by message id).
-pub const LINGER: Duration = Duration::from_millis(200);
+const LINGER: Duration = Duration::from_millis(200);
 
 /// Where sessions hand acknowledgements to be replicated.
 #[derive(Clone)]

@@ -376,8 +376,13 @@ async fn a_downloaded_snapshot_restores_into_a_fresh_cluster_with_other_node_ids
     // Restoring over data needs --force.
     let (ok, _, err) = restore(&b.nodes[0].config_path, &good, false);
     assert!(!ok && err.contains("--force"), "{err}");
+    // The log of the replaced state goes with it (here a stand-in segment of a node that ran).
+    let old_log = data_dir(&b.nodes[0]).join("raftlog");
+    std::fs::create_dir_all(&old_log).expect("mkdir raftlog");
+    std::fs::write(old_log.join("00000000000000000007.log"), b"old").expect("old segment");
     let (ok, _, err) = restore(&b.nodes[0].config_path, &good, true);
     assert!(ok, "{err}");
+    assert!(!old_log.exists(), "restore --force left the old raft log");
 
     b.spawn_all(T).await;
     // Refused while the node runs (database locked).

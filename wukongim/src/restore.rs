@@ -10,7 +10,7 @@ use crate::cluster::snapfile::{Info, SnapFileError, SnapReader, SnapshotFile};
 use crate::cluster::snapshots::{SnapshotDir, LAST_APPLIED, MEMBERSHIP};
 use crate::cluster::types::{to_bytes, StoredMembership};
 use crate::config::Config;
-use crate::store::{Counts, Store, StoreError, DB_FILE};
+use crate::store::{Counts, Store, StoreError, DB_FILE, RAFT_LOG_DIR};
 use openraft::{BasicNode, Membership};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -118,6 +118,11 @@ pub fn restore(config: &Config, snapshot: &Path, force: bool) -> Result<Restored
     SnapshotDir::new(root.join("snapshots"))
         .and_then(|d| d.remove_current())
         .map_err(io_at(root))?;
+    // The old log continues the replaced state; the restored one starts after the snapshot.
+    let log = root.join(RAFT_LOG_DIR);
+    if log.exists() {
+        std::fs::remove_dir_all(&log).map_err(io_at(&log))?;
+    }
     std::fs::rename(&tmp, &db).map_err(io_at(&db))?;
     std::fs::File::open(root)
         .and_then(|d| d.sync_all())

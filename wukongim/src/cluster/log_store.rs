@@ -1,5 +1,6 @@
-//! openraft log storage over the node's redb database. `append` reports the entries flushed only
-//! after the transaction committed (fsync); the vote is durable before `save_vote` returns.
+//! openraft log storage over the node's store (log segment files, metadata in redb). `append`
+//! reports the entries flushed only after their fdatasync; the vote is durable before
+//! `save_vote` returns.
 
 use super::types::{from_bytes, to_bytes, Entry, LogId, TypeConfig, Vote};
 use crate::fsutil::io_err;
@@ -28,7 +29,7 @@ const VOTE: &str = "vote";
 const PURGED: &str = "last_purged";
 const COMMITTED: &str = "committed";
 
-/// Handle to the log tables; cheap to clone.
+/// Handle to the log; cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
@@ -190,7 +191,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| (e.index(), to_bytes(&e)))
             .collect();
         let store = self.store.clone();
-        // The commit is the fsync: entries are readable and durable once it returns.
+        // Entries are readable and durable once the append returns (after its fdatasync).
         let res = blocking(move || store.log_append(&rows).map_err(io_err)).await;
         match res {
             Ok(()) => {

@@ -10,6 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 /// Shared by every clone of a [`super::Store`].
 pub(crate) struct Handle {
@@ -18,6 +19,8 @@ pub(crate) struct Handle {
     current: Mutex<Arc<Database>>,
     /// Shared by write transactions, exclusive for a swap.
     writers: RwLock<()>,
+    /// When the last durable commit through [`super::Store::commit`] ended.
+    synced: Mutex<Instant>,
 }
 
 /// A write transaction on the current file; the file cannot be swapped while it lives.
@@ -83,7 +86,18 @@ impl Handle {
             path,
             current: Mutex::new(Arc::new(db)),
             writers: RwLock::new(()),
+            synced: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Notes a durable commit.
+    pub fn mark_synced(&self) {
+        *lock(&self.synced) = Instant::now();
+    }
+
+    /// Whether `every` has passed since the last durable commit.
+    pub fn sync_due(&self, every: Duration) -> bool {
+        lock(&self.synced).elapsed() >= every
     }
 
     /// The current file, for reading.

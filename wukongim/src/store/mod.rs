@@ -1,6 +1,7 @@
 //! Durable storage under `rootDir`: one redb database holding the IM state machine (users,
-//! channels, messages, conversations). Writes come only through [`Store::apply_batch`], one
-//! fsynced transaction per batch (group commit); reads are served from snapshots of the same file.
+//! channels, messages, conversations) and Raft's metadata, and the Raft log in its own segment
+//! files ([`raft_log`]). Writes to the state come only through [`Store::apply_entries`], one
+//! transaction per applied chunk; reads are served from snapshots of the same file.
 
 mod apply;
 mod channels;
@@ -14,6 +15,7 @@ mod model;
 pub mod perms;
 mod query;
 mod raft;
+mod raft_log;
 #[cfg(test)]
 mod replace_tests;
 mod sessions;
@@ -42,6 +44,7 @@ use redb::{Database, TableDefinition};
 
 /// The database file inside `rootDir`.
 pub const DB_FILE: &str = "state.redb";
+pub use raft_log::DIR as RAFT_LOG_DIR;
 
 /// redb's page cache (reads and the write buffer of a transaction). Bounded so that walking or
 /// installing a large state does not grow the process by the size of the state.
@@ -106,6 +109,13 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("{}: {source}", path.display())]
+    Log {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("this store has no Raft log (opened on a bare database file)")]
+    NoLog,
     #[error("corrupt record in {table}: {source}")]
     Corrupt {
         table: &'static str,
@@ -135,6 +145,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     handle: Arc<handle::Handle>,
+    /// The Raft log (`rootDir/raftlog`); `None` for a store opened on a bare database file.
+    log: Option<Arc<raft_log::RaftLog>>,
     dir: std::path::PathBuf,
     pub metrics: StoreMetrics,
 }
@@ -170,10 +182,30 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        Self::open_file(&dir.join(DB_FILE))
+        let db_file = dir.join(DB_FILE);
+        let fresh = !db_file.exists();
+        let mut store = Self::open_file(&db_file)?;
+        let log_dir = dir.join(raft_log::DIR);
+        if fresh && log_dir.exists() {
+            // A log without its database continues a state that is gone (the database file was
+            // removed to wipe the node): it must not be replayed onto an empty one.
+            tracing::warn!(dir = %log_dir.display(), "removing a raft log left without its database");
+            std::fs::remove_dir_all(&log_dir).map_err(|source| StoreError::Log {
+                path: log_dir.clone(),
+                source,
+            })?;
+        }
+        let log = raft_log::RaftLog::open(&log_dir).map_err(|source| StoreError::Log {
+            path: log_dir.clone(),
+            source,
+        })?;
+        store.log = Some(Arc::new(log));
+        store.move_log_out()?;
+        Ok(store)
     }
 
-    /// Opens (creating if needed) the database file `path`; its directory holds snapshots.
+    /// Opens (creating if needed) the database file `path` alone, without a Raft log (for
+    /// building a state to restore); its directory holds snapshots.
     /// Fails with [`StoreError::Locked`] while another process has it open.
     pub fn open_file(path: &Path) -> Result<Store> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -190,6 +222,7 @@ impl Store {
         }
         Ok(Store {
             handle: Arc::new(handle::Handle::new(path.to_path_buf(), db)),
+            log: None,
             dir,
             metrics: StoreMetrics::default(),
         })
@@ -208,6 +241,7 @@ impl Store {
     /// Commits a write transaction durably (one fsync) and counts it.
     pub(crate) fn commit(&self, txn: handle::Writing<'_>) -> Result<()> {
         txn.commit()?;
+        self.handle.mark_synced();
         self.metrics.fsyncs.inc();
         Ok(())
     }

@@ -291,11 +291,12 @@ impl Store {
     ///
     /// The rows go into a new database file beside the current one (bounded memory; the live
     /// file is neither rewritten nor blocked for writers meanwhile). Then, with writers held off
-    /// for a moment, the Raft log and metadata are copied over (state-machine metadata not named
-    /// by `fill` too), the new file is made durable and renamed over the old, and this store
-    /// switches to it. The result is a compact file holding only the new state. Nothing changes
-    /// when `fill` (or the sink, or any step before the rename) fails; a crash before the rename
-    /// leaves a temp file that the next open removes. Needs free space for the new state.
+    /// for a moment, the Raft metadata is copied over (state-machine metadata not named by `fill`
+    /// too; the log is in its own files), the new file is made durable and renamed over the old,
+    /// and this store switches to it. The result is a compact file holding only the new state.
+    /// Nothing changes when `fill` (or the sink, or any step before the rename) fails; a crash
+    /// before the rename leaves a temp file that the next open removes. Needs free space for the
+    /// new state.
     pub fn replace_state<T, E: From<StoreError>>(
         &self,
         fill: impl FnOnce(&mut dyn FnMut(Row) -> std::result::Result<(), E>) -> ReplaceResult<T, E>,
@@ -357,14 +358,10 @@ impl Store {
     }
 }
 
-/// Copies what the Raft layer keeps beside the IM state — the log, its metadata (vote, purge
-/// point, committed index) and state-machine metadata `to` does not have yet — from `from`.
+/// Copies what the Raft layer keeps in the database beside the IM state — its metadata (vote,
+/// purge point, committed index) and state-machine metadata `to` does not have yet — from `from`
+/// (the log itself is in its own files).
 fn copy_raft_state(from: &ReadTransaction, to: &WriteTransaction) -> Result<()> {
-    let mut log = to.open_table(super::raft::RAFT_LOG)?;
-    for item in from.open_table(super::raft::RAFT_LOG)?.iter()? {
-        let (k, v) = item?;
-        log.insert(k.value(), v.value())?;
-    }
     let mut meta = to.open_table(super::raft::RAFT_META)?;
     for item in from.open_table(super::raft::RAFT_META)?.iter()? {
         let (k, v) = item?;

@@ -162,8 +162,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// The committed id is a restart hint (openraft re-applies up to it before serving); it is
     /// written without its own fsync — losing it only means re-learning it from the leader.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let (store, bytes) = (self.store.clone(), to_bytes(&committed));
-        blocking(move || store.raft_meta_put_lazy(COMMITTED, &bytes).map_err(io_err)).await
+        // Kept in memory and written with the next apply: a hint that may be lost in a crash.
+        self.store
+            .raft_meta_put_lazy(COMMITTED, &to_bytes(&committed));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

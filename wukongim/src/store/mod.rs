@@ -147,6 +147,8 @@ pub struct Store {
     handle: Arc<handle::Handle>,
     /// The Raft log (`rootDir/raftlog`); `None` for a store opened on a bare database file.
     log: Option<Arc<raft_log::RaftLog>>,
+    /// Raft metadata waiting for the next write transaction ([`Store::raft_meta_put_lazy`]).
+    lazy_meta: Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
     dir: std::path::PathBuf,
     pub metrics: StoreMetrics,
 }
@@ -223,6 +225,7 @@ impl Store {
         Ok(Store {
             handle: Arc::new(handle::Handle::new(path.to_path_buf(), db)),
             log: None,
+            lazy_meta: Arc::default(),
             dir,
             metrics: StoreMetrics::default(),
         })

@@ -5,6 +5,11 @@
 
 use super::apply::{apply_in, Applied};
 use super::raft_log::{self, RaftLog};
+use std::sync::{Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 use super::*;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -128,6 +133,9 @@ impl Store {
     }
 
     pub fn raft_meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = lock(&self.lazy_meta).get(key) {
+            return Ok(Some(v.clone()));
+        }
         let txn = self.db().begin_read()?;
         let t = txn.open_table(RAFT_META)?;
         let v = t.get(key)?.map(|g| g.value().to_vec());
@@ -137,18 +145,28 @@ impl Store {
     /// Durably records Raft metadata (the vote must survive a crash).
     pub fn raft_meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
         let txn = self.begin_write()?;
+        self.flush_lazy_meta(&txn)?;
         txn.open_table(RAFT_META)?.insert(key, value)?;
         self.commit(txn)?;
         Ok(())
     }
 
-    /// Records Raft metadata without an fsync of its own (persisted by the next durable commit);
-    /// for hints that may safely be lost, such as the committed index.
-    pub fn raft_meta_put_lazy(&self, key: &str, value: &[u8]) -> Result<()> {
-        let mut txn = self.begin_write()?;
-        txn.set_durability(redb::Durability::None)?;
-        txn.open_table(RAFT_META)?.insert(key, value)?;
-        txn.commit()?;
+    /// Records Raft metadata in memory only, written with the next apply or durable commit
+    /// (no transaction of its own); for hints that may safely be lost, such as the committed
+    /// index. Read back at once by [`Store::raft_meta_get`].
+    pub fn raft_meta_put_lazy(&self, key: &str, value: &[u8]) {
+        lock(&self.lazy_meta).insert(key.to_string(), value.to_vec());
+    }
+
+    /// Writes the metadata [`Store::raft_meta_put_lazy`] holds into `txn`.
+    fn flush_lazy_meta(&self, txn: &redb::WriteTransaction) -> Result<()> {
+        let pending = std::mem::take(&mut *lock(&self.lazy_meta));
+        if !pending.is_empty() {
+            let mut t = txn.open_table(RAFT_META)?;
+            for (k, v) in &pending {
+                t.insert(k.as_str(), v.as_slice())?;
+            }
+        }
         Ok(())
     }
 
@@ -162,6 +180,7 @@ impl Store {
     /// Makes every earlier commit durable (an empty durable commit).
     pub fn sync(&self) -> Result<()> {
         let txn = self.begin_write()?;
+        self.flush_lazy_meta(&txn)?;
         self.commit(txn)
     }
 
@@ -194,6 +213,7 @@ impl Store {
             });
         }
         super::Sum::apply(&txn, tx.delta())?;
+        self.flush_lazy_meta(&txn)?;
         {
             let mut t = txn.open_table(SM_META)?;
             for (k, v) in meta {

@@ -5,13 +5,13 @@
 
 use super::apply::{apply_in, Applied};
 use super::raft_log::{self, RaftLog};
+use super::*;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::sync::{Mutex, MutexGuard};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
-use super::*;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Where the log was kept before it moved to its own files; emptied into them at open.
 pub(crate) const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");

@@ -391,12 +391,7 @@ impl RaftLog {
         }
         drop(ix);
         // Later segments first: a crash midway leaves a shorter, still contiguous log.
-        for s in &doomed {
-            std::fs::remove_file(&s.path)?;
-        }
-        if !doomed.is_empty() {
-            sync_dir(&self.dir)?;
-        }
+        self.remove(&doomed)?;
         if !whole {
             cut.seg.file.set_len(cut.offset)?;
             cut.seg.file.sync_all()?;
@@ -431,10 +426,15 @@ impl RaftLog {
             }
         }
         drop(ix);
-        for s in &doomed {
+        self.remove(&doomed)
+    }
+
+    /// Deletes `segments` in the order given, then syncs the directory.
+    fn remove(&self, segments: &[Arc<Segment>]) -> io::Result<()> {
+        for s in segments {
             std::fs::remove_file(&s.path)?;
         }
-        if !doomed.is_empty() {
+        if !segments.is_empty() {
             sync_dir(&self.dir)?;
         }
         Ok(())

@@ -132,14 +132,8 @@ pub async fn status(State(app): State<Arc<App>>) -> Response {
 
 pub async fn raft_status(State(app): State<Arc<App>>) -> Response {
     let mut v = raft_status_json(&app);
-    // O(1): the log table's length, and the bytes of the last `maxLogSize` check (≤ 10 s old).
-    let store = app.store.clone();
-    if let Ok(Ok(entries)) = tokio::task::spawn_blocking(move || store.log_len()).await {
-        let bytes = app
-            .core
-            .cluster
-            .log_bytes
-            .load(std::sync::atomic::Ordering::Relaxed);
+    // O(1): the log keeps its entry count and bytes.
+    if let Ok((entries, bytes)) = app.store.log_stats() {
         v["log"] = json!({"entries": entries, "bytes": bytes});
     }
     axum::Json(v).into_response()

@@ -62,9 +62,6 @@ pub struct Cluster {
     pub peer_latency: network::PeerLatency,
     /// Held while a node without state decides how it joins (see `bootstrap.rs`).
     pub join_guard: bootstrap::JoinGuard,
-    /// Bytes of the Raft log as of the last `maxLogSize` check (every 10 s), so that status
-    /// endpoints never scan the log.
-    pub log_bytes: std::sync::atomic::AtomicU64,
     /// The command levels the peers' binaries answered (rolling upgrades, `levels.rs`).
     pub levels: levels::Levels,
     /// Shut until this node applied what the cluster had committed when it started.
@@ -155,7 +152,6 @@ impl Cluster {
             init_members,
             peer_latency,
             join_guard: bootstrap::JoinGuard::default(),
-            log_bytes: Default::default(),
             levels: Default::default(),
             read_gate: Default::default(),
             failover: Default::default(),
@@ -273,14 +269,9 @@ async fn log_size_guard(cluster: Arc<Cluster>, shutdown: tokio_util::sync::Cance
                 _ = shutdown.cancelled() => return,
             }
         }
-        let store = cluster.store.clone();
-        let Ok(Ok((_, bytes))) = tokio::task::spawn_blocking(move || store.log_stats()).await
-        else {
+        let Ok((_, bytes)) = cluster.store.log_stats() else {
             continue;
         };
-        cluster
-            .log_bytes
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         if bytes > limit {
             tracing::info!(
                 bytes,

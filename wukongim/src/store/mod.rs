@@ -192,15 +192,9 @@ impl Store {
             // A log without its database continues a state that is gone (the database file was
             // removed to wipe the node): it must not be replayed onto an empty one.
             tracing::warn!(dir = %log_dir.display(), "removing a raft log left without its database");
-            std::fs::remove_dir_all(&log_dir).map_err(|source| StoreError::Log {
-                path: log_dir.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(&log_dir).map_err(|e| store.log_err(e))?;
         }
-        let log = raft_log::RaftLog::open(&log_dir).map_err(|source| StoreError::Log {
-            path: log_dir.clone(),
-            source,
-        })?;
+        let log = raft_log::RaftLog::open(&log_dir).map_err(|e| store.log_err(e))?;
         store.log = Some(Arc::new(log));
         store.move_log_out()?;
         Ok(store)

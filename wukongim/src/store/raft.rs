@@ -4,14 +4,10 @@
 //! caller's business.
 
 use super::apply::{apply_in, Applied};
+use super::handle::lock;
 use super::raft_log::{self, RaftLog};
 use super::*;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use std::sync::{Mutex, MutexGuard};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Where the log was kept before it moved to its own files; emptied into them at open.
 pub(crate) const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -36,7 +32,8 @@ impl Store {
         Ok(())
     }
 
-    fn log_err(&self, source: std::io::Error) -> StoreError {
+    /// `source`, an error of the log, naming its directory.
+    pub(super) fn log_err(&self, source: std::io::Error) -> StoreError {
         StoreError::Log {
             path: self.dir.join(raft_log::DIR),
             source,
@@ -120,11 +117,6 @@ impl Store {
             raft_log::DIR
         );
         Ok(())
-    }
-
-    /// Entries in the Raft log, in O(1).
-    pub fn log_len(&self) -> Result<u64> {
-        Ok(self.log()?.stats().0)
     }
 
     /// Entries and bytes of the Raft log, in O(1).

@@ -17,6 +17,7 @@
 //! is cut off with a warning. Anywhere else it is corruption, and opening fails naming the file
 //! and offset.
 
+use super::handle::lock;
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -117,10 +118,6 @@ fn segment_name(first: u64) -> String {
     format!("{first:020}{SUFFIX}")
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl RaftLog {
     /// Opens (creating if needed) the log in `dir`, checking every record (see the module doc).
     pub fn open(dir: &Path) -> io::Result<RaftLog> {
@@ -142,7 +139,7 @@ impl RaftLog {
         }
         names.sort();
         let mut index = Index {
-            first: names.first().map(|(f, _)| *f).unwrap_or(0),
+            first: 0,
             locs: VecDeque::new(),
             segs: VecDeque::new(),
             bytes: 0,

@@ -3,6 +3,14 @@
 //! conversation was deleted (`deleted_at_msg_seq`). The unread count is derived, never counted:
 //! `last_msg_seq − readed_to_msg_seq`, and 0 when the user's own message is the last one. Both
 //! write sides (a stored message, the read/delete commands) and the sync query live here.
+//!
+//! A row holds only what is the user's own. What every member of a channel shares — the last
+//! message's seq, client_msg_no and time, and the version derived from it — is read from the
+//! channel's message log when a conversation is read ([`fill_from_log`]), so a message to a
+//! group of N writes the sender's row and the rows of members who had none, not N rows: those
+//! N rewrites were over half a node's CPU under WuKongIM's group workload (bench/RESULTS.md,
+//! "conversation rows hold only the user's own state"). Rows written before keep the shared
+//! fields they had; they are ignored and overwritten from the log on every read.
 
 use super::*;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table};
@@ -59,74 +67,102 @@ fn save(txn: &Tx, uid: &str, c: Conversation) -> Result<()> {
     save_in(&mut txn.open_table(CONVS)?, uid, c)
 }
 
-/// [`save`] into the conversations table already open.
+/// [`save`] into the conversations table already open. Only the user's own fields are stored
+/// (see the module comment); the shared ones are written empty, so a row's bytes change only
+/// when its user's state does.
 fn save_in(
     t: &mut digest::Tracked<'_, (&'static str, &'static str), &'static [u8]>,
     uid: &str,
-    mut c: Conversation,
+    c: Conversation,
 ) -> Result<()> {
-    c.unread = c.unread_count().min(u32::MAX as u64) as u32;
     let key = conv_key(&c.channel_id, c.channel_type);
-    t.insert((uid, key.as_str()), to_bytes(&c).as_slice())?;
+    let own = Conversation {
+        channel_id: c.channel_id,
+        channel_type: c.channel_type,
+        readed_to_msg_seq: c.readed_to_msg_seq,
+        deleted_at_msg_seq: c.deleted_at_msg_seq,
+        ..Default::default()
+    };
+    t.insert((uid, key.as_str()), to_bytes(&own).as_slice())?;
     Ok(())
 }
 
-/// A stored message moves every recipient's conversation forward; the sender has read it.
-/// The table is opened once for all recipients: opening it per row was a third of this
-/// function's time for a 1,000-member group (bench/RESULTS.md, "fan-out profile").
+/// Sets the fields `c` shares with the channel's other members from `uid`'s log of that
+/// channel: the last message's seq, client_msg_no and time, and the version (Go's: that time
+/// in nanoseconds). All zero while the channel has no stored message.
+pub(crate) fn fill_from_log(
+    msgs: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    uid: &str,
+    c: &mut Conversation,
+) -> Result<()> {
+    let log = log_key(uid, &c.channel_id, c.channel_type);
+    let last = msgs
+        .range((log.as_str(), 0)..=(log.as_str(), u64::MAX))?
+        .next_back()
+        .transpose()?;
+    let (seq, client_msg_no, timestamp) = match last {
+        Some((k, v)) => {
+            let m: Message = decode("messages", v.value())?;
+            (k.value().1, m.client_msg_no, m.timestamp as i64)
+        }
+        None => (0, String::new(), 0),
+    };
+    c.last_msg_seq = seq;
+    c.last_client_msg_no = client_msg_no;
+    c.timestamp = timestamp;
+    c.version = version_of(timestamp);
+    c.unread = c.unread_count().min(u32::MAX as u64) as u32;
+    Ok(())
+}
+
+/// A stored message gives each recipient without a conversation with the channel a new one,
+/// and moves the sender's read position to it; every other member's row stays as it is (the
+/// new last message is found in the log when read). The table is opened once for all
+/// recipients: opening it per row was a third of this function's time for a 1,000-member group
+/// (bench/RESULTS.md, "fan-out profile").
 pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Result<()> {
     let mut t = txn.open_table(CONVS)?;
+    // Every member sees a group under the same key; a person channel is named after the peer.
+    let shared_key =
+        (msg.channel_type != CHANNEL_PERSON).then(|| conv_key(&msg.channel_id, msg.channel_type));
     for uid in recipients.iter().filter(|u| *u != SYSTEM_UID) {
-        let channel_id = msg.channel_for(uid);
-        let key = conv_key(&channel_id, msg.channel_type);
-        let existing = load(&t, uid, &key)?;
+        let own_key;
+        let key = match &shared_key {
+            Some(k) => k.as_str(),
+            None => {
+                own_key = conv_key(&msg.channel_for(uid), msg.channel_type);
+                own_key.as_str()
+            }
+        };
+        let sender = *uid == msg.from_uid;
+        let existing = match sender {
+            true => load(&t, uid, key)?,
+            false if t.get((uid.as_str(), key))?.is_some() => continue,
+            false => None,
+        };
         let mut c = existing.unwrap_or_else(|| Conversation {
-            channel_id,
+            channel_id: msg.channel_for(uid),
             channel_type: msg.channel_type,
             ..Default::default()
         });
-        c.last_msg_seq = msg.message_seq;
-        c.last_client_msg_no = msg.client_msg_no.clone();
-        c.timestamp = msg.timestamp as i64;
-        if *uid == msg.from_uid {
-            c.readed_to_msg_seq = msg.message_seq;
+        if sender {
+            c.readed_to_msg_seq = c.readed_to_msg_seq.max(msg.message_seq);
         }
-        c.version = version_of(msg.timestamp as i64);
         save_in(&mut t, uid, c)?;
     }
     Ok(())
 }
 
-/// The conversation of `uid` with a channel, created from the channel's log when missing.
+/// The conversation of `uid` with a channel (a new one when missing), its shared fields read
+/// from the channel's log.
 fn load_or_new(txn: &Tx, uid: &str, channel_id: &str, ty: u8) -> Result<Conversation> {
     let key = conv_key(channel_id, ty);
-    if let Some(c) = load(&*txn.open_table(CONVS)?, uid, &key)? {
-        return Ok(c);
-    }
-    let log = log_key(uid, channel_id, ty);
-    let last = txn
-        .open_table(SEQS)?
-        .get(log.as_str())?
-        .map(|g| g.value())
-        .unwrap_or(0);
-    let mut c = Conversation {
+    let mut c = load(&*txn.open_table(CONVS)?, uid, &key)?.unwrap_or_else(|| Conversation {
         channel_id: channel_id.to_string(),
         channel_type: ty,
-        last_msg_seq: last,
         ..Default::default()
-    };
-    if last > 0 {
-        let raw = txn
-            .open_table(MESSAGES)?
-            .get((log.as_str(), last))?
-            .map(|g| g.value().to_vec());
-        if let Some(raw) = raw {
-            let m: Message = decode("messages", &raw)?;
-            c.last_client_msg_no = m.client_msg_no;
-            c.timestamp = m.timestamp as i64;
-            c.version = version_of(c.timestamp);
-        }
-    }
+    });
+    fill_from_log(&*txn.open_table(MESSAGES)?, uid, &mut c)?;
     Ok(c)
 }
 
@@ -214,7 +250,11 @@ impl Store {
     /// after the deleted-at position; `msg_count` 0 gives none.
     pub fn conversations(&self, q: &ConversationQuery) -> Result<Vec<ConversationView>> {
         let txn = self.db().begin_read()?;
+        let msgs = txn.open_table(MESSAGES)?;
         let mut all = user_conversations(&txn, &q.uid)?;
+        for c in &mut all {
+            fill_from_log(&msgs, &q.uid, c)?;
+        }
         all.sort_by(|a, b| {
             (b.timestamp, &a.channel_id, a.channel_type).cmp(&(
                 a.timestamp,
@@ -233,7 +273,6 @@ impl Store {
         if q.msg_count == 0 {
             return Ok(Vec::new());
         }
-        let msgs = txn.open_table(MESSAGES)?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for c in all {
@@ -294,6 +333,8 @@ impl Store {
     }
 }
 
+/// `uid`'s conversation rows as stored: the shared fields are not filled (see
+/// [`fill_from_log`]).
 pub(crate) fn user_conversations(txn: &ReadTransaction, uid: &str) -> Result<Vec<Conversation>> {
     let convs = txn.open_table(CONVS)?;
     let upper = format!("{uid}\u{0}");
@@ -310,6 +351,93 @@ pub(crate) fn user_conversations(txn: &ReadTransaction, uid: &str) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn group_send(n: u64) -> Command {
+        Command::Send(SendCmd {
+            from_uid: "ann".into(),
+            from_device: String::new(),
+            channel_id: "g1".into(),
+            channel_type: 2,
+            client_msg_no: format!("m{n}"),
+            setting: 0,
+            header: Header::default(),
+            expire: 0,
+            topic: None,
+            stream_no: String::new(),
+            payload: vec![1; 8],
+            timestamp: 1_700_000_000 + n as i32,
+            trusted: true,
+        })
+    }
+
+    fn row(store: &Store, uid: &str) -> Option<Vec<u8>> {
+        let txn = store.read_txn().unwrap();
+        let t = txn.open_table(CONVS).unwrap();
+        t.get((uid, "2:g1")).unwrap().map(|g| g.value().to_vec())
+    }
+
+    /// A group message writes the sender's row and creates missing ones, but leaves the other
+    /// members' rows alone; their conversations still show the newest message, read from the log.
+    #[test]
+    fn members_rows_are_written_once_and_read_the_last_message_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let members = ["ann", "bob", "cy"].map(String::from).to_vec();
+        let channel = Command::UpsertChannel {
+            channel_id: "g1".into(),
+            channel_type: 2,
+            large: false,
+            ban: false,
+            disband: false,
+            subscribers: members,
+            reset: false,
+        };
+        let apply = |i: u64, cmds: Vec<Command>| {
+            store
+                .apply_entries(&[Some(Batch::numbered(i, cmds))], &[])
+                .unwrap()
+        };
+        apply(1, vec![channel, group_send(1)]);
+        let bob_row = row(&store, "bob").expect("bob's conversation is created");
+        let ann_row = row(&store, "ann").unwrap();
+        apply(2, vec![group_send(2), group_send(3)]);
+        assert_eq!(
+            row(&store, "bob"),
+            Some(bob_row),
+            "bob's row is not rewritten"
+        );
+        assert_ne!(
+            row(&store, "ann"),
+            Some(ann_row),
+            "the sender's read position moves"
+        );
+
+        let query = |uid: &str| ConversationQuery {
+            uid: uid.into(),
+            msg_count: 1,
+            max_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let bob = store.conversations(&query("bob")).unwrap();
+        let c = &bob[0].conversation;
+        assert_eq!(
+            (
+                bob.len(),
+                c.last_msg_seq,
+                c.last_client_msg_no.as_str(),
+                bob[0].unread
+            ),
+            (1, 3, "m3", 3)
+        );
+        assert_eq!(c.timestamp, 1_700_000_003);
+        assert_eq!(c.version, 1_700_000_003 * 1_000_000_000);
+        assert_eq!(bob[0].recents[0].message_seq, 3);
+        let ann = store.conversations(&query("ann")).unwrap();
+        assert_eq!(
+            (ann[0].conversation.readed_to_msg_seq, ann[0].unread),
+            (3, 0)
+        );
+    }
 
     #[test]
     fn rows_of_the_old_layout_still_decode() {

@@ -53,7 +53,10 @@ fn next_counter(txn: &Tx, name: &str) -> Result<u64> {
     Ok(next)
 }
 
+/// Stores a channel's settings and subscribers; the channel may have members without a
+/// conversation row now ([`super::seeded`]).
 fn save_channel(txn: &Tx, ty: u8, id: &str, info: &ChannelInfo) -> Result<()> {
+    txn.seeded().unseed(ty, id);
     txn.open_table(CHANNELS)?
         .insert((ty, id), to_bytes(info).as_slice())?;
     Ok(())
@@ -136,6 +139,7 @@ fn apply_one(
             channel_id,
             channel_type,
         } => {
+            txn.seeded().unseed(*channel_type, channel_id);
             txn.open_table(CHANNELS)?
                 .remove((*channel_type, channel_id.as_str()))?;
             Outcome::Done

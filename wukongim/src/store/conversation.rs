@@ -125,7 +125,18 @@ pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Resu
     // Every member sees a group under the same key; a person channel is named after the peer.
     let shared_key =
         (msg.channel_type != CHANNEL_PERSON).then(|| conv_key(&msg.channel_id, msg.channel_type));
-    for uid in recipients.iter().filter(|u| *u != SYSTEM_UID) {
+    // The recipients of a group message are its subscribers (of its source channel for a
+    // command message, whose rows are under another key: not remembered).
+    let group = shared_key.is_some() && !msg.channel_id.ends_with(CMD_SUFFIX);
+    let seeded = group && txn.seeded().is_seeded(msg.channel_type, &msg.channel_id);
+    let todo: &[String] = match seeded {
+        true => std::slice::from_ref(&msg.from_uid),
+        false => recipients,
+    };
+    if seeded && !recipients.contains(&msg.from_uid) {
+        return Ok(());
+    }
+    for uid in todo.iter().filter(|u| *u != SYSTEM_UID) {
         let own_key;
         let key = match &shared_key {
             Some(k) => k.as_str(),
@@ -149,6 +160,9 @@ pub(crate) fn on_message(txn: &Tx, msg: &Message, recipients: &[String]) -> Resu
             c.readed_to_msg_seq = c.readed_to_msg_seq.max(msg.message_seq);
         }
         save_in(&mut t, uid, c)?;
+    }
+    if group && !seeded {
+        txn.seeded().seed(msg.channel_type, &msg.channel_id);
     }
     Ok(())
 }
@@ -437,6 +451,24 @@ mod tests {
             (ann[0].conversation.readed_to_msg_seq, ann[0].unread),
             (3, 0)
         );
+
+        // A member who joins after the channel's rows were all there gets hers with the next
+        // message (the remembered "every member has a row" is forgotten when members change).
+        let join = Command::AddSubscribers {
+            channel_id: "g1".into(),
+            channel_type: 2,
+            subscribers: vec!["dee".into()],
+            reset: false,
+        };
+        apply(3, vec![join]);
+        assert_eq!(row(&store, "dee"), None);
+        apply(4, vec![group_send(4)]);
+        assert!(
+            row(&store, "dee").is_some(),
+            "dee's conversation is created"
+        );
+        let dee = store.conversations(&query("dee")).unwrap();
+        assert_eq!((dee[0].conversation.last_msg_seq, dee[0].unread), (4, 4));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! table's header, O(1)); users holding a token are counted as tokens are first stored.
 
 use super::cmd::CMD_SYNC;
+use super::seeded::{Pending, Seeded};
 use super::sessions::{REPLIES, SESSIONS};
 use super::snapshot::Row;
 use super::{CHANNELS, CONVS, DEDUP, LISTS, MESSAGES, META, SEQS, TOKENS};
@@ -161,15 +162,24 @@ pub(crate) struct Tx<'a> {
     txn: &'a WriteTransaction,
     hash: Cell<u128>,
     users: Cell<u64>,
+    seeded: Pending<'a>,
 }
 
 impl<'a> Tx<'a> {
-    pub fn new(txn: &'a WriteTransaction) -> Self {
+    /// `seeded`: the store's set of seeded group channels (see [`super::seeded`]).
+    pub fn new(txn: &'a WriteTransaction, seeded: Option<&'a Seeded>) -> Self {
         Tx {
             txn,
             hash: Cell::new(0),
             users: Cell::new(0),
+            seeded: Pending::new(seeded),
         }
+    }
+
+    /// The group channels whose subscribers all have a conversation row, as this transaction
+    /// sees them.
+    pub fn seeded(&self) -> &Pending<'a> {
+        &self.seeded
     }
 
     /// Opens a table; writes to an IM table are tracked.

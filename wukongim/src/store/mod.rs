@@ -18,6 +18,7 @@ mod raft;
 mod raft_log;
 #[cfg(test)]
 mod replace_tests;
+mod seeded;
 mod sessions;
 mod snapshot;
 
@@ -149,6 +150,8 @@ pub struct Store {
     log: Option<Arc<raft_log::RaftLog>>,
     /// Raft metadata waiting for the next write transaction ([`Store::raft_meta_put_lazy`]).
     lazy_meta: Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
+    /// Group channels whose subscribers all have a conversation row ([`seeded`]).
+    seeded: Arc<seeded::Seeded>,
     dir: std::path::PathBuf,
     pub metrics: StoreMetrics,
 }
@@ -220,6 +223,7 @@ impl Store {
             handle: Arc::new(handle::Handle::new(path.to_path_buf(), db)),
             log: None,
             lazy_meta: Arc::default(),
+            seeded: Arc::default(),
             dir,
             metrics: StoreMetrics::default(),
         })

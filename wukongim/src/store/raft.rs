@@ -197,7 +197,7 @@ impl Store {
             txn.set_durability(redb::Durability::None)?;
         }
         let mut out = Vec::with_capacity(entries.len());
-        let tx = super::Tx::new(&txn);
+        let tx = super::Tx::new(&txn, Some(&self.seeded));
         for e in entries {
             out.push(match e {
                 Some(batch) => apply_in(&tx, batch)?,
@@ -205,6 +205,8 @@ impl Store {
             });
         }
         super::Sum::apply(&txn, tx.delta())?;
+        let seeded = tx.seeded().take();
+        drop(tx);
         self.flush_lazy_meta(&txn)?;
         {
             let mut t = txn.open_table(SM_META)?;
@@ -217,6 +219,7 @@ impl Store {
         } else {
             txn.commit()?;
         }
+        self.seeded.apply(seeded);
         super::digest::check_stored(self)?;
         Ok(out)
     }

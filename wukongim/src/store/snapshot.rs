@@ -303,7 +303,9 @@ impl Store {
     ) -> std::result::Result<T, E> {
         let tmp = self.handle.temp_path();
         let _ = std::fs::remove_file(&tmp);
+        self.seeded.clear();
         let res = self.replace_via(&tmp, fill);
+        self.seeded.clear();
         if res.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

@@ -1,7 +1,9 @@
 //! The replicated state machine: applies committed batches to the IM store in one durable
 //! transaction per apply call, answers the proposers, and hands applied messages to this node's
 //! hub for delivery (apply is the delivery trigger, on every node alike) and, when webhooks are
-//! on, to the webhook feed. Snapshots are files
+//! on, to the webhook feed. Delivery runs on a task of its own, fed in apply order through a
+//! bounded queue ([`DELIVERY_QUEUE`]): the proposers are answered, and the next entries applied,
+//! while a large group's message is still being pushed to its members. Snapshots are files
 //! under `rootDir/snapshots`, streamed from and into the store (see [`super::snapshots`]).
 
 use super::snapfile::SnapshotFile;
@@ -26,7 +28,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+/// Applied batches whose deliveries and hub effects wait for the delivery task; when it is this
+/// far behind, applying waits for it.
+pub const DELIVERY_QUEUE: usize = 64;
+
+/// What one apply call hands to the delivery task, in order: each batch's messages and effects.
+type DeliveryWork = Vec<(Vec<crate::store::Delivery>, Vec<crate::store::Effect>)>;
 
 /// Snapshot metrics, also shown on /cluster/raft/status.
 #[derive(Debug, Default)]
@@ -74,7 +83,8 @@ impl SnapshotStats {
 #[derive(Clone)]
 pub struct StateMachine {
     store: Store,
-    hub: Arc<Hub>,
+    /// To the delivery task (see the module comment).
+    deliver: mpsc::Sender<DeliveryWork>,
     /// Applied messages for the webhooks (None: webhooks off).
     feed: Option<Arc<crate::webhook::Feed>>,
     applied: Arc<watch::Sender<u64>>,
@@ -90,9 +100,18 @@ impl StateMachine {
         applied: Arc<watch::Sender<u64>>,
         dir: PathBuf,
     ) -> io::Result<Self> {
+        let (deliver, mut queue) = mpsc::channel::<DeliveryWork>(DELIVERY_QUEUE);
+        tokio::spawn(async move {
+            while let Some(work) = queue.recv().await {
+                for (deliveries, effects) in work {
+                    hub.deliver(deliveries);
+                    crate::core::devices::apply(&hub, effects);
+                }
+            }
+        });
         Ok(StateMachine {
             store,
-            hub,
+            deliver,
             feed,
             applied,
             snapshots: {
@@ -214,18 +233,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(io_err)?
             .map_err(io_err)?;
+        let mut work = Vec::with_capacity(applied.len());
         for ((a, responder), index) in applied.into_iter().zip(responders).zip(indexes) {
             if let Some(feed) = &self.feed {
                 feed.push(index, &a.deliveries);
             }
-            self.hub.deliver(a.deliveries);
-            crate::core::devices::apply(&self.hub, a.effects);
+            if !a.deliveries.is_empty() || !a.effects.is_empty() {
+                work.push((a.deliveries, a.effects));
+            }
             if let Some(r) = responder {
                 r.send(BatchResult {
                     verdict: a.verdict,
                     outcomes: a.outcomes,
                 });
             }
+        }
+        if !work.is_empty() {
+            // Only fails once the runtime is shutting down (the task is gone).
+            let _ = self.deliver.send(work).await;
         }
         let _ = self.applied.send(last.index());
         Ok(())

@@ -167,7 +167,7 @@ pub(crate) struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     /// `seeded`: the store's set of seeded group channels (see [`super::seeded`]).
-    pub fn new(txn: &'a WriteTransaction, seeded: Option<&'a Seeded>) -> Self {
+    pub fn new(txn: &'a WriteTransaction, seeded: &'a Seeded) -> Self {
         Tx {
             txn,
             hash: Cell::new(0),

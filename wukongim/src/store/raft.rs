@@ -197,7 +197,7 @@ impl Store {
             txn.set_durability(redb::Durability::None)?;
         }
         let mut out = Vec::with_capacity(entries.len());
-        let tx = super::Tx::new(&txn, Some(&self.seeded));
+        let tx = super::Tx::new(&txn, &self.seeded);
         for e in entries {
             out.push(match e {
                 Some(batch) => apply_in(&tx, batch)?,

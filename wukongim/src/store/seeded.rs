@@ -10,6 +10,7 @@
 //! rows are never removed; and it is emptied when the whole state is replaced (snapshot
 //! install, restore).
 
+use super::handle::lock;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -26,14 +27,9 @@ pub(crate) struct Seeded {
 }
 
 impl Seeded {
-    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
-        // A panic while holding this lock cannot leave the set inconsistent.
-        self.set.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Forgets every channel (the state was replaced).
     pub fn clear(&self) {
-        self.set().clear();
+        lock(&self.set).clear();
     }
 
     /// Records the channels a committed transaction seeded, in order.
@@ -41,7 +37,7 @@ impl Seeded {
         if ops.is_empty() {
             return;
         }
-        let mut set = self.set();
+        let mut set = lock(&self.set);
         for (seeded, key) in ops {
             if !seeded {
                 set.remove(&key);
@@ -57,12 +53,12 @@ impl Seeded {
 
 /// One write transaction's view: the committed set plus the transaction's own changes.
 pub(crate) struct Pending<'a> {
-    committed: Option<&'a Seeded>,
+    committed: &'a Seeded,
     ops: RefCell<Vec<(bool, Key)>>,
 }
 
 impl<'a> Pending<'a> {
-    pub fn new(committed: Option<&'a Seeded>) -> Self {
+    pub fn new(committed: &'a Seeded) -> Self {
         Pending {
             committed,
             ops: RefCell::default(),
@@ -75,24 +71,20 @@ impl<'a> Pending<'a> {
         if let Some((seeded, _)) = ops.iter().rev().find(|(_, k)| k.0 == ty && k.1 == id) {
             return *seeded;
         }
-        self.committed
-            .is_some_and(|s| s.set().contains(&(ty, id.to_string())))
+        lock(&self.committed.set).contains(&(ty, id.to_string()))
     }
 
     /// Every subscriber of the channel now has a row (known to the set once committed).
     pub fn seed(&self, ty: u8, id: &str) {
-        if self.committed.is_some() && !self.is_seeded(ty, id) {
+        if !self.is_seeded(ty, id) {
             self.ops.borrow_mut().push((true, (ty, id.to_string())));
         }
     }
 
     /// The channel's subscribers may change: forgotten at once, committed or not.
     pub fn unseed(&self, ty: u8, id: &str) {
-        let Some(committed) = self.committed else {
-            return;
-        };
         let key = (ty, id.to_string());
-        committed.set().remove(&key);
+        lock(&self.committed.set).remove(&key);
         self.ops.borrow_mut().push((false, key));
     }
 
@@ -109,38 +101,29 @@ mod tests {
     #[test]
     fn a_channel_is_seeded_after_commit_and_unseeded_at_once() {
         let set = Seeded::default();
-        let tx = Pending::new(Some(&set));
+        let tx = Pending::new(&set);
         tx.seed(2, "g1");
         assert!(tx.is_seeded(2, "g1"), "seen by its own transaction");
-        assert!(
-            !Pending::new(Some(&set)).is_seeded(2, "g1"),
-            "not before commit"
-        );
+        assert!(!Pending::new(&set).is_seeded(2, "g1"), "not before commit");
         set.apply(tx.take());
-        assert!(Pending::new(Some(&set)).is_seeded(2, "g1"));
+        assert!(Pending::new(&set).is_seeded(2, "g1"));
 
-        let tx = Pending::new(Some(&set));
+        let tx = Pending::new(&set);
         tx.unseed(2, "g1");
         assert!(!tx.is_seeded(2, "g1"));
         assert!(
-            !Pending::new(Some(&set)).is_seeded(2, "g1"),
+            !Pending::new(&set).is_seeded(2, "g1"),
             "gone before the commit"
         );
         tx.seed(2, "g1");
         tx.unseed(2, "g1");
         set.apply(tx.take());
-        assert!(
-            !Pending::new(Some(&set)).is_seeded(2, "g1"),
-            "last change wins"
-        );
+        assert!(!Pending::new(&set).is_seeded(2, "g1"), "last change wins");
 
-        let tx = Pending::new(Some(&set));
+        let tx = Pending::new(&set);
         tx.seed(2, "g2");
         set.apply(tx.take());
         set.clear();
-        assert!(!Pending::new(Some(&set)).is_seeded(2, "g2"));
-        let none = Pending::new(None);
-        none.seed(2, "g3");
-        assert!(!none.is_seeded(2, "g3"), "no set, no hint");
+        assert!(!Pending::new(&set).is_seeded(2, "g2"));
     }
 }

@@ -324,3 +324,97 @@ async fn linearizable_reads_ask_the_leader_and_local_reads_do_not() {
     c.wait_leader(T).await;
     c.check_nodes();
 }
+
+/// Pipelined forwarding: SENDs written back to back by several clients of a follower — many
+/// batches in flight to the leader at once — are all acknowledged and stored in each client's
+/// send order, once, on every node. Run twice: with the leader taking pipelined forwards, and
+/// with every node answering as a binary from before them (test knob), so followers fall back
+/// to one forwarded batch at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_sends_through_a_follower_are_stored_in_send_order() {
+    const CLIENTS: usize = 4;
+    const SENDS: usize = 120;
+    for older in [false, true] {
+        let mut c = TestCluster::prepare(3, "");
+        for n in &mut c.nodes {
+            if older {
+                n.opts.env.push((
+                    wukongim::cluster::levels::TEST_PRE_LEVEL_ENV.into(),
+                    "1".into(),
+                ));
+            }
+            n.write_config();
+            n.spawn();
+        }
+        let leader = c.leader_index().await;
+        let f = (leader + 1) % 3;
+        let mut tasks = Vec::new();
+        for k in 0..CLIENTS {
+            let (mut client, r) =
+                WkClient::connect(&c.nodes[f].tcp_addr(), &format!("s{k}"), "", 5).await;
+            assert_eq!(r, ReasonCode::Success);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..SENDS {
+                    let p = client.text_packet(&format!("r{k}"), 1, "m", &format!("s{k}-{i:03}"));
+                    client.write(&Packet::Send(p)).await;
+                }
+                let mut acks = Vec::new();
+                while acks.len() < SENDS {
+                    acks.push(sendack(&mut client).await);
+                }
+                acks
+            }));
+        }
+        for (k, t) in tasks.into_iter().enumerate() {
+            let acks = t.await.expect("sender");
+            let seqs: Vec<u64> = acks.iter().map(|a| a.message_seq).collect();
+            assert!(
+                acks.iter().all(|a| a.reason_code == ReasonCode::Success),
+                "older={older} client {k}: {:?}",
+                acks.iter().map(|a| a.reason_code).collect::<Vec<_>>()
+            );
+            assert!(
+                seqs.windows(2).all(|w| w[0] < w[1]),
+                "older={older} client {k}: SENDACK seqs in send order: {seqs:?}"
+            );
+        }
+        c.wait_converged(T).await;
+        for (i, n) in c.nodes.iter().enumerate() {
+            for k in 0..CLIENTS {
+                let stored = message_seqs(
+                    n.url("").trim_end_matches('/'),
+                    &format!("s{k}"),
+                    &format!("r{k}"),
+                    1,
+                )
+                .await;
+                let nos: Vec<String> = stored.iter().map(|(no, _)| no.clone()).collect();
+                let want: Vec<String> = (0..SENDS).map(|i| format!("s{k}-{i:03}")).collect();
+                assert_eq!(nos, want, "older={older} node {i} client {k}");
+            }
+        }
+        let metrics = get(&c.nodes[f].metrics_url()).await.1;
+        let text = metrics["raw"].as_str().unwrap_or_default().to_string();
+        let counter = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} in\n{text}"))
+        };
+        let forwarded = counter("wukongim_raft_forwarded_batches_total");
+        let pipelined = counter("wukongim_raft_forwarded_pipelined_batches_total");
+        if older {
+            // Only the first tries (before the refusal came back) went pipelined.
+            assert!(
+                pipelined * 2.0 < forwarded,
+                "serial forwards: {pipelined} of {forwarded} pipelined"
+            );
+        } else {
+            assert!(
+                pipelined >= 2.0 && pipelined * 2.0 >= forwarded,
+                "pipelined forwards: {pipelined} of {forwarded}"
+            );
+        }
+        c.check_nodes();
+    }
+}

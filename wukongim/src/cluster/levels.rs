@@ -67,9 +67,16 @@ impl Levels {
 /// exchange does, so a test can run a cluster "mid-upgrade". Not for production use.
 pub const TEST_PRE_LEVEL_ENV: &str = "WUKONGIM_TEST_PRE_LEVEL";
 
+/// Whether the test knob makes this node answer as a binary from before the level exchange
+/// (which also knew no pipelined forwards, `FORWARD_NEXT`).
+pub fn pre_level_knob() -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| std::env::var_os(TEST_PRE_LEVEL_ENV).is_some())
+}
+
 /// The answer to `LEVEL` (an error exactly as an older binary's, under the test knob).
 pub fn answer() -> Result<Vec<u8>, String> {
-    if std::env::var_os(TEST_PRE_LEVEL_ENV).is_some() {
+    if pre_level_knob() {
         return Err(format!("unknown request kind {}", kind::LEVEL));
     }
     Ok(to_bytes(&COMMAND_LEVEL))

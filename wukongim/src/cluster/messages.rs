@@ -21,6 +21,8 @@ pub mod kind {
     pub const ONLINE: u8 = 10;
     /// The command level of the answering binary (`levels.rs`).
     pub const LEVEL: u8 = 11;
+    /// A client write forwarded without waiting for the previous one (`forward.rs`).
+    pub const FORWARD_NEXT: u8 = 12;
 }
 
 /// Which of these uids have connections on the receiving node (cluster-wide presence).
@@ -91,6 +93,14 @@ pub struct SnapshotRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ForwardWrite {
     pub batch: Batch,
+}
+
+/// A client write forwarded while earlier ones of the same proposer session are still in
+/// flight: the leader proposes it after batch `after` of that session (0: no wait).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardNext {
+    pub batch: Batch,
+    pub after: u64,
 }
 
 /// The leader's answer to a forwarded write.

@@ -6,6 +6,7 @@ mod admin;
 mod bootstrap;
 pub mod catchup;
 mod failover;
+mod forward;
 pub mod gauges;
 mod handover;
 mod health;
@@ -68,6 +69,9 @@ pub struct Cluster {
     pub read_gate: catchup::ReadGate,
     /// When the leader was last heard from, and whether its process was found gone.
     pub failover: failover::Detector,
+    /// The order of forwarded batches per proposer session (leader side), and the leaders
+    /// that take no pipelined forwards (`forward.rs`).
+    pub forward_order: forward::ForwardOrder,
 }
 
 impl Cluster {
@@ -155,6 +159,7 @@ impl Cluster {
             levels: Default::default(),
             read_gate: Default::default(),
             failover: Default::default(),
+            forward_order: Default::default(),
         });
         // Before the RPC server answers anyone: a node without state does not vote or accept
         // replication until bootstrap decided whether it forms the cluster or rejoins it.

@@ -3,8 +3,8 @@
 //! for presence queries.
 
 use super::messages::{
-    kind, AdminRequest, ForwardResult, ForwardWrite, OnlineQuery, PingResponse, SnapshotChunk,
-    SnapshotInstall, SnapshotRequest,
+    kind, AdminRequest, ForwardNext, ForwardResult, ForwardWrite, OnlineQuery, PingResponse,
+    SnapshotChunk, SnapshotInstall, SnapshotRequest,
 };
 use super::rpc::RpcHandler;
 use super::snapfile::SnapshotFile;
@@ -112,6 +112,13 @@ impl RpcHandler for Service {
                     tokio::time::Instant::now() + self.cluster.config.cluster.request_timeout.0;
                 let res: ForwardResult = self.cluster.write_as_leader(req.batch, deadline).await;
                 to_bytes(&res)
+            }
+            kind::FORWARD_NEXT if super::levels::pre_level_knob() => {
+                return Err(format!("unknown request kind {k}"));
+            }
+            kind::FORWARD_NEXT => {
+                let req: ForwardNext = decode(&body)?;
+                to_bytes(&self.cluster.forward_next_as_leader(req).await)
             }
             kind::ADMIN => {
                 let req: AdminRequest = decode(&body)?;

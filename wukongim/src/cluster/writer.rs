@@ -2,8 +2,10 @@
 //! (bounded: a full queue refuses after `requestTimeout`); the batcher groups queued commands into
 //! one [`Batch`] (one log entry, one fsync per node); the pipeline numbers each batch in this
 //! node's proposer session ([`BatchTag`]: node id, incarnation, batch number) and proposes it —
-//! on the leader up to [`PIPELINE`] batches in flight in log order, on a follower one at a time
-//! through the leader (`FORWARD_WRITE`); Raft commits it; every node's state machine applies it
+//! up to [`PIPELINE`] batches in flight in log order — on the leader directly, on a follower
+//! forwarded to the leader, which proposes them in the session's order (`forward.rs`); after a
+//! failure, and to a leader that takes no pipelined forwards, one at a time (`FORWARD_WRITE`);
+//! Raft commits it; every node's state machine applies it
 //! exactly once (`store/sessions.rs` answers a re-proposed batch with its stored outcome and
 //! never applies a batch after a gap) and delivers its messages to its own clients; the
 //! proposer answers once this node applied it.
@@ -14,20 +16,17 @@
 //! time is answered with an error and the session starts a new incarnation, so the unanswered
 //! batch can never be applied after a later one.
 
+use super::forward::Done;
 use super::messages::{kind, ForwardError, ForwardResult, ForwardWrite};
-use super::types::{from_bytes, to_bytes, Batch, BatchResult, BatchTag, TypeConfig, Verdict};
+use super::types::{to_bytes, Batch, BatchResult, BatchTag, Verdict};
 use super::Cluster;
 use crate::store::{Command, Outcome};
 use openraft::errors::{ClientWriteError, RaftError};
-use openraft::impls::ProgressResponder;
-use openraft::raft::ClientWriteResult;
 use openraft::type_config::async_runtime::WatchReceiver;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +68,7 @@ pub struct WriteStats {
     pub proposals: Counter,
     pub batches: Counter,
     pub forwarded: Counter,
+    pub pipelined: Counter,
     pub retries: AtomicU64,
     pub batch_sizes: Histogram,
     pub commit_latency: Histogram,
@@ -80,6 +80,7 @@ impl Default for WriteStats {
             proposals: Counter::default(),
             batches: Counter::default(),
             forwarded: Counter::default(),
+            pipelined: Counter::default(),
             retries: AtomicU64::new(0),
             batch_sizes: crate::metrics::size_histogram(),
             commit_latency: crate::metrics::latency_histogram(),
@@ -104,6 +105,11 @@ impl WriteStats {
                 "wukongim_raft_forwarded_batches",
                 "Batches forwarded to the leader.",
                 &self.forwarded,
+            ),
+            (
+                "wukongim_raft_forwarded_pipelined_batches",
+                "Batches forwarded to the leader without waiting for the ones before them.",
+                &self.pipelined,
             ),
         ];
         for (name, help, c) in counters {
@@ -321,17 +327,17 @@ pub fn largest_command(config: &crate::config::Config) -> usize {
     (config.conn.max_packet_size.0 as usize).max(HTTP_BODY) + (64 << 10)
 }
 
-/// What the leader's Raft answers for a batch proposed with `client_write_ff`.
-type Done = Pin<Box<dyn Future<Output = Result<BatchResult, String>> + Send>>;
-
 /// A numbered batch not yet answered.
 struct InFlight {
     batch: Batch,
     replies: Vec<Reply>,
     deadline: Instant,
     started: std::time::Instant,
-    /// Set when proposed on this node as leader (pipelined); `None` until proposed.
+    /// Set when proposed pipelined (on this node as leader, or forwarded to the leader): the
+    /// term then and the result to come; `None` until proposed.
     done: Option<(u64, Done)>,
+    /// The leader it was forwarded to pipelined, if it was.
+    forwarded_to: Option<u64>,
 }
 
 /// This node's proposer session and its batches in flight, in batch-number order.
@@ -450,12 +456,41 @@ impl Pipeline {
             deadline,
             started: std::time::Instant::now(),
             done: None,
+            forwarded_to: None,
         };
         let all_proposed = self.window.iter().all(|f| f.done.is_some());
         if all_proposed && self.cluster.raft.is_leader() {
             f.done = self.cluster.propose_pipelined(f.batch.clone()).await;
+        } else if all_proposed {
+            self.forward_pipelined(&mut f);
         }
         self.window.push_back(f);
+    }
+
+    /// Forwards `f` to the known leader without waiting for the batches before it, when the
+    /// leader takes pipelined forwards; otherwise `f` stays unproposed (forwarded serially).
+    fn forward_pipelined(&mut self, f: &mut InFlight) {
+        let Some(leader) = self.cluster.leader().filter(|l| *l != self.cluster.node_id) else {
+            return;
+        };
+        if !self.cluster.forward_order.pipelines(leader) {
+            return;
+        }
+        let term = self.cluster.raft.metrics().borrow_watched().current_term;
+        let after = self
+            .window
+            .back()
+            .filter(|b| {
+                b.forwarded_to == Some(leader) && b.batch.tag.incarnation == f.batch.tag.incarnation
+            })
+            .map_or(0, |b| b.batch.tag.seq);
+        self.stats.forwarded.inc();
+        self.stats.pipelined.inc();
+        let done = self
+            .cluster
+            .forward_pipelined(leader, f.batch.clone(), after, f.deadline);
+        f.done = Some((term, done));
+        f.forwarded_to = Some(leader);
     }
 
     /// Proposes every batch in the window again, strictly one after the other in batch order
@@ -552,24 +587,21 @@ impl Cluster {
     /// node no longer leads.
     async fn propose_pipelined(&self, batch: Batch) -> Option<(u64, Done)> {
         let term = self.raft.metrics().borrow_watched().current_term;
-        let (responder, done) =
-            ProgressResponder::<TypeConfig, ClientWriteResult<TypeConfig>>::complete_only();
-        self.raft
-            .client_write_ff(batch, Some(responder))
-            .await
-            .ok()?;
+        let result = self.submit(batch).await.ok()?;
         let done: Done = Box::pin(async move {
-            match done.await {
-                Ok(Ok(resp)) => Ok(resp.data),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("leader stopped before commit".to_string()),
+            match result.await {
+                ForwardResult::Applied { result, .. } => Ok(result),
+                ForwardResult::NotLeader { leader } => {
+                    Err(format!("leadership moved (leader hint {leader:?})"))
+                }
+                ForwardResult::Failed(e) => Err(e.to_string()),
             }
         });
         Some((term, done))
     }
 
     /// Waits (bounded by `deadline`) until this node applied `index`.
-    async fn applied_locally(&self, index: u64, deadline: Instant) {
+    pub(super) async fn applied_locally(&self, index: u64, deadline: Instant) {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
@@ -609,7 +641,11 @@ impl Cluster {
                 Some(l) if l == self.node_id => self.write_as_leader(batch.clone(), deadline).await,
                 Some(l) => {
                     stats.forwarded.inc();
-                    self.forward(l, &batch, deadline).await
+                    let body = to_bytes(&ForwardWrite {
+                        batch: batch.clone(),
+                    });
+                    self.call_leader(l, kind::FORWARD_WRITE, body, deadline)
+                        .await
                 }
             };
             match res {
@@ -638,38 +674,6 @@ impl Cluster {
             }
         })
         .await;
-    }
-
-    async fn forward(&self, leader: u64, batch: &Batch, deadline: Instant) -> ForwardResult {
-        let Some(addr) = self.addr_of(leader) else {
-            return ForwardResult::Failed(ForwardError::NoAddress(leader));
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return ForwardResult::Failed(ForwardError::Unreachable {
-                leader,
-                reason: "request timeout reached".into(),
-            });
-        }
-        let body = to_bytes(&ForwardWrite {
-            batch: batch.clone(),
-        });
-        match self
-            .rpc
-            .call_timeout(&addr, kind::FORWARD_WRITE, body.into(), left)
-            .await
-        {
-            Ok(resp) => from_bytes(&resp).unwrap_or_else(|e| {
-                ForwardResult::Failed(ForwardError::BadReply {
-                    leader,
-                    reason: e.to_string(),
-                })
-            }),
-            Err(e) => ForwardResult::Failed(ForwardError::Unreachable {
-                leader,
-                reason: e.to_string(),
-            }),
-        }
     }
 
     /// Proposes on this node, which must be the leader, and waits until applied here — at most

@@ -77,7 +77,7 @@ impl Swapping<'_> {
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Locks `m`, ignoring poisoning (the guarded values stay valid across a panic).
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -30,6 +30,7 @@ pub use conversation::{ConversationQuery, ConversationView, DEFAULT_PAGE_SIZE, M
 pub use devices::{Effect, UidAcks, QUIT_ALL_FLAGS, REASON_CONNECT_KICK};
 pub(crate) use digest::Tx;
 pub use digest::{full_sum, row_hash, Sum};
+pub(crate) use handle::lock;
 pub use model::*;
 pub use query::SyncRange;
 pub use sessions::{Batch, BatchTag, Verdict};

@@ -24,8 +24,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// The longest a forwarded batch waits on the leader for its predecessor to be proposed.
-pub const PREDECESSOR_WAIT: Duration = Duration::from_millis(500);
+/// The longest a forwarded batch waits on the leader for its predecessor to be proposed (by
+/// either kind of forward). Only a lost predecessor is waited for this long, and then its
+/// follower is already proposing its window again serially.
+pub const PREDECESSOR_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a leader that refused `FORWARD_NEXT` is only sent serial forwards.
 pub const SERIAL_RETRY: Duration = Duration::from_secs(30);

@@ -108,9 +108,14 @@ impl RpcHandler for Service {
             }
             kind::FORWARD_WRITE => {
                 let req: ForwardWrite = decode(&body)?;
+                let tag = req.batch.tag;
                 let deadline =
                     tokio::time::Instant::now() + self.cluster.config.cluster.request_timeout.0;
                 let res: ForwardResult = self.cluster.write_as_leader(req.batch, deadline).await;
+                if matches!(res, ForwardResult::Applied { .. }) {
+                    // A pipelined successor may be waiting for this one (`forward.rs`).
+                    self.cluster.forward_order.proposed(&tag);
+                }
                 to_bytes(&res)
             }
             kind::FORWARD_NEXT if super::levels::pre_level_knob() => {

@@ -10,7 +10,7 @@
 //! `FORWARD_NEXT` (an older binary during a rolling upgrade) is sent serial forwards for
 //! [`SERIAL_RETRY`] before it is tried again.
 
-use super::messages::{kind, ForwardError, ForwardNext, ForwardResult};
+use super::messages::{is_unknown_kind, kind, ForwardError, ForwardNext, ForwardResult};
 use super::types::{from_bytes, to_bytes, Batch, BatchResult, BatchTag, TypeConfig};
 use super::Cluster;
 use openraft::errors::ClientWriteError;
@@ -152,26 +152,17 @@ impl Cluster {
         let me = self.clone();
         let task = tokio::spawn(async move {
             let body = to_bytes(&ForwardNext { batch, after });
-            match me
+            let res = me
                 .call_leader(leader, kind::FORWARD_NEXT, body, deadline)
-                .await
+                .await;
+            if matches!(&res, ForwardResult::Failed(ForwardError::Unreachable { reason, .. })
+                if is_unknown_kind(reason))
             {
-                ForwardResult::Applied { index, result } => {
-                    me.applied_locally(index, deadline).await;
-                    Ok(result)
-                }
-                ForwardResult::NotLeader { leader } => {
-                    Err(format!("leadership moving (leader hint {leader:?})"))
-                }
-                ForwardResult::Failed(e) => {
-                    if matches!(&e, ForwardError::Unreachable { reason, .. }
-                        if reason.contains("unknown request kind"))
-                    {
-                        me.forward_order.refused(leader);
-                    }
-                    Err(e.to_string())
-                }
+                me.forward_order.refused(leader);
             }
+            let (index, result) = res.applied()?;
+            me.applied_locally(index, deadline).await;
+            Ok(result)
         });
         Box::pin(async move { task.await.unwrap_or_else(|e| Err(e.to_string())) })
     }

@@ -77,7 +77,7 @@ pub fn pre_level_knob() -> bool {
 /// The answer to `LEVEL` (an error exactly as an older binary's, under the test knob).
 pub fn answer() -> Result<Vec<u8>, String> {
     if pre_level_knob() {
-        return Err(format!("unknown request kind {}", kind::LEVEL));
+        return Err(super::messages::unknown_kind(kind::LEVEL));
     }
     Ok(to_bytes(&COMMAND_LEVEL))
 }
@@ -97,7 +97,7 @@ pub fn spawn_refresh(cluster: Arc<Cluster>, stop: CancellationToken) {
                         Err(e) => tracing::debug!(node = id, error = %e, "bad LEVEL answer"),
                     },
                     // A binary from before the exchange refuses the kind: level 1.
-                    Err(e) if e.to_string().contains("unknown request kind") => {
+                    Err(e) if super::messages::is_unknown_kind(&e.to_string()) => {
                         cluster.levels.set(id, 1)
                     }
                     Err(_) => {}

@@ -25,6 +25,17 @@ pub mod kind {
     pub const FORWARD_NEXT: u8 = 12;
 }
 
+/// The error a node answers for a request kind it does not know (as every release has): how a
+/// newer node recognises a peer running an older binary.
+pub fn unknown_kind(k: u8) -> String {
+    format!("unknown request kind {k}")
+}
+
+/// Whether an RPC error's text is [`unknown_kind`]'s answer.
+pub fn is_unknown_kind(error: &str) -> bool {
+    error.contains("unknown request kind")
+}
+
 /// Which of these uids have connections on the receiving node (cluster-wide presence).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OnlineQuery {
@@ -112,6 +123,19 @@ pub enum ForwardResult {
     NotLeader { leader: Option<u64> },
     /// The write failed; the proposer retries until its deadline.
     Failed(ForwardError),
+}
+
+impl ForwardResult {
+    /// The log index and result of an applied write, or why it did not apply (as text).
+    pub fn applied(self) -> Result<(u64, BatchResult), String> {
+        match self {
+            ForwardResult::Applied { index, result } => Ok((index, result)),
+            ForwardResult::NotLeader { leader } => {
+                Err(format!("leadership moving (leader hint {leader:?})"))
+            }
+            ForwardResult::Failed(e) => Err(e.to_string()),
+        }
+    }
 }
 
 /// Why a write attempt through the leader failed.

@@ -119,7 +119,7 @@ impl RpcHandler for Service {
                 to_bytes(&res)
             }
             kind::FORWARD_NEXT if super::levels::pre_level_knob() => {
-                return Err(format!("unknown request kind {k}"));
+                return Err(super::messages::unknown_kind(k));
             }
             kind::FORWARD_NEXT => {
                 let req: ForwardNext = decode(&body)?;
@@ -145,7 +145,7 @@ impl RpcHandler for Service {
                 ))
             }
             kind::LEVEL => super::levels::answer()?,
-            other => return Err(format!("unknown request kind {other}")),
+            other => return Err(super::messages::unknown_kind(other)),
         };
         Ok(out.into())
     }

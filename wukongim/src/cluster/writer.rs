@@ -588,15 +588,7 @@ impl Cluster {
     async fn propose_pipelined(&self, batch: Batch) -> Option<(u64, Done)> {
         let term = self.raft.metrics().borrow_watched().current_term;
         let result = self.submit(batch).await.ok()?;
-        let done: Done = Box::pin(async move {
-            match result.await {
-                ForwardResult::Applied { result, .. } => Ok(result),
-                ForwardResult::NotLeader { leader } => {
-                    Err(format!("leadership moved (leader hint {leader:?})"))
-                }
-                ForwardResult::Failed(e) => Err(e.to_string()),
-            }
-        });
+        let done: Done = Box::pin(async move { Ok(result.await.applied()?.1) });
         Some((term, done))
     }
 

@@ -25,3 +25,17 @@ YAML
   done
   for i in 1 2 3; do wait_http "http://127.0.0.3$i:5001/health"; done
 }
+
+# cpu_seconds PID...: user + system CPU seconds the processes have used so far (/proc/PID/stat
+# fields 14 and 15, read after the command name, which may hold spaces).
+cpu_seconds() {
+  local ticks=0 p
+  for p in "$@"; do ticks=$(( ticks + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}') )); done
+  python3 -c "print($ticks / $(getconf CLK_TCK))"
+}
+
+# with_cpu JSON BEFORE AFTER: the wk-bench result line JSON with "cpu_us" added: the servers' CPU
+# microseconds (AFTER - BEFORE seconds, from cpu_seconds) per request it counted.
+with_cpu() {
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["cpu_us"]=(float(sys.argv[3])-float(sys.argv[2]))*1e6/max(r["requests"],1); print(json.dumps(r))' "$@"
+}

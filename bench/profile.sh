@@ -6,6 +6,7 @@
 # top frames (self and inclusive) of both profiles; the reports stay in OUT.
 #
 # Usage: bench/profile.sh [TOTAL=20000] [CONCURRENCY=32] [SIZE=256] [OUT=a new temporary dir]
+#        PREFILL=N: write N more messages before profiling (a store that is not fresh)
 # Needs perf (Debian: linux-perf) and perf_event_paranoid ≤ 1 or root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,9 @@ follower=$(( leader % 3 + 1 ))
 metric() { curl -fsS "http://127.0.0.3$1:5300/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 fsyncs() { metric "$1" wukongim_storage_fsyncs_total; }
 batches() { metric "$1" wukongim_raft_batches_total; }
-# Warm-up (connections, first channel records), not measured.
-target/release/wk-bench --target wukongim --endpoints "$endpoints" --concurrency "$CONC" --total 2000 --size "$SIZE" >/dev/null
+# Warm-up (connections, first channel records; PREFILL more messages to profile a fuller
+# store), not measured.
+target/release/wk-bench --target wukongim --endpoints "$endpoints" --concurrency "$CONC" --total $(( 2000 + ${PREFILL:-0} )) --size "$SIZE" >/dev/null
 declare -A before batched
 for i in 1 2 3; do before[$i]=$(fsyncs $i); batched[$i]=$(batches $i); done
 pids=()

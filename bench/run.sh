@@ -6,8 +6,12 @@
 # also driven through the WuKongIM binary protocol: CONCURRENCY wk-bench TCP clients (DH + AES),
 # paired up to message each other, each with one SEND in flight, for 10 s ("wukongim-tcp": SENDs
 # acknowledged per second, SEND→SENDACK latency; the recipients are online and get RECVs).
+# Each row also gives the CPU time (user + system) the three servers spent per request during
+# the load: on 2 shared cores, what bounds throughput once the clients keep every core busy.
 #
 # Usage: bench/run.sh [RUNS=3] [TOTAL=20000] [CONCURRENCY=64] [SIZE=256]   (WK=<binary> to run another build)
+#        PREFILL=N bench/run.sh ...: each cluster first takes N writes of the same kind, not
+#                               measured (a store that is not fresh: snapshots copy more)
 #        bench/run.sh --quick   one short run each (1 3000 32 256), ratio printed, RESULTS.md untouched:
 #                               the regression guard to quote before/after a performance change.
 set -euo pipefail
@@ -23,6 +27,13 @@ results="$work/results.jsonl"
 
 . bench/lib.sh
 
+PREFILL=${PREFILL:-0}
+# prefill TARGET ENDPOINTS: PREFILL writes through wk-bench, not measured.
+prefill() {
+  [ "$PREFILL" -gt 0 ] || return 0
+  $BENCH --target "$1" --endpoints "$2" --concurrency "$CONC" --total "$PREFILL" --size "$SIZE" >/dev/null
+}
+
 run_etcd() {
   local cluster="" pids=()
   for i in 1 2 3; do cluster+="e$i=http://127.0.0.2$i:2380,"; done
@@ -34,20 +45,28 @@ run_etcd() {
     pids+=($!)
   done
   for i in 1 2 3; do wait_http "http://127.0.0.2$i:2379/health"; done
-  $BENCH --target etcd --endpoints 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379 \
-    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
+  prefill etcd 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379
+  local c0 line; c0=$(cpu_seconds "${pids[@]}")
+  line=$($BENCH --target etcd --endpoints 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE")
+  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/etcd?
 }
 
 run_wukongim() {
-  local pids
+  local pids c0 line
   wk_start "$work" "$WK"; pids=("${WK_PIDS[@]}")
-  $BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
-    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
-  $BENCH --target wkproto --api 127.0.0.31:5001 --endpoints 127.0.0.31:5100,127.0.0.32:5100,127.0.0.33:5100 \
+  prefill wukongim 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001
+  c0=$(cpu_seconds "${pids[@]}")
+  line=$($BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE")
+  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
+  c0=$(cpu_seconds "${pids[@]}")
+  line=$($BENCH --target wkproto --api 127.0.0.31:5001 --endpoints 127.0.0.31:5100,127.0.0.32:5100,127.0.0.33:5100 \
     --workload person --clients "$CONC" --inflight 1 --size "$SIZE" --duration 10s --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"target":"wukongim-tcp","requests":r["sendacks"],"errors":r["send_errors"]+r["dropped"]+r["connect_errors"],"seconds":r["seconds"],"rps":r["sends_per_s"],"p50_ms":r["sendack"]["p50_ms"],"p99_ms":r["sendack"]["p99_ms"]}))' >>"$results"
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"target":"wukongim-tcp","requests":r["sendacks"],"errors":r["send_errors"]+r["dropped"]+r["connect_errors"],"seconds":r["seconds"],"rps":r["sends_per_s"],"p50_ms":r["sendack"]["p50_ms"],"p99_ms":r["sendack"]["p99_ms"]}))')
+  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/wk?
 }
@@ -66,13 +85,17 @@ def med(t, k): return statistics.median(r[k] for r in rows if r["target"] == t)
 def errs(t): return sum(r["errors"] for r in rows if r["target"] == t)
 wk_rps, et_rps = med("wukongim", "rps"), med("etcd", "rps")
 print(f"\n## {datetime.date.today()} — 3-node write throughput, wukongim vs etcd {os.popen('etcd --version 2>/dev/null').read().split()[2] if True else ''}\n")
-print(f"`bench/run.sh {runs} {total} {conc} {size}` on {os.cpu_count()} cores ({platform.machine()}); {runs} runs each, medians.\n")
-print("| target | req/s | p50 ms | p99 ms | errors |")
-print("|---|---|---|---|---|")
+prefill = int(os.environ.get("PREFILL", "0"))
+pre = f"PREFILL={prefill} " if prefill else ""
+print(f"`{pre}bench/run.sh {runs} {total} {conc} {size}` on {os.cpu_count()} cores ({platform.machine()}); {runs} runs each, medians"
+      + (f", each cluster first given {prefill:,} writes (not measured)" if prefill else "") + ".\n")
+print("| target | req/s | p50 ms | p99 ms | errors | server CPU µs/req |")
+print("|---|---|---|---|---|---|")
 for t in ("wukongim", "wukongim-tcp", "etcd"):
     if not any(r["target"] == t for r in rows): continue
-    print(f"| {t} | {med(t,'rps'):.0f} | {med(t,'p50_ms'):.2f} | {med(t,'p99_ms'):.2f} | {errs(t)} |")
-print(f"\nRatio wukongim/etcd: throughput **{wk_rps/et_rps:.2f}×**, p99 latency {med('wukongim','p99_ms')/med('etcd','p99_ms'):.2f}×.")
+    print(f"| {t} | {med(t,'rps'):.0f} | {med(t,'p50_ms'):.2f} | {med(t,'p99_ms'):.2f} | {errs(t)} | {med(t,'cpu_us'):.0f} |")
+print(f"\nRatio wukongim/etcd: throughput **{wk_rps/et_rps:.2f}×**, p99 latency {med('wukongim','p99_ms')/med('etcd','p99_ms'):.2f}×, "
+      f"CPU of the three servers per request {med('wukongim','cpu_us')/med('etcd','cpu_us'):.2f}×.")
 if any(r["target"] == "wukongim-tcp" for r in rows):
     print(f"Through the binary protocol (wukongim-tcp, {conc} TCP clients, one SEND in flight each): **{med('wukongim-tcp','rps')/et_rps:.2f}×** etcd's throughput, {med('wukongim-tcp','rps')/wk_rps:.2f}× the HTTP load's.")
 print("Each wukongim request is a replicated IM message send (stored, sequenced, conversations updated);")

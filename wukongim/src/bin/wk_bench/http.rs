@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-fn request(target: &str, host: &str, worker: usize, i: u64, payload: &str) -> Vec<u8> {
+/// `run` tells this process's sends apart from an earlier run's against the same cluster: a
+/// repeated (sender, clientMsgNo) would be answered from the dedup record, not stored again.
+fn request(target: &str, host: &str, run: u64, worker: usize, i: u64, payload: &str) -> Vec<u8> {
     let (path, body) = if target == "etcd" {
         let key = base64::engine::general_purpose::STANDARD.encode(format!("bench/{worker}/{i}"));
         (
@@ -23,7 +25,7 @@ fn request(target: &str, host: &str, worker: usize, i: u64, payload: &str) -> Ve
         (
             "/message/send",
             format!(
-                "{{\"from_uid\":\"bench{worker}\",\"channel_id\":\"sink{worker}\",\"channel_type\":1,\"client_msg_no\":\"b{worker}-{i}\",\"payload\":\"{payload}\"}}"
+                "{{\"from_uid\":\"bench{worker}\",\"channel_id\":\"sink{worker}\",\"channel_type\":1,\"client_msg_no\":\"b{run:x}-{worker}-{i}\",\"payload\":\"{payload}\"}}"
             ),
         )
     };
@@ -82,6 +84,10 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
     anyhow::ensure!(!a.endpoints.is_empty(), "--endpoints is required");
     let payload = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; a.size]);
     let next = Arc::new(AtomicU64::new(0));
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -104,7 +110,7 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
                 }
                 let t = Instant::now();
                 conn.get_mut()
-                    .write_all(&request(&target, &ep, w, i, &payload))
+                    .write_all(&request(&target, &ep, run, w, i, &payload))
                     .await?;
                 if response(&mut conn).await? != 200 {
                     errors.fetch_add(1, Ordering::Relaxed);

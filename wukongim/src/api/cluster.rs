@@ -181,6 +181,7 @@ pub fn raft_status_json(app: &App) -> Value {
             "failures": s.failures.get(),
             "last_size_bytes": s.last_size_bytes.get(),
             "last_duration_ms": (s.last_duration_seconds.get() * 1000.0) as u64,
+            "build_ms": (s.build_seconds.get() * 1000.0) as u64,
         },
         "replication": replication,
         "membership": {

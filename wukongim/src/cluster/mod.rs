@@ -20,6 +20,7 @@ mod reads;
 pub mod rpc;
 mod service;
 pub mod snapfile;
+mod snapshot_pace;
 mod snapshot_recv;
 pub mod snapshots;
 pub mod state_machine;
@@ -177,6 +178,7 @@ impl Cluster {
         tokio::spawn(catchup::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(failover::run(cluster.clone(), shutdown.clone()));
         levels::spawn_refresh(cluster.clone(), shutdown.clone());
+        tokio::spawn(snapshot_pace::run(cluster.clone(), shutdown.clone()));
         tokio::spawn(log_size_guard(cluster.clone(), shutdown));
         tracing::info!(node_id = cluster.node_id, addr = %listen, "raft node started");
         Ok(cluster)

@@ -18,7 +18,8 @@ pub fn raft_config(c: &Config) -> openraft::Config {
         // Entries per AppendEntries RPC (each entry is a whole batch of commands).
         max_payload_entries: cl.max_inflight_msgs.max(1) as u64,
         replication_lag_threshold: cl.log_compact_threshold.max(1),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cl.snapshot_entries.max(1)),
+        // `snapshotEntries` is applied by `snapshot_pace.rs`, which also paces builds by their cost.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: cl.compaction_overhead,
         // Purge in batches, but never wait for more entries than a snapshot interval holds.
         purge_batch_size: (cl.snapshot_entries / 2).clamp(1, 256),

@@ -7,6 +7,7 @@
 //! under `rootDir/snapshots`, streamed from and into the store (see [`super::snapshots`]).
 
 use super::snapfile::SnapshotFile;
+use super::snapshot_pace::LastBuild;
 use super::snapshots::SnapshotDir;
 pub use super::snapshots::{LAST_APPLIED, MEMBERSHIP};
 use super::types::{
@@ -44,11 +45,19 @@ pub struct SnapshotStats {
     pub installed: Counter,
     pub failures: Counter,
     pub last_duration_seconds: Gauge<f64, AtomicU64>,
+    /// Time spent building snapshots, built or failed (see [`super::snapshot_pace`]).
+    pub build_seconds: Counter<f64, AtomicU64>,
     pub last_size_bytes: Gauge,
     pub last_index: AtomicU64,
+    /// The last build that ended (built or failed), for [`super::snapshot_pace`].
+    last_build: std::sync::Mutex<Option<LastBuild>>,
 }
 
 impl SnapshotStats {
+    /// The last build that ended on this node, if any.
+    pub fn last_build(&self) -> Option<LastBuild> {
+        *crate::store::lock(&self.last_build)
+    }
     pub fn register(&self, r: &mut Registry) {
         let counters = [
             ("wukongim_snapshots", "Snapshots built.", &self.built),
@@ -66,6 +75,11 @@ impl SnapshotStats {
         for (name, help, c) in counters {
             r.register(name, help, c.clone());
         }
+        r.register(
+            "wukongim_snapshot_build_seconds",
+            "Time spent building snapshots (built or failed).",
+            self.build_seconds.clone(),
+        );
         r.register(
             "wukongim_snapshot_duration_seconds",
             "Duration of the last snapshot build.",
@@ -156,6 +170,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         })
         .await
         .map_err(io_err)?;
+        let took = started.elapsed();
+        self.stats.build_seconds.inc_by(took.as_secs_f64());
+        *crate::store::lock(&self.stats.last_build) = Some(LastBuild {
+            ended: Instant::now(),
+            took,
+        });
         match &res {
             Ok(s) => {
                 self.stats.built.inc();

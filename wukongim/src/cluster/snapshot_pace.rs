@@ -1,9 +1,10 @@
 //! When this node builds a snapshot on its own. A snapshot is a full copy of the state (see
 //! [`super::snapshots`]), so building one costs in proportion to the data held, not to the
 //! entries applied since the last: with openraft's own policy (one every `snapshotEntries`
-//! applied entries) a node holding a few hundred thousand messages spent most of a core
-//! building snapshots back to back under load, and the 3-node write benchmark lost half its
-//! throughput (bench/RESULTS.md, "snapshots paced by their cost").
+//! applied entries) a node holding 300,000 messages spent a third of its time under load
+//! building ~1 s snapshots nearly back to back, and the 3-node write benchmark on such a store
+//! ran at 0.77× etcd's throughput instead of 0.99× paced (bench/RESULTS.md, "CPU per request, a
+//! store that is not fresh, and snapshots paced by their cost").
 //!
 //! The pacer builds one when `snapshotEntries` entries have been applied since the snapshot
 //! this node holds (built or installed) *and* at least [`PACE`] times the last build's duration

@@ -64,9 +64,8 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let entries = cluster.config.cluster.snapshot_entries;
     let stats = cluster.snapshots.clone();
     let mut applied = cluster.applied.clone();
-    // Builds ended (built or failed) when the last trigger was sent, and when, while that
-    // build may still run.
-    let mut building: Option<(u64, Instant)> = None;
+    // When the last trigger was sent, while the build it asked for may still run.
+    let mut building: Option<Instant> = None;
     let mut wake_at: Option<Instant> = None;
     loop {
         let timer = async move {
@@ -81,11 +80,13 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
         }
         wake_at = None;
-        let ended = stats.built.get() + stats.failures.get();
-        // A build ends with either counter moving. Should a trigger have started none (openraft
-        // drops one that arrives while another build runs, whose end moves the counter all the
-        // same), it is sent again after a minute, dropped as well if a build is still running.
-        if building.is_some_and(|(b, at)| b == ended && at.elapsed() < STALE_TRIGGER) {
+        let last = stats.last_build();
+        // The build asked for has run once a build (built or failed) ended after the trigger.
+        // Should the trigger have started none (openraft drops one that arrives while another
+        // build runs, whose end counts all the same), it is sent again after a minute, dropped
+        // as well if a build is still running.
+        let ended_since = |at: Instant| last.is_some_and(|b| b.ended >= at);
+        if building.is_some_and(|at| !ended_since(at) && at.elapsed() < STALE_TRIGGER) {
             // Still building: look again after the next apply or a moment.
             wake_at = Some(Instant::now() + Duration::from_millis(100));
             continue;
@@ -100,11 +101,11 @@ pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
             .as_ref()
             .map(|l| l.index())
             .unwrap_or(0);
-        match due(index, snapshot, entries, stats.last_build(), Instant::now()) {
+        match due(index, snapshot, entries, last, Instant::now()) {
             Some(Wait::Entries) => {}
             Some(Wait::Until(at)) => wake_at = Some(at),
             None => {
-                building = Some((ended, Instant::now()));
+                building = Some(Instant::now());
                 tracing::debug!(index, snapshot, "taking a snapshot");
                 if cluster.raft.trigger().snapshot().await.is_err() {
                     return;

@@ -179,9 +179,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         match &res {
             Ok(s) => {
                 self.stats.built.inc();
-                self.stats
-                    .last_duration_seconds
-                    .set(started.elapsed().as_secs_f64());
+                self.stats.last_duration_seconds.set(took.as_secs_f64());
                 self.stats.last_size_bytes.set(s.snapshot.len as i64);
                 self.stats.last_index.store(
                     s.meta.last_log_id.as_ref().map(|l| l.index()).unwrap_or(0),

@@ -34,8 +34,13 @@ cpu_seconds() {
   python3 -c "print($ticks / $(getconf CLK_TCK))"
 }
 
-# with_cpu JSON BEFORE AFTER: the wk-bench result line JSON with "cpu_us" added: the servers' CPU
-# microseconds (AFTER - BEFORE seconds, from cpu_seconds) per request it counted.
-with_cpu() {
-  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["cpu_us"]=(float(sys.argv[3])-float(sys.argv[2]))*1e6/max(r["requests"],1); print(json.dumps(r))' "$@"
+# measured "PID..." COMMAND...: runs COMMAND (a wk-bench run printing one JSON result line) and
+# prints that line with "cpu_us" added: the CPU microseconds the processes PID... spent during it
+# (cpu_seconds before and after) per request it counted.
+measured() {
+  local pids=($1) c0 line; shift
+  c0=$(cpu_seconds "${pids[@]}")
+  line=$("$@")
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["cpu_us"]=(float(sys.argv[3])-float(sys.argv[2]))*1e6/max(r["requests"],1); print(json.dumps(r))' \
+    "$line" "$c0" "$(cpu_seconds "${pids[@]}")"
 }

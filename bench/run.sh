@@ -46,27 +46,26 @@ run_etcd() {
   done
   for i in 1 2 3; do wait_http "http://127.0.0.2$i:2379/health"; done
   prefill etcd 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379
-  local c0 line; c0=$(cpu_seconds "${pids[@]}")
-  line=$($BENCH --target etcd --endpoints 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379 \
-    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE")
-  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
+  measured "${pids[*]}" $BENCH --target etcd --endpoints 127.0.0.21:2379,127.0.0.22:2379,127.0.0.23:2379 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/etcd?
 }
 
+# The binary-protocol load on the wukongim cluster, as one result line like wk-bench's HTTP one.
+run_wkproto() {
+  $BENCH --target wkproto --api 127.0.0.31:5001 --endpoints 127.0.0.31:5100,127.0.0.32:5100,127.0.0.33:5100 \
+    --workload person --clients "$CONC" --inflight 1 --size "$SIZE" --duration 10s --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"target":"wukongim-tcp","requests":r["sendacks"],"errors":r["send_errors"]+r["dropped"]+r["connect_errors"],"seconds":r["seconds"],"rps":r["sends_per_s"],"p50_ms":r["sendack"]["p50_ms"],"p99_ms":r["sendack"]["p99_ms"]}))'
+}
+
 run_wukongim() {
-  local pids c0 line
+  local pids
   wk_start "$work" "$WK"; pids=("${WK_PIDS[@]}")
   prefill wukongim 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001
-  c0=$(cpu_seconds "${pids[@]}")
-  line=$($BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
-    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE")
-  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
-  c0=$(cpu_seconds "${pids[@]}")
-  line=$($BENCH --target wkproto --api 127.0.0.31:5001 --endpoints 127.0.0.31:5100,127.0.0.32:5100,127.0.0.33:5100 \
-    --workload person --clients "$CONC" --inflight 1 --size "$SIZE" --duration 10s --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"target":"wukongim-tcp","requests":r["sendacks"],"errors":r["send_errors"]+r["dropped"]+r["connect_errors"],"seconds":r["seconds"],"rps":r["sends_per_s"],"p50_ms":r["sendack"]["p50_ms"],"p99_ms":r["sendack"]["p99_ms"]}))')
-  with_cpu "$line" "$c0" "$(cpu_seconds "${pids[@]}")" >>"$results"
+  measured "${pids[*]}" $BENCH --target wukongim --endpoints 127.0.0.31:5001,127.0.0.32:5001,127.0.0.33:5001 \
+    --concurrency "$CONC" --total "$TOTAL" --size "$SIZE" >>"$results"
+  measured "${pids[*]}" run_wkproto >>"$results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   rm -rf "$work"/wk?
 }
